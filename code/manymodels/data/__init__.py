@@ -1,0 +1,1 @@
+"""Raw sources to the standard table: mock generation, conditioning, validation, partitioning."""

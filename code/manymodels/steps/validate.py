@@ -1,0 +1,87 @@
+"""Step ``validate``: judge the standard table and write a report; exit 1 when data is bad.
+
+The report (``<workdir>/reports/validation.md`` and ``.json``) lists every finding with the
+column, the raw file it comes from and example rows, so one run shows everything to fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from manymodels.data.validate import has_errors, render_markdown, validate
+from manymodels.io import read_json, write_json, write_text
+from manymodels.steps import base_parser, parse_date, settings_from, setup_logging
+from manymodels.steps.condition import TABLE
+
+__all__ = ["main"]
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser("validate", __doc__)
+    parser.add_argument(
+        "--data", type=Path, help="conditioned folder (default: <workdir>/conditioned)"
+    )
+    parser.add_argument(
+        "--as-of",
+        type=parse_date,
+        default=None,
+        help="judge freshness on this date (default: today)",
+    )
+    args = parser.parse_args(argv)
+    setup_logging()
+    settings = settings_from(args)
+    folder = args.data or settings.path("conditioned")
+    if not (folder / TABLE).exists():
+        log.error("validate: %s does not exist: run `manymodels condition` first", folder / TABLE)
+        return 2
+    table = pd.read_parquet(folder / TABLE)
+    manifest = read_json(folder / "manifest.json")
+    as_of = args.as_of or dt.date.today()
+    d = settings.data
+    findings = validate(
+        table, as_of, earliest_week=d.earliest_week, max_units=d.max_units,
+        max_age_days=d.max_age_days, max_missing_week_share=d.max_missing_week_share,
+    )  # fmt: skip
+    summary = {
+        "file": str(folder / TABLE), "data_version": manifest["data_version"], "rows": len(table),
+        "weeks": f"{manifest['first_week']} .. {manifest['last_actual_week']}", "as_of": str(as_of),
+    }  # fmt: skip
+    reports = settings.path("reports")
+    write_json(
+        {"summary": summary, "findings": [f.as_dict() for f in findings]},
+        reports / "validation.json",
+    )
+    write_text(render_markdown(findings, summary), reports / "validation.md")
+    if has_errors(findings):
+        for f in findings:
+            log.error(
+                "validate: %s: %s in column %r: %s; e.g. %s",
+                folder / TABLE,
+                f.check,
+                f.column,
+                f.message,
+                f.rows[:2],
+            )
+        log.error(
+            "validate: FAILED with %d finding(s); report: %s",
+            len(findings),
+            reports / "validation.md",
+        )
+        return 1
+    log.info(
+        "validate: passed (%d rows, data version %s); report: %s",
+        len(table),
+        manifest["data_version"],
+        reports / "validation.md",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
