@@ -56,6 +56,7 @@ class MockSettings:
 @dataclass(frozen=True)
 class DataSettings:
     horizon_weeks: int = 4
+    as_of: str = ""
     earliest_week: dt.date = dt.date(2017, 1, 2)
     max_units: float = 100_000
     max_age_days: int = 30
@@ -69,11 +70,17 @@ class PartitionSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    tracking_uri: str = ""
+    registry_uri: str = ""
+
+
+@dataclass(frozen=True)
 class MlflowSettings:
     experiment: str = "manymodels"
     model_prefix: str = "demand"
-    tracking_uri: str = ""
-    registry_uri: str = ""
+    dev: StoreSettings = field(default_factory=StoreSettings)
+    prod: StoreSettings = field(default_factory=StoreSettings)
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,9 @@ class GateSettings:
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    steps: tuple[str, ...] = ("condition", "validate", "partition")
+    steps: tuple[str, ...] = (
+        "condition", "validate", "partition", "train", "evaluate", "register", "promote",
+    )  # fmt: skip
     split: SplitSettings = field(default_factory=SplitSettings)
     features: FeatureSettings = field(default_factory=FeatureSettings)
     lasso: LassoSettings = field(default_factory=LassoSettings)
@@ -210,7 +219,11 @@ def load_settings(
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"override {item!r} must look like section.key=value")
-        _set_dotted(merged, key.strip(), yaml.safe_load(raw), "--set")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML: {exc}") from exc
+        _set_dotted(merged, key.strip(), value, "--set")
     return _build(Settings, merged, str(config_dir))
 
 
@@ -284,5 +297,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:  # noqa: PLR0911, PLR0912
             raise ConfigError(f"{where}: expected a whole number, got {value!r}")
         return hint(value)
     if hint is str:
+        if isinstance(value, dict | list):
+            raise ConfigError(f"{where}: expected text, got {value!r}")
         return "" if value is None else str(value)
     return value

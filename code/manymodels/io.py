@@ -80,9 +80,18 @@ def write_text(text: str, target: str | Path) -> Path:
     return Path(target)
 
 
-def read_json(path: str | Path) -> Any:
-    """Read a JSON file, with an error that names the file and the step that writes it."""
+def read_json(path: str | Path, step: str | None = None) -> Any:
+    """Read a JSON file, with an error that names the file and the step that writes it.
+
+    Args:
+        path: the JSON file.
+        step: the step that writes it, named in the error when the file is missing.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+    """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run the step that writes it first")
+        run = f"`manymodels {step}`" if step else "the step that writes it"
+        raise FileNotFoundError(f"{path} does not exist: run {run} first")
     return json.loads(path.read_text())

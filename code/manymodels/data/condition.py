@@ -48,22 +48,32 @@ def read_raw(raw_dir: str | Path) -> RawSources:
             "or copy your exports there"
         )
 
-    def csv(name: str) -> pd.DataFrame:
-        return pd.read_csv(raw_dir / name, dtype=str, keep_default_na=False)
+    def read(name: str):
+        path = raw_dir / name
+        try:
+            if name.endswith(".csv"):
+                return pd.read_csv(path, dtype=str, keep_default_na=False)
+            if name.endswith(".parquet"):
+                return pd.read_parquet(path)
+            if name.endswith(".jsonl"):
+                return pd.read_json(path, lines=True, dtype=False)
+            return yaml.safe_load(path.read_text()) or {}
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise ConditioningError(f"{path}: could not be read: {exc}") from exc
 
-    try:
-        events = yaml.safe_load((raw_dir / "events.yaml").read_text()) or {}
-        return RawSources(
-            shipments=csv("shipments.csv"),
-            weather=csv("weather.csv"),
-            demographics=pd.read_parquet(raw_dir / "demographics.parquet"),
-            returns=pd.read_json(raw_dir / "returns.jsonl", lines=True, dtype=False),
-            events=events.get("events", []),
-            stores=csv("stores.csv"),
-            products=csv("products.csv"),
-        )
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise ConditioningError(f"{raw_dir}/: a raw source could not be read: {exc}") from exc
+    frames = {name: read(name) for name in RAW_FILES}
+    events = frames["events.yaml"]
+    if not isinstance(events, dict) or not isinstance(events.get("events") or [], list):
+        raise ConditioningError(f"{raw_dir / 'events.yaml'}: expected a list under 'events:'")
+    return RawSources(
+        shipments=frames["shipments.csv"],
+        weather=frames["weather.csv"],
+        demographics=frames["demographics.parquet"],
+        returns=frames["returns.jsonl"],
+        events=events.get("events") or [],
+        stores=frames["stores.csv"],
+        products=frames["products.csv"],
+    )
 
 
 def condition(raw: RawSources, horizon_weeks: int = 4, slow_zero_share: float = 0.3):
@@ -74,10 +84,11 @@ def condition(raw: RawSources, horizon_weeks: int = 4, slow_zero_share: float = 
         conditioning fixed (duplicates dropped, zero weeks filled).
     """
     stores = _require(raw.stores, "stores.csv", ["store_id", "region", "store_type", "zip_code"])
-    bad_type = sorted(set(stores["store_type"]) - set(STORE_TYPES))
-    if bad_type:
+    bad_type = ~stores["store_type"].isin(list(STORE_TYPES))
+    if bad_type.any():
         raise ConditioningError(
-            f"stores.csv: column store_type has unknown values {bad_type}; "
+            f"stores.csv: column 'store_type' has unknown values "
+            f"({_bad_rows(bad_type, stores['store_type'], 'stores.csv')}); "
             f"known: {sorted(STORE_TYPES)}"
         )
     stores = stores.assign(store_format=stores["store_type"].map(lambda t: STORE_TYPES[t][0]))
@@ -149,9 +160,11 @@ def _require(frame: pd.DataFrame, source: str, columns: list[str]) -> pd.DataFra
     return frame
 
 
-def _bad_rows(mask: pd.Series, values: pd.Series) -> str:
+def _bad_rows(mask: pd.Series, values: pd.Series, source: str) -> str:
+    """The first offending values with their 1-based line numbers in ``source``."""
+    first = 2 if source.endswith(".csv") else 1  # a CSV's first line is its header
     rows = list(values[mask].items())[:5]
-    return ", ".join(f"row {i + 2}: {v!r}" for i, v in rows)  # +2: header line, 1-based
+    return ", ".join(f"row {i + first}: {v!r}" for i, v in rows)
 
 
 def _parse_dates(values: pd.Series, source: str, column: str) -> pd.Series:
@@ -161,7 +174,7 @@ def _parse_dates(values: pd.Series, source: str, column: str) -> pd.Series:
     if parsed.isna().any():
         raise ConditioningError(
             f"{source}: column {column!r} has dates that are neither YYYY-MM-DD nor MM/DD/YYYY "
-            f"({_bad_rows(parsed.isna(), values)}): fix them in the export"
+            f"({_bad_rows(parsed.isna(), values, source)}): fix them in the export"
         )
     return parsed.astype("datetime64[ns]")
 
@@ -171,22 +184,22 @@ def _parse_quantity(values: pd.Series, source: str, column: str) -> pd.Series:
     if parsed.isna().any():
         raise ConditioningError(
             f"{source}: column {column!r} has non-numeric quantities "
-            f"({_bad_rows(parsed.isna(), values)})"
+            f"({_bad_rows(parsed.isna(), values, source)})"
         )
     return parsed.astype(float)
 
 
 def _monday(dates: pd.Series) -> pd.Series:
-    return (dates - pd.to_timedelta(dates.dt.weekday, unit="D")).dt.normalize()
+    return (dates - pd.to_timedelta(dates.dt.day_of_week, unit="D")).dt.normalize()
 
 
 def _grid(ship: pd.DataFrame, horizon_weeks: int) -> tuple[pd.DataFrame, int]:
     """Every store x product seen, for every week; zero where the store reported that week."""
-    not_monday = ship["week"].dt.weekday != 0
+    not_monday = ship["week"].dt.day_of_week != 0
     if not_monday.any():
         raise ConditioningError(
             "shipments.csv: column 'Week Start' must be a Monday "
-            f"({_bad_rows(not_monday, ship['week'])})"
+            f"({_bad_rows(not_monday, ship['week'], 'shipments.csv')})"
         )
     first, last = ship["week"].min(), ship["week"].max()
     weeks = pd.date_range(first, last + pd.Timedelta(weeks=horizon_weeks), freq="7D")
@@ -237,7 +250,8 @@ def _weekly_events(events: list[dict], regions) -> pd.DataFrame:
             raise ConditioningError(
                 f"events.yaml: event #{i + 1} ({event!r}) needs a date like 2017-11-23"
             ) from exc  # noqa: E501
-        scope = list(regions) if event.get("regions", "all") == "all" else event["regions"]
+        scope = event.get("regions", "all")
+        scope = list(regions) if scope == "all" else [scope] if isinstance(scope, str) else scope
         monday = pd.Timestamp(date - dt.timedelta(days=date.weekday()))
         rows += [{"region": r, "week": monday} for r in scope]
     if not rows:

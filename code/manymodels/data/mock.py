@@ -76,7 +76,10 @@ def generate(
     if not 1 <= regions <= len(REGIONS):
         raise ValueError(f"regions must be between 1 and {len(REGIONS)}, got {regions}")
     if stores_per_region < 2 or products < 2 or weeks < 1 or forecast_weeks < 0:  # noqa: PLR2004
-        raise ValueError("need stores_per_region >= 2 (one per format), products >= 2, weeks >= 1")
+        raise ValueError(
+            "need stores_per_region >= 2 (one per format), products >= 2, weeks >= 1, "
+            f"forecast_weeks >= 0; got {stores_per_region}, {products}, {weeks}, {forecast_weeks}"
+        )
     if start.weekday() != 0:
         raise ValueError(f"start must be a Monday (weeks run Monday..Sunday), got {start:%A %F}")
     rng = np.random.default_rng([seed, 0])
@@ -170,21 +173,22 @@ def _nth_weekday(year: int, month: int, weekday: int, n: int) -> dt.date:
 
 def _weather(stores, climate, days: pd.DatetimeIndex, seed: int, observed_days: int):
     zips = stores.drop_duplicates("zip_code")
-    season = np.sin(2 * np.pi * (days.dayofyear.to_numpy() - 105) / 365.25)
+    season = np.sin(2 * np.pi * (days.day_of_year.to_numpy() - 105) / 365.25)
     frames = []
     for zip_code, region in zip(zips["zip_code"], zips["region"], strict=True):
         mean, amp = climate[region]
-        rng = np.random.default_rng([seed, 1, int(zip_code)])
-        tmax = mean + 9 + amp * season + rng.normal(0, 6, len(days))
-        rain = rng.exponential(0.3, len(days))
+        # one stream per quantity: day d's draws do not depend on how many days are generated
+        rng = [np.random.default_rng([seed, 1, int(zip_code), k]) for k in range(4)]
+        tmax = mean + 9 + amp * season + rng[0].normal(0, 6, len(days))
+        rain = rng[1].exponential(0.3, len(days))
         frames.append(
             pd.DataFrame(
                 {
                     "zip": zip_code,
                     "date": days.strftime("%Y-%m-%d"),
                     "tmax_f": tmax.round(1),
-                    "tmin_f": (tmax - rng.uniform(10, 22, len(days))).round(1),
-                    "precip_in": (rain * (rng.random(len(days)) < 0.3)).round(2),
+                    "tmin_f": (tmax - rng[2].uniform(10, 22, len(days))).round(1),
+                    "precip_in": (rain * (rng[3].random(len(days)) < 0.3)).round(2),
                     "kind": np.where(np.arange(len(days)) < observed_days, "observed", "forecast"),
                 }
             )
@@ -250,23 +254,22 @@ def _event_weeks(events, region_of, start, weeks) -> np.ndarray:
 
 
 def _shipments_frame(parts, stores, prods, start) -> pd.DataFrame:
-    frames = []
+    frames, dupes = [], []
     for w, s_idx, p_idx, units, rng in parts:
         monday = start + dt.timedelta(weeks=w)
         us_dates = rng.random(len(units)) < 0.15  # one feeding system exports US dates
-        frames.append(
-            pd.DataFrame(
-                {
-                    "Week Start": np.where(us_dates, f"{monday:%m/%d/%Y}", f"{monday:%Y-%m-%d}"),
-                    "Store": stores["store_id"].to_numpy()[s_idx],
-                    "SKU": prods["product_id"].to_numpy()[p_idx],
-                    "Units Shipped": [f"{u:,}" for u in units],
-                }
-            )
+        frame = pd.DataFrame(
+            {
+                "Week Start": np.where(us_dates, f"{monday:%m/%d/%Y}", f"{monday:%Y-%m-%d}"),
+                "Store": stores["store_id"].to_numpy()[s_idx],
+                "SKU": prods["product_id"].to_numpy()[p_idx],
+                "Units Shipped": [f"{u:,}" for u in units],
+            }
         )
-    shipments = pd.concat(frames, ignore_index=True)
-    dupes = shipments.sample(frac=0.005, random_state=0)  # re-sent rows from a retried export
-    return pd.concat([shipments, dupes], ignore_index=True)
+        frames.append(frame)
+        # re-sent rows from a retried export, drawn per week so more weeks extend, not reshuffle
+        dupes.append(frame[rng.random(len(units)) < 0.005])
+    return pd.concat(frames + dupes, ignore_index=True)
 
 
 def _returns_frame(parts, stores, prods, start) -> pd.DataFrame:

@@ -46,8 +46,11 @@ def split_partitions(
     """Split ``frame`` into ``{partition id: rows}``, sorted by id.
 
     Raises:
-        ValueError: a key column is missing or has empty values (names the column and count).
+        ValueError: a key column is missing or has empty values (names the column and count),
+            or two key combinations give the same partition id.
     """
+    if not keys:
+        raise ValueError("no partition keys: set partition.keys to one or more columns")
     missing = [k for k in keys if k not in frame.columns]
     if missing:
         raise ValueError(
@@ -59,10 +62,16 @@ def split_partitions(
             raise ValueError(
                 f"partition key column {key!r} is empty in {empty} rows: run validate first"
             )
-    parts = {
-        partition_id(values if isinstance(values, tuple) else (values,)): group.reset_index(
-            drop=True
-        )
-        for values, group in frame.groupby(list(keys), sort=True, observed=True)
-    }
+    parts: dict[str, pd.DataFrame] = {}
+    seen: dict[str, tuple] = {}
+    for key_values, group in frame.groupby(list(keys), sort=True, observed=True):
+        values = key_values if isinstance(key_values, tuple) else (key_values,)
+        pid = partition_id(values)
+        if pid in seen:  # else one partition's rows would silently replace the other's
+            raise ValueError(
+                f"key values {seen[pid]} and {values} both give partition id {pid!r}: "
+                "make them differ in letters or digits"
+            )
+        seen[pid] = values
+        parts[pid] = group.reset_index(drop=True)
     return dict(sorted(parts.items()))

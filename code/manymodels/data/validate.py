@@ -116,7 +116,7 @@ def validate(
     for col, (low, high) in RANGES.items():
         bad = (table[col] < low) | ((table[col] > high) if high is not None else False)
         check("range", col, bad.fillna(False), f"{col} outside [{low}, {high}]")
-    check("date_range", "week", table["week"].dt.weekday != 0, "weeks must start on a Monday")
+    check("date_range", "week", table["week"].dt.day_of_week != 0, "weeks must start on a Monday")
     check(
         "date_range",
         "week",
@@ -190,7 +190,8 @@ class _Checker:
         count = int(mask.sum())
         if count:
             cols = list(dict.fromkeys(c for c in (*KEY, column) if c in frame.columns))
-            rows = frame.loc[mask, cols].head(5).astype(str).to_dict("records")
+            # pandas 3 keeps NaN through astype(str); the JSON report needs strings
+            rows = frame.loc[mask, cols].head(5).astype(str).fillna("nan").to_dict("records")
             self.findings.append(Finding(check, column, f"{count} row(s): {message}", rows))
 
 

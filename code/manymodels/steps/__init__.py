@@ -8,12 +8,33 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import logging
 import sys
+from collections.abc import Callable
 
-from manymodels.config import Settings, load_settings
+from manymodels.config import ConfigError, Settings, load_settings
 
-__all__ = ["base_parser", "settings_from", "setup_logging"]
+__all__ = ["as_of_date", "base_parser", "guarded", "parse_date", "settings_from", "setup_logging"]
+
+
+def guarded(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """Turn the errors a user can fix (bad settings, a missing input) into a message and exit 2.
+
+    Wraps every step's ``main``, so ``python -m manymodels.steps.<step>`` and ``manymodels
+    <step>`` report them the same way, without a traceback.
+    """
+
+    @functools.wraps(main)
+    def wrapper(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except (ConfigError, FileNotFoundError) as exc:
+            setup_logging()
+            logging.getLogger(main.__module__).error("%s: %s", main.__module__.rsplit(".", 1)[-1], exc)
+            return 2
+
+    return wrapper
 
 
 def base_parser(step: str, description: str | None) -> argparse.ArgumentParser:
@@ -24,6 +45,10 @@ def base_parser(step: str, description: str | None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
         help="override a setting, e.g. --set training.nn.epochs=3 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--local", action="store_true",
+        help="keep everything on this machine: the embedded MLflow stores, whatever is configured",
     )  # fmt: skip
     return parser
 
@@ -37,6 +62,18 @@ def parse_date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected a date like 2024-05-27, got {text!r}") from exc
+
+
+def as_of_date(given: dt.date | None, settings: Settings) -> dt.date:
+    """The date a step works for: ``--as-of``, else ``data.as_of``, else today."""
+    if given is not None:
+        return given
+    if settings.data.as_of:
+        try:
+            return dt.date.fromisoformat(settings.data.as_of)
+        except ValueError as exc:
+            raise ConfigError(f"data.as_of must be a date like 2024-05-27, got {settings.data.as_of!r}") from exc
+    return dt.date.today()
 
 
 def setup_logging(level: int = logging.INFO) -> None:

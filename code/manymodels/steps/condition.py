@@ -12,7 +12,7 @@ from pathlib import Path
 
 from manymodels.data.condition import ConditioningError, condition, data_version, read_raw
 from manymodels.io import atomic_dir, write_json
-from manymodels.steps import base_parser, settings_from, setup_logging
+from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
 __all__ = ["TABLE", "main", "manifest_for"]
 
@@ -42,6 +42,7 @@ def manifest_for(table, stats: dict, raw_dir: Path) -> dict:
     }
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("condition", __doc__)
     parser.add_argument("--raw", type=Path, help="raw sources folder (default: <workdir>/raw)")

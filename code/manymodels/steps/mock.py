@@ -11,7 +11,7 @@ import yaml
 
 from manymodels.data.mock import RawSources, generate
 from manymodels.io import atomic_dir
-from manymodels.steps import base_parser, parse_date, settings_from, setup_logging
+from manymodels.steps import base_parser, guarded, parse_date, settings_from, setup_logging
 
 __all__ = ["main", "weeks_until", "write_raw"]
 
@@ -37,6 +37,7 @@ def write_raw(raw: RawSources, out: Path) -> Path:
     return out
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("mock", __doc__)
     parser.add_argument("--out", type=Path, help="folder to write (default: <workdir>/raw)")
@@ -58,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     if params["weeks"] == 0:
         params["weeks"] = weeks_until(params["start"], dt.date.today())
     out = args.out or settings.path("raw")
-    raw = generate(**params)
+    try:
+        raw = generate(**params)
+    except ValueError as exc:
+        log.error("mock failed: %s", exc)
+        return 2
     write_raw(raw, out)
     log.info(
         "mock: wrote %d shipment rows, %d stores, %d products, %d weeks from %s to %s/",

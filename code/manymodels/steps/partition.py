@@ -13,7 +13,7 @@ import pandas as pd
 
 from manymodels.data.partition import split_partitions
 from manymodels.io import atomic_dir, read_json, write_json
-from manymodels.steps import base_parser, settings_from, setup_logging
+from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 from manymodels.steps.condition import TABLE
 
 __all__ = ["main", "summarise"]
@@ -35,6 +35,7 @@ def summarise(parts: dict[str, pd.DataFrame], keys: tuple[str, ...]) -> dict[str
     }
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("partition", __doc__)
     parser.add_argument(
@@ -47,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (folder / TABLE).exists():
         log.error("partition: %s does not exist: run `manymodels condition` first", folder / TABLE)
         return 2
+    try:
+        manifest = read_json(folder / "manifest.json", step="condition")
+    except FileNotFoundError as exc:
+        log.error("partition: %s", exc)
+        return 2
     table = pd.read_parquet(folder / TABLE)
-    manifest = read_json(folder / "manifest.json")
     try:
         parts = split_partitions(table, settings.partition.keys)
     except ValueError as exc:

@@ -6,7 +6,6 @@ column, the raw file it comes from and example rows, so one run shows everything
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pandas as pd
 
 from manymodels.data.validate import has_errors, render_markdown, validate
 from manymodels.io import read_json, write_json, write_text
-from manymodels.steps import base_parser, parse_date, settings_from, setup_logging
+from manymodels.steps import as_of_date, base_parser, guarded, parse_date, settings_from, setup_logging
 from manymodels.steps.condition import TABLE
 
 __all__ = ["main"]
@@ -22,6 +21,7 @@ __all__ = ["main"]
 log = logging.getLogger(__name__)
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("validate", __doc__)
     parser.add_argument(
@@ -40,9 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     if not (folder / TABLE).exists():
         log.error("validate: %s does not exist: run `manymodels condition` first", folder / TABLE)
         return 2
+    try:
+        manifest = read_json(folder / "manifest.json", step="condition")
+    except FileNotFoundError as exc:
+        log.error("validate: %s", exc)
+        return 2
     table = pd.read_parquet(folder / TABLE)
-    manifest = read_json(folder / "manifest.json")
-    as_of = args.as_of or dt.date.today()
+    as_of = as_of_date(args.as_of, settings)
     d = settings.data
     findings = validate(
         table, as_of, earliest_week=d.earliest_week, max_units=d.max_units,

@@ -1,0 +1,96 @@
+"""Shared fixtures: the tiny committed raw sample, its conditioned table, and settings whose
+working folder is the test's ``tmp_path``, so no test writes into the repository."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from manymodels.config import Settings, load_settings
+from manymodels.data.condition import condition, read_raw
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO / "pipelines"
+# `make sample`: 2 regions x 2 stores x 6 products x 60 weeks from 2017-01-02, seed 7
+SAMPLE_RAW = REPO / "tests" / "data" / "raw"
+# a few days after the sample's last week ends (Sunday 2018-02-25): fresh, whatever today is
+AS_OF = dt.date(2018, 3, 1)
+
+
+# Test modules take these as fixtures rather than importing conftest (unit/ has no packages).
+@pytest.fixture(scope="session")
+def config_dir() -> Path:
+    """The repository's ``pipelines/`` folder."""
+    return CONFIG_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_raw() -> Path:
+    """The committed raw sample (read-only: copy it with ``raw_dir`` to change it)."""
+    return SAMPLE_RAW
+
+
+@pytest.fixture(scope="session")
+def as_of() -> dt.date:
+    """A date on which the sample is fresh."""
+    return AS_OF
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The working folder the ``settings`` and ``common_args`` fixtures point at."""
+    return tmp_path / "work"
+
+
+@pytest.fixture
+def overrides(workdir: Path) -> list[str]:
+    return [f"project.workdir={workdir}"]
+
+
+@pytest.fixture
+def settings(overrides: list[str]) -> Settings:
+    """The repository's settings (dev) with the working folder in ``tmp_path``."""
+    return load_settings(CONFIG_DIR, "dev", overrides)
+
+
+@pytest.fixture
+def common_args(overrides: list[str]) -> list[str]:
+    """Arguments every step's ``main`` takes: the repository's config, workdir in tmp_path."""
+    args = ["--config-dir", str(CONFIG_DIR)]
+    for item in overrides:
+        args += ["--set", item]
+    return args
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the test from ``tmp_path``, so a relative default path cannot land in the repo."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    return tmp_path
+
+
+@pytest.fixture
+def raw_dir(tmp_path: Path) -> Path:
+    """A writable copy of the committed raw sample (corrupt it freely)."""
+    return Path(shutil.copytree(SAMPLE_RAW, tmp_path / "raw"))
+
+
+@pytest.fixture(scope="session")
+def _conditioned() -> tuple[pd.DataFrame, dict]:
+    return condition(read_raw(SAMPLE_RAW))
+
+
+@pytest.fixture
+def table(_conditioned: tuple[pd.DataFrame, dict]) -> pd.DataFrame:
+    """The conditioned sample (a fresh copy per test, so tests may corrupt it)."""
+    return _conditioned[0].copy()
+
+
+@pytest.fixture
+def condition_stats(_conditioned: tuple[pd.DataFrame, dict]) -> dict:
+    return dict(_conditioned[1])
