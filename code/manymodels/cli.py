@@ -24,6 +24,12 @@ STEPS = {
     "condition": "raw sources -> standard table + manifest",
     "validate": "check the standard table; report; exit 1 on bad data",
     "partition": "split the table into one file per partition",
+    "train": "fit baseline + ensemble per partition in parallel; log to MLflow",
+    "evaluate": "gate each candidate against the MAPE target, the baseline and the champion",
+    "register": "register passing models as versions aliased 'challenger'",
+    "promote": "challenger -> champion in dev, or (--to prod) copy dev champions to prod",
+    "rollback": "give a partition its previous champion back",
+    "score": "batch forecasts with each partition's champion",
 }
 
 
@@ -34,26 +40,42 @@ def run_step(step: str, argv: list[str]) -> int:
     return int(module.main(argv) or 0)
 
 
-def run_pipeline(pipeline: str, common: list[str], config_dir: str = "pipelines", env: str = "dev",
-                 overrides: tuple[str, ...] = ()) -> int:  # fmt: skip
+def run_pipeline(
+    pipeline: str,
+    common: list[str],
+    config_dir: str = "pipelines",
+    env: str = "dev",
+    overrides: tuple[str, ...] = (),
+) -> int:
     """Run the steps ``pipelines/<pipeline>.yaml`` lists, stopping at the first that fails."""
     settings = load_settings(config_dir, env, overrides)
     section = getattr(settings, pipeline, None)
     if section is None or not hasattr(section, "steps"):
         raise ConfigError(f"no pipeline {pipeline!r} in {config_dir}/ (known: training, scoring)")
-    for step in section.steps:
-        log.info("== %s: %s", pipeline, step)
-        code = run_step(step, common)
+    for entry in section.steps:
+        step, *extra = entry.split()  # an entry may carry options: "promote --to prod"
+        log.info("== %s: %s", pipeline, entry)
+        code = run_step(step, [*extra, *common])
         if code:
             log.error("%s pipeline stopped: step %r exited with %d", pipeline, step, code)
             return code
     return 0
 
 
-def demo(common: list[str], config_dir: str, env: str, overrides: tuple[str, ...]) -> int:
-    """Mock data, then the training pipeline."""
-    code = run_step("mock", common)
-    return code or run_pipeline("training", common, config_dir, env, overrides)
+def demo(common: list[str], config_dir: str, overrides: tuple[str, ...]) -> int:
+    """Mock data; train, gate, register and promote in dev; copy to prod; score in prod."""
+    dev = [*common, "--env", "dev"]
+    prod = [*common, "--env", "prod"]
+    for stage in (
+        lambda: run_step("mock", dev),
+        lambda: run_pipeline("training", dev, config_dir, "dev", overrides),
+        lambda: run_step("promote", ["--to", "prod", *prod]),
+        lambda: run_pipeline("scoring", prod, config_dir, "prod", overrides),
+    ):
+        code = stage()
+        if code:
+            return code
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--config-dir", default="pipelines")
         p.add_argument("--env", default="dev", choices=("dev", "prod"))
         p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+        p.add_argument("--local", action="store_true", help="embedded MLflow stores only")
     if argv and argv[0] in STEPS:
         setup_logging()
         try:
@@ -83,15 +106,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     args = parser.parse_args(argv)
     setup_logging()
-    common = ["--config-dir", args.config_dir, "--env", args.env]
+    common = ["--config-dir", args.config_dir, *(["--local"] if args.local else [])]
     for item in args.overrides:
         common += ["--set", item]
     try:
         if args.command == "run":
+            env_args = [*common, "--env", args.env]
             return run_pipeline(
-                args.pipeline, common, args.config_dir, args.env, tuple(args.overrides)
+                args.pipeline, env_args, args.config_dir, args.env, tuple(args.overrides)
             )
-        return demo(common, args.config_dir, args.env, tuple(args.overrides))
+        return demo(common, args.config_dir, tuple(args.overrides))
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

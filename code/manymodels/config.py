@@ -21,6 +21,7 @@ import yaml
 __all__ = [
     "ConfigError",
     "DataSettings",
+    "GateOverride",
     "GateSettings",
     "MlflowSettings",
     "MockSettings",
@@ -97,14 +98,14 @@ class FeatureSettings:
 
 @dataclass(frozen=True)
 class LassoSettings:
-    alpha: float = 0.01
+    alpha: float = 0.003
 
 
 @dataclass(frozen=True)
 class NNSettings:
     epochs: int = 30
     batch_size: int = 256
-    learning_rate: float = 0.01
+    learning_rate: float = 0.005
     hidden_units: int = 32
     embedding_dim: int = 4
     patience: int = 5
@@ -117,18 +118,48 @@ class EnsembleSettings:
 
 
 @dataclass(frozen=True)
+class GateOverride:
+    """Other bars for the partitions whose key ``key`` equals ``value`` (e.g. speed = slow)."""
+
+    key: str = "speed"
+    value: str = "slow"
+    max_mape: float | None = None
+    min_improvement_vs_baseline: float | None = None
+
+
+@dataclass(frozen=True)
 class GateSettings:
     run_mode: str = "enabled"
     max_mape: float = 0.45
     min_improvement_vs_baseline: float = 0.10
     champion_tolerance: float = 0.02
+    overrides: tuple[GateOverride, ...] = ()
+
+    def bars(self, keys: dict[str, str]) -> tuple[float, float]:
+        """``(max_mape, min_improvement_vs_baseline)`` for a partition with these key values."""
+        max_mape, improvement = self.max_mape, self.min_improvement_vs_baseline
+        for o in self.overrides:
+            if keys.get(o.key) == o.value:
+                max_mape = max_mape if o.max_mape is None else o.max_mape
+                improvement = (
+                    improvement
+                    if o.min_improvement_vs_baseline is None
+                    else o.min_improvement_vs_baseline
+                )
+        return max_mape, improvement
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
     steps: tuple[str, ...] = (
-        "condition", "validate", "partition", "train", "evaluate", "register", "promote",
-    )  # fmt: skip
+        "condition",
+        "validate",
+        "partition",
+        "train",
+        "evaluate",
+        "register",
+        "promote",
+    )
     split: SplitSettings = field(default_factory=SplitSettings)
     features: FeatureSettings = field(default_factory=FeatureSettings)
     lasso: LassoSettings = field(default_factory=LassoSettings)

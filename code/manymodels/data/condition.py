@@ -28,10 +28,25 @@ from manymodels.data.partition import assign_speed
 __all__ = ["STANDARD_COLUMNS", "ConditioningError", "condition", "data_version", "read_raw"]
 
 STANDARD_COLUMNS = (
-    "week", "region", "store_id", "store_type", "store_format", "zip_code", "product_id",
-    "category", "speed", "shipped", "returns", "units", "temp_f", "precip_in", "events",
-    "median_income", "household_size", "share_age_65_plus",
-)  # fmt: skip
+    "week",
+    "region",
+    "store_id",
+    "store_type",
+    "store_format",
+    "zip_code",
+    "product_id",
+    "category",
+    "speed",
+    "shipped",
+    "returns",
+    "units",
+    "temp_f",
+    "precip_in",
+    "events",
+    "median_income",
+    "household_size",
+    "share_age_65_plus",
+)
 
 
 class ConditioningError(ValueError):
@@ -224,11 +239,14 @@ def _weekly_weather(weather: pd.DataFrame) -> pd.DataFrame:
             "zip_code": weather["zip"].str.strip(),
             "date": _parse_dates(weather["date"], "weather.csv", "date"),
             "observed": weather["kind"].eq("observed"),
-            "temp_f": (_parse_quantity(weather["tmax_f"], "weather.csv", "tmax_f")
-                       + _parse_quantity(weather["tmin_f"], "weather.csv", "tmin_f")) / 2,
+            "temp_f": (
+                _parse_quantity(weather["tmax_f"], "weather.csv", "tmax_f")
+                + _parse_quantity(weather["tmin_f"], "weather.csv", "tmin_f")
+            )
+            / 2,
             "precip_in": _parse_quantity(weather["precip_in"], "weather.csv", "precip_in"),
         }
-    )  # fmt: skip
+    )
     # an observation replaces the forecast made for the same day
     frame = frame.sort_values("observed").drop_duplicates(["zip_code", "date"], keep="last")
     frame["week"] = _monday(frame["date"])

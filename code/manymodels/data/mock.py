@@ -26,10 +26,21 @@ import pandas as pd
 __all__ = ["RAW_FILES", "REGIONS", "STORE_TYPES", "RawSources", "generate"]
 
 REGIONS = (
-    "North Texas", "South Texas", "Gulf Coast", "Southeast", "Florida", "Mid-Atlantic",
-    "New England", "Great Lakes", "Midwest", "Great Plains", "Mountain West", "Desert Southwest",
-    "Pacific Northwest", "California",
-)  # fmt: skip
+    "North Texas",
+    "South Texas",
+    "Gulf Coast",
+    "Southeast",
+    "Florida",
+    "Mid-Atlantic",
+    "New England",
+    "Great Lakes",
+    "Midwest",
+    "Great Plains",
+    "Mountain West",
+    "Desert Southwest",
+    "Pacific Northwest",
+    "California",
+)
 # store type -> (format, size factor on demand); types alternate so each region has both formats
 STORE_TYPES = {
     "supermarket": ("large", 1.0),
@@ -39,10 +50,16 @@ STORE_TYPES = {
 }
 CATEGORIES = ("beverages", "snacks", "dairy", "frozen", "household", "personal_care")
 RAW_FILES = (
-    "shipments.csv", "weather.csv", "demographics.parquet", "returns.jsonl", "events.yaml",
-    "stores.csv", "products.csv",
-)  # fmt: skip
+    "shipments.csv",
+    "weather.csv",
+    "demographics.parquet",
+    "returns.jsonl",
+    "events.yaml",
+    "stores.csv",
+    "products.csv",
+)
 RETURN_RATE = 0.02
+AR_PHI, AR_SD = 0.9, 0.15  # persistence and stationary spread of each series' demand drift
 
 
 @dataclass(frozen=True)
@@ -154,7 +171,7 @@ def _events(regions, start: dt.date, weeks: int, rng: np.random.Generator) -> li
             "Labor Day": _nth_weekday(year, 9, 0, 1),
             "Thanksgiving": _nth_weekday(year, 11, 3, 4),
             "Christmas Day": dt.date(year, 12, 25),
-        }  # fmt: skip
+        }
         events += [{"name": k, "date": v, "regions": "all"} for k, v in holidays.items()]
     for region in regions:
         day_of_year = int(rng.integers(60, 300))
@@ -192,7 +209,7 @@ def _weather(stores, climate, days: pd.DatetimeIndex, seed: int, observed_days: 
                     "kind": np.where(np.arange(len(days)) < observed_days, "observed", "forecast"),
                 }
             )
-        )  # fmt: skip
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -219,9 +236,17 @@ def _demand(stores, demo, prods, events, weekly_temp, start, weeks, seed):  # no
     }
     region_of = stores["region"].to_numpy()
     event_weeks = _event_weeks(events, region_of, start, weeks)
+    shape = (len(stores), len(prods))
+    # Each store grows or shrinks at its own pace, and each series drifts (an AR(1) shock that
+    # persists for weeks): what recent sales reveal and a multi-year average cannot.
+    growth = np.random.default_rng([seed, 4]).normal(0.02, 0.05, len(stores))[:, None]
+    drift = np.random.default_rng([seed, 5]).normal(0, AR_SD, shape)
     ship, ret = [], []
     for w in range(weeks):
         rng = np.random.default_rng([seed, 2, w])
+        drift = AR_PHI * drift + np.random.default_rng([seed, 3, w]).normal(
+            0, AR_SD * np.sqrt(1 - AR_PHI**2), shape
+        )
         monday = start + dt.timedelta(weeks=w)
         angle = 2 * np.pi * monday.timetuple().tm_yday / 365.25
         log_rate = (
@@ -231,8 +256,9 @@ def _demand(stores, demo, prods, events, weekly_temp, start, weeks, seed):  # no
             + p["event_lift"] * event_weeks[:, w : w + 1]
             + p["income_coef"] * income_z
             + 0.08 * household_z
-            + 0.04 * w / 52
-            + rng.normal(0, 0.12, (len(stores), len(prods)))
+            + growth * w / 52
+            + drift
+            + rng.normal(0, 0.05, shape)
         )
         units = rng.poisson(np.exp(log_rate))
         returned = rng.binomial(units, RETURN_RATE)
@@ -283,5 +309,5 @@ def _returns_frame(parts, stores, prods, start) -> pd.DataFrame:
             }
         )
         for w, s_idx, p_idx, qty, day in parts
-    ]  # fmt: skip
+    ]
     return pd.concat(rows, ignore_index=True)

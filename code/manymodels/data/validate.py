@@ -17,8 +17,17 @@ from manymodels.data.condition import STANDARD_COLUMNS
 __all__ = ["SOURCE_OF", "Finding", "has_errors", "render_markdown", "validate"]
 
 KEY = ["store_id", "product_id", "week"]
-NUMERIC = ("shipped", "returns", "units", "temp_f", "precip_in", "events", "median_income",
-           "household_size", "share_age_65_plus")  # fmt: skip
+NUMERIC = (
+    "shipped",
+    "returns",
+    "units",
+    "temp_f",
+    "precip_in",
+    "events",
+    "median_income",
+    "household_size",
+    "share_age_65_plus",
+)
 TEXT = (
     "region",
     "store_id",
@@ -31,12 +40,21 @@ TEXT = (
 )
 COVARIATES = ("temp_f", "precip_in", "median_income", "household_size", "share_age_65_plus")
 SOURCE_OF = {
-    "week": "shipments.csv", "shipped": "shipments.csv", "units": "shipments.csv - returns.jsonl",
-    "returns": "returns.jsonl", "region": "stores.csv", "store_type": "stores.csv",
-    "store_format": "stores.csv", "zip_code": "stores.csv", "category": "products.csv",
-    "temp_f": "weather.csv", "precip_in": "weather.csv", "median_income": "demographics.parquet",
-    "household_size": "demographics.parquet", "share_age_65_plus": "demographics.parquet",
-}  # fmt: skip
+    "week": "shipments.csv",
+    "shipped": "shipments.csv",
+    "units": "shipments.csv - returns.jsonl",
+    "returns": "returns.jsonl",
+    "region": "stores.csv",
+    "store_type": "stores.csv",
+    "store_format": "stores.csv",
+    "zip_code": "stores.csv",
+    "category": "products.csv",
+    "temp_f": "weather.csv",
+    "precip_in": "weather.csv",
+    "median_income": "demographics.parquet",
+    "household_size": "demographics.parquet",
+    "share_age_65_plus": "demographics.parquet",
+}
 RANGES = {
     "temp_f": (-80.0, 135.0),
     "precip_in": (0.0, 40.0),
@@ -133,7 +151,7 @@ def validate(
             f"(allowed share: data.max_missing_week_share={max_missing_week_share:.1%})",
             history,
         )
-    return check.findings + _freshness(table, as_of, max_age_days)  # fmt: skip
+    return check.findings + _freshness(table, as_of, max_age_days)
 
 
 def has_errors(findings: list[Finding]) -> bool:

@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -31,7 +32,9 @@ def guarded(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | No
             return main(argv)
         except (ConfigError, FileNotFoundError) as exc:
             setup_logging()
-            logging.getLogger(main.__module__).error("%s: %s", main.__module__.rsplit(".", 1)[-1], exc)
+            logging.getLogger(main.__module__).error(
+                "%s: %s", main.__module__.rsplit(".", 1)[-1], exc
+            )
             return 2
 
     return wrapper
@@ -43,13 +46,18 @@ def base_parser(step: str, description: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--config-dir", default="pipelines", help="folder of pipeline YAML files")
     parser.add_argument("--env", default="dev", choices=("dev", "prod"), help="environment overlay")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
         help="override a setting, e.g. --set training.nn.epochs=3 (repeatable)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--local", action="store_true",
+        "--local",
+        action="store_true",
         help="keep everything on this machine: the embedded MLflow stores, whatever is configured",
-    )  # fmt: skip
+    )
     return parser
 
 
@@ -72,7 +80,9 @@ def as_of_date(given: dt.date | None, settings: Settings) -> dt.date:
         try:
             return dt.date.fromisoformat(settings.data.as_of)
         except ValueError as exc:
-            raise ConfigError(f"data.as_of must be a date like 2024-05-27, got {settings.data.as_of!r}") from exc
+            raise ConfigError(
+                f"data.as_of must be a date like 2024-05-27, got {settings.data.as_of!r}"
+            ) from exc
     return dt.date.today()
 
 
@@ -84,5 +94,6 @@ def setup_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         root.addHandler(handler)
     root.setLevel(level)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow resets its logger on import
     for noisy in ("mlflow", "alembic", "urllib3", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -65,9 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         write_json(manifest, tmp / "manifest.json")
     log.info(
         "condition: %d rows (%d stores x %d products, %s .. %s, forecast to %s), data %s -> %s",
-        manifest["rows"], manifest["stores"], manifest["products"], manifest["first_week"],
-        manifest["last_actual_week"], manifest["last_week"], manifest["data_version"], out / TABLE,
-    )  # fmt: skip
+        manifest["rows"],
+        manifest["stores"],
+        manifest["products"],
+        manifest["first_week"],
+        manifest["last_actual_week"],
+        manifest["last_week"],
+        manifest["data_version"],
+        out / TABLE,
+    )
     return 0
 
 

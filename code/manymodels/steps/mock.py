@@ -67,9 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     write_raw(raw, out)
     log.info(
         "mock: wrote %d shipment rows, %d stores, %d products, %d weeks from %s to %s/",
-        len(raw.shipments), len(raw.stores), len(raw.products), params["weeks"],
-        params["start"], out,
-    )  # fmt: skip
+        len(raw.shipments),
+        len(raw.stores),
+        len(raw.products),
+        params["weeks"],
+        params["start"],
+        out,
+    )
     return 0
 
 

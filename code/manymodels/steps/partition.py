@@ -59,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         log.error("partition: %s: %s", folder / TABLE, exc)
         return 2
-    index = {"data_version": manifest["data_version"], "keys": list(settings.partition.keys),
-             "partitions": summarise(parts, settings.partition.keys)}  # fmt: skip
+    index = {
+        "data_version": manifest["data_version"],
+        "keys": list(settings.partition.keys),
+        "partitions": summarise(parts, settings.partition.keys),
+    }
     with atomic_dir(settings.path("partitions")) as tmp:
         for pid, frame in parts.items():
             frame.to_parquet(tmp / f"{pid}.parquet", index=False)
@@ -68,9 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [p["rows"] for p in index["partitions"].values()]
     log.info(
         "partition: %d partitions (%s), %d rows (%d..%d each), weeks %s .. %s, data version %s",
-        len(parts), " x ".join(settings.partition.keys), sum(sizes), min(sizes), max(sizes),
-        manifest["first_week"], manifest["last_week"], manifest["data_version"],
-    )  # fmt: skip
+        len(parts),
+        " x ".join(settings.partition.keys),
+        sum(sizes),
+        min(sizes),
+        max(sizes),
+        manifest["first_week"],
+        manifest["last_week"],
+        manifest["data_version"],
+    )
     return 0
 
 

@@ -13,7 +13,14 @@ import pandas as pd
 
 from manymodels.data.validate import has_errors, render_markdown, validate
 from manymodels.io import read_json, write_json, write_text
-from manymodels.steps import as_of_date, base_parser, guarded, parse_date, settings_from, setup_logging
+from manymodels.steps import (
+    as_of_date,
+    base_parser,
+    guarded,
+    parse_date,
+    settings_from,
+    setup_logging,
+)
 from manymodels.steps.condition import TABLE
 
 __all__ = ["main"]
@@ -49,13 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     as_of = as_of_date(args.as_of, settings)
     d = settings.data
     findings = validate(
-        table, as_of, earliest_week=d.earliest_week, max_units=d.max_units,
-        max_age_days=d.max_age_days, max_missing_week_share=d.max_missing_week_share,
-    )  # fmt: skip
+        table,
+        as_of,
+        earliest_week=d.earliest_week,
+        max_units=d.max_units,
+        max_age_days=d.max_age_days,
+        max_missing_week_share=d.max_missing_week_share,
+    )
     summary = {
-        "file": str(folder / TABLE), "data_version": manifest["data_version"], "rows": len(table),
-        "weeks": f"{manifest['first_week']} .. {manifest['last_actual_week']}", "as_of": str(as_of),
-    }  # fmt: skip
+        "file": str(folder / TABLE),
+        "data_version": manifest["data_version"],
+        "rows": len(table),
+        "weeks": f"{manifest['first_week']} .. {manifest['last_actual_week']}",
+        "as_of": str(as_of),
+    }
     reports = settings.path("reports")
     write_json(
         {"summary": summary, "findings": [f.as_dict() for f in findings]},

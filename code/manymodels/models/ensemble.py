@@ -1,0 +1,160 @@
+"""A weighted blend of named forecasters, weighted on the latest weeks before the test window.
+
+Fitting holds out the last ``validation_weeks`` distinct values of ``time_col``, fits a clone of
+each member on the earlier rows (members whose ``fit`` takes ``eval_set`` get the held-out rows
+for early stopping), and weighs the members by their forecasts of the held-out weeks:
+
+* ``"nnls"``: non-negative least squares of the actuals on the members' forecasts, rescaled to
+  sum to 1 so the blend stays a weighted average (it corrects which member to trust, not the
+  level); equal weights when every coefficient is 0;
+* ``"inverse_error"``: proportional to 1 / MAPE (the gate's metric), or 1 / RMSE when MAPE is
+  undefined (no non-zero actual); members with zero error share all the weight;
+* ``"equal"``: 1 / number of members.
+
+With ``refit=True`` the members are fitted again on all rows, without ``eval_set`` (a member with
+early stopping then holds out its own tail), and the weights are kept.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+from manymodels.metrics import evaluate
+from manymodels.models._input import check_model_input
+from manymodels.models.embedding_nn import EmbeddingNetForecaster
+from manymodels.models.lasso import LassoForecaster
+
+__all__ = ["Ensemble"]
+
+WEIGHTINGS = ("nnls", "inverse_error", "equal")
+
+
+class Ensemble(RegressorMixin, BaseEstimator):
+    """Named members blended with weights learned on a time-based validation window.
+
+    Args:
+        members: ``{name: unfitted estimator}``; None means a Lasso and an embedding net
+            (seeded with 0) with their default settings.
+        weighting: ``"nnls"``, ``"inverse_error"`` or ``"equal"`` (see the module docstring).
+        validation_weeks: how many of the latest distinct ``time_col`` values weigh members.
+        time_col: the column of X ordering rows in time (members may ignore it).
+        refit: fit the members again on all rows after weighting.
+
+    Attributes:
+        members_: ``{name: fitted estimator}``.
+        weights_: ``{name: weight}``, non-negative and summing to 1.
+        validation_metrics_: ``{name: metrics on the validation window}``, with ``"ensemble"``.
+    """
+
+    def __init__(
+        self,
+        members: dict | None = None,
+        weighting: str = "nnls",
+        validation_weeks: int = 8,
+        time_col="week",
+        refit: bool = False,
+    ):
+        self.members = members
+        self.weighting = weighting
+        self.validation_weeks = validation_weeks
+        self.time_col = time_col
+        self.refit = refit
+
+    def fit(self, X, y):
+        """Fit the members on the earlier rows, weigh them on the validation window.
+
+        Raises:
+            ValueError: a setting is invalid, X lacks ``time_col``, or X has too few distinct
+                times to leave rows for training.
+        """
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        weeks = self.validation_weeks
+        if not isinstance(weeks, numbers.Integral) or weeks < 1:
+            raise ValueError(f"validation_weeks must be a positive integer, got {weeks!r}")
+        members = self._default_members() if self.members is None else dict(self.members)
+        if not members:
+            raise ValueError("members is empty: give at least one {name: estimator}")
+        frame, y = check_model_input(self, X, y, reset=True)
+        if self.time_col not in frame.columns:
+            raise ValueError(
+                f"X lacks the time column {self.time_col!r}: keep it in X (members may ignore "
+                "it) or set time_col"
+            )
+        if frame[self.time_col].isna().any():
+            raise ValueError(f"time column {self.time_col!r} has empty values: fill or drop them")
+        times = np.sort(frame[self.time_col].unique())
+        if len(times) <= weeks:
+            raise ValueError(
+                f"X (n_samples={len(frame)}) has {len(times)} distinct {self.time_col!r} "
+                f"values, so validation_weeks={weeks} leaves none to train on: give more weeks "
+                "or lower validation_weeks"
+            )
+        is_val = (frame[self.time_col] >= times[-weeks]).to_numpy()
+        fit_X, fit_y = frame[~is_val], y[~is_val]
+        val_X, val_y = frame[is_val], y[is_val]
+        self.members_ = {
+            name: _fit(clone(est), fit_X, fit_y, (val_X, val_y)) for name, est in members.items()
+        }
+        val_pred = self.predict_members(val_X)
+        self.weights_ = _weights(val_pred, val_y, self.weighting)
+        blend = np.clip(val_pred.to_numpy() @ np.array(list(self.weights_.values())), 0, None)
+        self.validation_metrics_ = {
+            **{name: evaluate(val_y, val_pred[name].to_numpy()) for name in val_pred},
+            "ensemble": evaluate(val_y, blend),
+        }
+        if self.refit:
+            self.members_ = {name: _fit(clone(est), frame, y) for name, est in members.items()}
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """The weighted sum of the members' forecasts, clipped at 0."""
+        members = self.predict_members(X)
+        weights = np.array([self.weights_[name] for name in members.columns])
+        return np.clip(members.to_numpy() @ weights, 0.0, None)
+
+    def predict_members(self, X) -> pd.DataFrame:
+        """Each member's forecasts, one column per member name (for per-member metrics)."""
+        check_is_fitted(self)
+        frame, _ = check_model_input(self, X, reset=False)
+        return pd.DataFrame(
+            {name: est.predict(frame) for name, est in self.members_.items()}, index=frame.index
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # demand forecasts are clipped at 0, so fitting negative targets is not meaningful
+        tags.target_tags.positive_only = True
+        return tags
+
+    @staticmethod
+    def _default_members() -> dict:
+        return {"lasso": LassoForecaster(), "nn": EmbeddingNetForecaster(random_state=0)}
+
+
+def _fit(estimator, X, y, eval_set=None):
+    if eval_set is not None and "eval_set" in inspect.signature(estimator.fit).parameters:
+        return estimator.fit(X, y, eval_set=eval_set)
+    return estimator.fit(X, y)
+
+
+def _weights(pred: pd.DataFrame, y: np.ndarray, weighting: str) -> dict[str, float]:
+    k = pred.shape[1]
+    raw = np.ones(k)
+    if weighting == "nnls":
+        raw = nnls(pred.to_numpy(), y)[0]
+    elif weighting == "inverse_error":
+        errors = np.array([evaluate(y, pred[c].to_numpy())["mape"] for c in pred])
+        if np.isnan(errors).any():
+            errors = np.array([evaluate(y, pred[c].to_numpy())["rmse"] for c in pred])
+        raw = (errors == 0).astype(float) if (errors == 0).any() else 1.0 / errors
+    if not raw.sum() > 0:
+        raw = np.ones(k)
+    return {name: float(w) for name, w in zip(pred.columns, raw / raw.sum(), strict=True)}

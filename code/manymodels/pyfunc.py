@@ -1,0 +1,54 @@
+"""One MLflow pyfunc model per partition: the fitted estimator plus how to build its features.
+
+The wrapper stores the estimator (an :class:`~manymodels.models.Ensemble` or the baseline) with
+joblib, and the feature settings it was trained with, so scoring builds features the way the
+model expects even after ``pipelines/training.yaml`` changed. Its input is the feature frame from
+:func:`manymodels.features.build_features`; its output is one non-negative forecast per row.
+Only this module and :mod:`manymodels.registry` import MLflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import joblib
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+__all__ = ["ForecastModel", "PackedModel"]
+
+
+@dataclass
+class PackedModel:
+    """What the pyfunc carries: the estimator, its kind, and its feature settings."""
+
+    estimator: Any
+    kind: str  # "ensemble" or "baseline"
+    partition: str
+    features: dict = field(default_factory=dict)  # build_features keyword arguments
+    columns: list[str] = field(default_factory=list)  # feature-frame columns the estimator reads
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"model for partition {self.partition!r} needs feature columns {missing}: "
+                "build them with manymodels.features.build_features(**model.features)"
+            )
+        return np.clip(np.asarray(self.estimator.predict(frame[self.columns]), float), 0, None)
+
+    def save(self, path: str) -> str:
+        joblib.dump(self, path)
+        return path
+
+
+class ForecastModel(mlflow.pyfunc.PythonModel):
+    """The pyfunc face of a :class:`PackedModel` saved as the artifact ``packed``."""
+
+    def load_context(self, context) -> None:
+        self.packed: PackedModel = joblib.load(context.artifacts["packed"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:  # noqa: ARG002
+        return self.packed.predict(model_input)

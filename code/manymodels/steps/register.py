@@ -1,0 +1,102 @@
+"""Step ``register``: a model version per partition the gate let through, aliased ``challenger``.
+
+``promote`` decisions register the candidate ensemble; ``fallback_baseline`` registers the
+partition's baseline model (so every partition has something to serve); ``keep_champion`` and
+``training_failed`` register nothing. Versions are tagged with the partition keys, the metrics,
+the baseline's metrics, the data version, git sha and the training run. Re-running the step for
+the same training run reuses the versions it made instead of adding duplicates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from manymodels import registry
+from manymodels.io import read_json, write_json
+from manymodels.steps import base_parser, guarded, settings_from, setup_logging
+
+__all__ = ["main", "version_tags"]
+
+log = logging.getLogger(__name__)
+KIND_OF = {"promote": "ensemble", "fallback_baseline": "baseline"}
+
+
+def version_tags(part: dict, verdict: dict, kind: str, training: dict) -> dict[str, str]:
+    metrics = {
+        k: f"{v:.6g}"
+        for k, v in part["metrics"].items()
+        if k.startswith(("ensemble_", "baseline_"))
+    }
+    return {
+        **part["keys"],
+        **metrics,
+        "partition": part["partition"],
+        "model_kind": kind,
+        "data_version": training["data_version"],
+        "training_run_id": part["run_id"],
+        "parent_run_id": training["parent_run_id"],
+        "gate_decision": verdict["decision"],
+        "trained_at": part.get("trained_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+        **registry.git_tags(),
+    }
+
+
+@guarded
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser("register", __doc__)
+    args = parser.parse_args(argv)
+    setup_logging()
+    settings = settings_from(args)
+    training = read_json(settings.path("runs", "training.json"), step="train")
+    gate = read_json(settings.path("reports", "gate.json"), step="evaluate")
+    if gate["parent_run_id"] != training["parent_run_id"]:
+        log.error(
+            "register: reports/gate.json is from another training run: run `manymodels evaluate`"
+        )
+        return 2
+    store = registry.resolve_store(settings, local=training["local"])
+    registered = {}
+    for pid, verdict in gate["partitions"].items():
+        kind = KIND_OF.get(verdict["decision"])
+        if kind is None:
+            continue
+        part = training["partitions"][pid] | {"partition": pid}
+        name = registry.model_name(settings, pid)
+        existing = [
+            v
+            for v in registry.find_versions(store, training_run_id=part["run_id"], model_kind=kind)
+            if v.name == name
+        ]
+        version = (
+            existing[0]
+            if existing
+            else registry.register(
+                store, part[f"{kind}_uri"], name, version_tags(part, verdict, kind, training)
+            )
+        )
+        registry.set_alias(store, name, registry.CHALLENGER, version.version)
+        registered[pid] = {"name": name, "version": str(version.version), "kind": kind}
+    write_json(
+        {
+            "parent_run_id": training["parent_run_id"],
+            "store": store.tracking_uri,
+            "local": training["local"],
+            "registered": registered,
+        },
+        settings.path("runs", "registration.json"),
+    )
+    kinds = [r["kind"] for r in registered.values()]
+    log.info(
+        "register: %d versions aliased %r (%d ensembles, %d baseline fallbacks) in %s",
+        len(registered),
+        registry.CHALLENGER,
+        kinds.count("ensemble"),
+        kinds.count("baseline"),
+        store.tracking_uri,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""Step ``score``: batch forecasts with each partition's ``champion``, in parallel.
+
+For every partition in the conditioned data the champion is looked up by name and alias in the
+registry of ``--env`` (prod on release branches). A champion trained more than
+``scoring.max_model_age_days`` before the scoring date is refused unless ``--allow-stale`` (and
+reported either way); a partition without a model is reported, never skipped silently. The
+forecasts go to ``<workdir>/predictions/scoring_date=<date>/predictions.parquet`` and to a SQL
+table (SQLite by default; any SQLAlchemy URL in ``scoring.sql_url``). Re-scoring a date
+replaces that date's predictions. Exits 1 when any partition could not be scored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from manymodels import registry
+from manymodels.data.partition import split_partitions
+from manymodels.io import write_parquet, write_text
+from manymodels.parallel import run_partitions
+from manymodels.report import markdown_table
+from manymodels.scoring import PREDICTION_COLUMNS, model_age_days, predict_future, write_sql
+from manymodels.steps import (
+    as_of_date,
+    base_parser,
+    guarded,
+    parse_date,
+    settings_from,
+    setup_logging,
+)
+from manymodels.steps.condition import TABLE
+
+__all__ = ["collect", "main", "plan"]
+
+log = logging.getLogger(__name__)
+
+
+def _score(frame: pd.DataFrame, store: registry.Store, name: str, version: str) -> pd.DataFrame:
+    return predict_future(frame, registry.load(store, name, version=version))
+
+
+def plan(parts: dict, store: registry.Store, settings, scoring_date: dt.date, allow_stale: bool):
+    """Per partition: its champion, age and status; and the scoring tasks for the usable ones."""
+    limit = settings.scoring.max_model_age_days
+    status, tasks = {}, {}
+    for pid, frame in parts.items():
+        name = registry.model_name(settings, pid)
+        champion = registry.get_alias(store, name, registry.CHAMPION)
+        if champion is None:
+            status[pid] = {"model": name, "status": "no model"}
+            continue
+        created = dt.datetime.fromtimestamp(champion.creation_timestamp / 1000, dt.UTC)
+        age = model_age_days(champion.tags.get("trained_at") or created.isoformat(), scoring_date)
+        stale = age > limit
+        if stale:
+            log.warning("score: %s v%s was trained %d days before %s (limit: %d)",
+                        name, champion.version, age, scoring_date, limit)  # fmt: skip
+        usable = allow_stale or not stale
+        status[pid] = {
+            "model": name, "version": str(champion.version), "age_days": age,
+            "kind": champion.tags.get("model_kind", "?"),
+            "status": ("scored (stale)" if stale else "scored") if usable else "stale: refused",
+        }  # fmt: skip
+        if usable:
+            tasks[pid] = (frame, store, name, str(champion.version))
+    return status, tasks
+
+
+def collect(outcomes: dict, status: dict, scoring_date: dt.date) -> pd.DataFrame:
+    """The predictions of every partition that scored, with their model; failures into status."""
+    frames = []
+    scored_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    for pid, outcome in outcomes.items():
+        s = status[pid]
+        if not outcome.ok:
+            s["status"] = f"failed: {outcome.error}"
+            continue
+        s["rows"] = len(outcome.value)
+        frames.append(outcome.value.assign(
+            partition=pid, model_name=s["model"], model_version=s["version"], model_kind=s["kind"],
+            scoring_date=str(scoring_date), scored_at=scored_at,
+        ))  # fmt: skip
+    if not frames:
+        return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(PREDICTION_COLUMNS)]
+
+
+@guarded
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser("score", __doc__)
+    parser.add_argument(
+        "--data", type=Path, help="conditioned folder (default: <workdir>/conditioned)"
+    )
+    parser.add_argument(
+        "--as-of", type=parse_date, help="scoring date (default: data.as_of, else today)"
+    )
+    parser.add_argument(
+        "--allow-stale", action="store_true", help="score with champions past the age limit"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="processes (default: scoring.workers; 0: all cores)"
+    )
+    args = parser.parse_args(argv)
+    setup_logging()
+    settings = settings_from(args)
+    folder = args.data or settings.path("conditioned")
+    if not (folder / TABLE).exists():
+        log.error("score: %s does not exist: run `manymodels condition` first", folder / TABLE)
+        return 2
+    scoring_date = as_of_date(args.as_of, settings)
+    store = registry.resolve_store(settings, local=args.local)
+    parts = split_partitions(pd.read_parquet(folder / TABLE), settings.partition.keys)
+    status, tasks = plan(parts, store, settings, scoring_date, args.allow_stale)
+    workers = settings.scoring.workers if args.workers is None else args.workers
+    predictions = collect(run_partitions(_score, tasks, workers), status, scoring_date)
+    out = settings.path("predictions", f"scoring_date={scoring_date}", "predictions.parquet")
+    write_parquet(predictions, out)
+    url = settings.scoring.sql_url or f"sqlite:///{settings.path('predictions.db').resolve()}"
+    table = settings.scoring.sql_table
+    if len(predictions):
+        write_sql(predictions, url, table, scoring_date)
+    rows = [{"partition": p, **s} for p, s in status.items()]
+    columns = ["partition", "model", "version", "kind", "age_days", "rows", "status"]
+    header = (
+        f"## Batch scoring {scoring_date}\n\nregistry: {store.tracking_uri} ({settings.env})  \n"
+        f"predictions: {out} and table `{table}` in {url}\n\n"
+    )
+    write_text(header + markdown_table(rows, columns), settings.path("reports", "scoring.md"))
+    bad = [r for r in rows if not r["status"].startswith("scored")]
+    for r in bad:
+        log.error("score: %s: %s", r["partition"], r["status"])
+    log.info("score: %d rows for %d partitions (%d not scored) -> %s and %s#%s",
+             len(predictions), len(rows) - len(bad), len(bad), out, url, table)  # fmt: skip
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

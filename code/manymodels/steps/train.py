@@ -1,0 +1,239 @@
+"""Step ``train``: one ensemble (LASSO + embedding net) and the baseline per partition, in
+parallel across processes; each partition logged as an MLflow run nested in the pipeline's
+parent run, with its metrics, plots and both models as pyfunc models (registering them is the
+``register`` step's job, after the ``evaluate`` gate).
+
+One failing partition does not stop the others: it is logged as a FAILED run with its error and
+the step exits 1 at the end (unless ``training.fail_on_partition_error`` is false). The hand-off
+to later steps is ``<workdir>/runs/training.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from manymodels import registry
+from manymodels.config import Settings
+from manymodels.io import read_json, write_json
+from manymodels.parallel import effective_workers, run_partitions
+from manymodels.plots import residual_plot
+from manymodels.report import markdown_table
+from manymodels.steps import base_parser, guarded, settings_from, setup_logging
+from manymodels.training import PartitionFit, train_partition
+
+__all__ = ["config_hash", "fit_and_stage", "main", "select_partitions"]
+
+log = logging.getLogger(__name__)
+
+
+def config_hash(settings: Settings) -> str:
+    text = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def select_partitions(index: dict, only: list[str], sample: int) -> list[str]:
+    """The partition ids to train: ``only`` if given (each must exist), else all; then the first
+    ``sample`` of them (0: all)."""
+    known = list(index["partitions"])
+    unknown = sorted(set(only) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown partition(s) {unknown}; known: {known[:5]}... (see partitions/index.json)"
+        )
+    chosen = [p for p in known if p in only] if only else known
+    return chosen[:sample] if sample else chosen
+
+
+def fit_and_stage(path: str, partition: str, settings: Settings, stage: str) -> PartitionFit:
+    """Train one partition from its file and save its pyfunc models and plots under ``stage``.
+
+    What parallel workers run: saving models and drawing plots here spreads that cost over the
+    workers, so the main process only uploads folders to MLflow.
+    """
+    # One thread per fit: these networks are too small to gain from more (threads made them
+    # slower here), and parallelism comes from one worker process per core instead.
+    import torch  # noqa: PLC0415 (the import costs seconds; only training pays it)
+
+    torch.set_num_threads(1)
+    fit = train_partition(pd.read_parquet(path), partition, settings)
+    folder = Path(stage) / partition
+    artifacts = folder / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    residual_plot(fit.test, partition, artifacts / "residuals.png")
+    write_json(
+        {"features": fit.ensemble.columns, "weights": fit.weights, "info": fit.info},
+        artifacts / "features.json",
+    )
+    for kind in ("ensemble", "baseline"):
+        registry.save_pyfunc(getattr(fit, kind), folder / kind, fit.example)
+    return fit
+
+
+@guarded
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser("train", __doc__)
+    parser.add_argument(
+        "--epochs", type=int, help="override training.nn.epochs (few for PR checks)"
+    )
+    parser.add_argument("--sample", type=int, default=0, help="train only the first N partitions")
+    parser.add_argument(
+        "--partitions", nargs="*", default=[], help="train only these partition ids"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="processes (default: training.workers; 0: all cores)"
+    )
+    args = parser.parse_args(argv)
+    setup_logging()
+    settings = settings_from(args)
+    if args.epochs is not None:
+        settings = settings.replace({"training.nn.epochs": args.epochs})
+    workers = settings.training.workers if args.workers is None else args.workers
+    index = read_json(settings.path("partitions", "index.json"), step="partition")
+    try:
+        chosen = select_partitions(index, args.partitions, args.sample)
+    except ValueError as exc:
+        log.error("train: %s", exc)
+        return 2
+    settings.workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=settings.workdir) as stage:
+        files = {p: str(settings.path("partitions", f"{p}.parquet")) for p in chosen}
+        tasks = {p: (files[p], p, settings, stage) for p in chosen}
+        log.info(
+            "train: %d partitions on %d worker(s)",
+            len(tasks),
+            effective_workers(workers, len(tasks)),
+        )
+        start = time.perf_counter()
+        outcomes = run_partitions(fit_and_stage, tasks, workers)
+        fit_seconds = time.perf_counter() - start
+        store = registry.resolve_store(settings, local=args.local)
+        start = time.perf_counter()
+        handoff = _log_runs(store, settings, index, outcomes, Path(stage), local=args.local)
+        log_seconds = time.perf_counter() - start
+    failed = [p for p, o in outcomes.items() if not o.ok]
+    registry.log_metrics(
+        store,
+        handoff["parent_run_id"],
+        {
+            "partitions_trained": len(outcomes) - len(failed),
+            "partitions_failed": len(failed),
+            "fit_seconds": fit_seconds,
+            "log_seconds": log_seconds,
+        },
+    )
+    write_json(handoff, settings.path("runs", "training.json"))
+    log.info("\n%s", _table(handoff))
+    log.info(
+        "train: %d trained, %d failed; fitting %.1f s, MLflow logging %.1f s; run %s in %s",
+        len(outcomes) - len(failed),
+        len(failed),
+        fit_seconds,
+        log_seconds,
+        handoff["parent_run_id"],
+        store.tracking_uri,
+    )
+    return 1 if failed and settings.training.fail_on_partition_error else 0
+
+
+def _log_runs(
+    store, settings: Settings, index: dict, outcomes: dict, stage: Path, *, local: bool
+) -> dict:
+    """The parent run and one nested run per partition; returns the hand-off for later steps."""
+    tags = registry.git_tags() | {
+        "pipeline": "training",
+        "env": settings.env,
+        "local": str(local),
+        "data_version": index["data_version"],
+        "config_hash": config_hash(settings),
+    }
+    handoff = {
+        "store": store.tracking_uri,
+        "env": settings.env,
+        "local": local,
+        "data_version": index["data_version"],
+        "partitions": {},
+    }
+    with registry.pipeline_run(store, settings.mlflow.experiment, "training", tags) as parent:
+        handoff["parent_run_id"] = parent.info.run_id
+        for pid, outcome in outcomes.items():
+            keys = index["partitions"][pid]["keys"]
+            run_tags = {"partition": pid, **keys, **tags}
+            if not outcome.ok:
+                log.error("train: partition %s failed: %s", pid, outcome.error)
+                logged = registry.log_partition(
+                    store,
+                    parent.info.run_id,
+                    pid,
+                    params={},
+                    metrics={},
+                    tags=run_tags | {"error": outcome.error[:5000]},
+                    failed=True,
+                )
+                handoff["partitions"][pid] = {
+                    "status": "failed",
+                    "error": outcome.error,
+                    "keys": keys,
+                    **logged,
+                }
+                continue
+            fit: PartitionFit = outcome.value
+            logged = registry.log_partition(
+                store,
+                parent.info.run_id,
+                pid,
+                params=_params(settings, fit),
+                metrics=fit.metrics,
+                tags=run_tags,
+                model_dirs={k: stage / pid / k for k in ("ensemble", "baseline")},
+                artifacts_dir=stage / pid / "artifacts",
+            )
+            handoff["partitions"][pid] = {
+                "status": "trained",
+                "keys": keys,
+                "metrics": fit.metrics,
+                "weights": fit.weights,
+                "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                **fit.info,
+                **logged,
+            }
+    return handoff
+
+
+def _table(handoff: dict) -> str:
+    rows = [
+        {"partition": p, **v.get("metrics", {}), "status": v["status"]}
+        for p, v in handoff["partitions"].items()
+    ]
+    metrics = ("mape", "wape", "rmse", "rmse_zero")
+    cols = [f"{model}_{m}" for m in metrics for model in ("ensemble", "baseline")]
+    heads = [f"{who} {m}" for m in metrics for who in ("ens", "base")]
+    return markdown_table(rows, ["partition", *cols, "status"], ["partition", *heads, "status"])
+
+
+def _params(settings: Settings, fit: PartitionFit) -> dict:
+    t = settings.training
+    return {
+        "lasso_alpha": t.lasso.alpha,
+        "nn_epochs": t.nn.epochs,
+        "nn_hidden_units": t.nn.hidden_units,
+        "nn_embedding_dim": t.nn.embedding_dim,
+        "weighting": t.ensemble.weighting,
+        **fit.ensemble.features,
+        "test_weeks": t.split.test_weeks,
+        "validation_weeks": t.split.validation_weeks,
+        "train_rows": fit.info["train_rows"],
+        "random_state": t.random_state,
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

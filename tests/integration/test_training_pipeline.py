@@ -1,0 +1,192 @@
+"""Training -> gate -> registration -> promotion on the tiny sample, against a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from manymodels import registry
+from manymodels.config import load_settings
+from manymodels.features import build_features
+
+pytestmark = pytest.mark.slow
+
+
+def _settings(ws):
+    return load_settings("pipelines", "dev", [f"project.workdir={ws.work}"])
+
+
+def _json(ws, *parts):
+    return json.loads(ws.work.joinpath(*parts).read_text())
+
+
+def test_first_run_registers_and_promotes_every_partition(trained):
+    settings = _settings(trained)
+    store = registry.resolve_store(settings)
+    training = _json(trained, "runs", "training.json")
+    gate = _json(trained, "reports", "gate.json")
+    assert len(training["partitions"]) == 8  # 2 regions x 2 formats x 2 speeds
+    assert {p["status"] for p in training["partitions"].values()} == {"trained"}
+    for pid, verdict in gate["partitions"].items():
+        assert verdict["decision"] in {"promote", "fallback_baseline"}, verdict
+        champion = registry.get_alias(store, registry.model_name(settings, pid), registry.CHAMPION)
+        assert champion is not None, pid
+        kind = "ensemble" if verdict["decision"] == "promote" else "baseline"
+        tags = champion.tags
+        assert tags["model_kind"] == kind
+        assert tags["partition"] == pid
+        assert {
+            "region",
+            "store_format",
+            "speed",
+            "data_version",
+            "git_sha",
+            "ensemble_mape",
+            "baseline_mape",
+            "training_run_id",
+            "trained_at",
+        } <= set(tags)
+        assert tags["data_version"] == training["data_version"]
+        # the challenger alias was consumed by the promotion
+        assert registry.get_alias(store, champion.name, registry.CHALLENGER) is None
+    assert (trained.work / "reports" / "gate.md").read_text().startswith("## Model gate")
+
+
+def test_registered_version_loads_by_name_and_predicts(trained):
+    settings = _settings(trained)
+    store = registry.resolve_store(settings)
+    pid = next(iter(_json(trained, "runs", "training.json")["partitions"]))
+    packed = registry.load(store, registry.model_name(settings, pid), alias=registry.CHAMPION)
+    frame = pd.read_parquet(trained.work / "partitions" / f"{pid}.parquet")
+    features = build_features(frame, **packed.features)
+    predictions = packed.predict(features)
+    assert len(predictions) == len(features)
+    assert (predictions >= 0).all()
+    # the same through MLflow's generic pyfunc interface, in a model URI by name and alias
+    import mlflow.pyfunc
+
+    model = mlflow.pyfunc.load_model(f"models:/{registry.model_name(settings, pid)}@champion")
+    assert model.predict(features[packed.columns].head(5)).shape == (5,)
+
+
+def test_parent_and_nested_runs_carry_lineage(trained):
+    settings = _settings(trained)
+    store = registry.resolve_store(settings)
+    training = _json(trained, "runs", "training.json")
+    client = store.client()
+    parent = client.get_run(training["parent_run_id"])
+    assert {"git_sha", "git_branch", "workflow_run_id", "data_version", "config_hash"} <= set(
+        parent.data.tags
+    )
+    assert parent.data.metrics["partitions_trained"] == 8
+    child = client.get_run(next(iter(training["partitions"].values()))["run_id"])
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert "ensemble_mape" in child.data.metrics and "baseline_mape" in child.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert {"residuals.png", "features.json"} <= artifacts
+
+
+def test_identical_rerun_passes_the_gate_and_keeps_a_champion(workspace):
+    workspace.train_pipeline()
+    settings = _settings(workspace)
+    store = registry.resolve_store(settings)
+    first = {
+        p: v["decision"] for p, v in _json(workspace, "reports", "gate.json")["partitions"].items()
+    }
+    workspace.train_pipeline()
+    second = _json(workspace, "reports", "gate.json")["partitions"]
+    for pid, verdict in second.items():
+        if first[pid] == "promote":  # an ensemble champion: the same retrain scores the same
+            assert verdict["checks"]["not_worse_than_champion"] is True, verdict
+            assert verdict["champion_mape"] == pytest.approx(verdict["mape"], rel=1e-6)
+        assert (
+            registry.get_alias(store, registry.model_name(settings, pid), registry.CHAMPION)
+            is not None
+        )
+
+
+def test_worse_candidate_is_rejected_and_rollback_restores(workspace):
+    workspace.train_pipeline()
+    settings = _settings(workspace)
+    store = registry.resolve_store(settings)
+    promoted = [
+        p
+        for p, v in _json(workspace, "reports", "gate.json")["partitions"].items()
+        if v["decision"] == "promote"
+    ]
+    assert promoted, "the sample should give at least one passing ensemble"
+    before = {
+        p: registry.get_alias(store, registry.model_name(settings, p), "champion").version
+        for p in promoted
+    }
+    # a crippled candidate: Lasso shrunk to the mean, one epoch, and scrambled covariates
+    workspace.run(
+        "train",
+        "--set",
+        "training.lasso.alpha=1000",
+        "--epochs",
+        "1",
+        "--set",
+        "training.nn.learning_rate=0.5",
+    )
+    assert workspace.run("evaluate") == 0
+    assert workspace.run("register") == 0
+    assert workspace.run("promote") == 0
+    gate = _json(workspace, "reports", "gate.json")["partitions"]
+    rejected = [p for p in promoted if gate[p]["decision"] == "keep_champion"]
+    assert rejected, gate
+    for pid in rejected:
+        name = registry.model_name(settings, pid)
+        assert registry.get_alias(store, name, "champion").version == before[pid]
+    # now promote a real new version somewhere, then roll it back with one command
+    pid = promoted[0]
+    name = registry.model_name(settings, pid)
+    new = registry.register(
+        store,
+        _json(workspace, "runs", "training.json")["partitions"][pid]["ensemble_uri"],
+        name,
+        {},
+    )
+    registry.set_alias(store, name, "previous", before[pid])
+    registry.set_alias(store, name, "champion", new.version)
+    assert workspace.run("rollback", "--partition", pid) == 0
+    assert registry.get_alias(store, name, "champion").version == before[pid]
+    assert registry.get_alias(store, name, "previous").version == new.version
+    assert workspace.run("rollback", "--partition", "no-such.partition.x") == 1
+
+
+def test_failing_partition_is_reported_and_others_still_train(workspace):
+    for step, extra in (
+        ("condition", ()),
+        ("validate", ("--as-of", "2018-02-26")),
+        ("partition", ()),
+    ):
+        assert workspace.run(step, *extra) == 0
+    files = sorted((workspace.work / "partitions").glob("*.parquet"))
+    broken = files[0]
+    frame = pd.read_parquet(broken)
+    frame[frame["week"] < frame["week"].min() + pd.Timedelta(weeks=5)].to_parquet(
+        broken
+    )  # too short
+    assert workspace.run("train") == 1  # fail_on_partition_error
+    training = _json(workspace, "runs", "training.json")
+    statuses = {p: v["status"] for p, v in training["partitions"].items()}
+    assert statuses[broken.stem] == "failed"
+    assert "test_weeks" in training["partitions"][broken.stem]["error"]
+    assert sum(s == "trained" for s in statuses.values()) == len(files) - 1
+    assert workspace.run("evaluate") == 0
+    assert (
+        _json(workspace, "reports", "gate.json")["partitions"][broken.stem]["decision"]
+        == "training_failed"
+    )
+    assert workspace.run("register") == 0
+    registered = _json(workspace, "runs", "registration.json")["registered"]
+    assert broken.stem not in registered and registered
+    failed_run = (
+        registry.resolve_store(_settings(workspace))
+        .client()
+        .get_run(training["partitions"][broken.stem]["run_id"])
+    )
+    assert failed_run.info.status == "FAILED"

@@ -1,0 +1,147 @@
+"""Ensemble: the time split, eval_set, weighting rules, refit, member forecasts and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.dummy import DummyRegressor
+
+from manymodels.models import (
+    EmbeddingNetForecaster,
+    Ensemble,
+    HistoricalAverageBaseline,
+    LassoForecaster,
+)
+
+
+class Spy(RegressorMixin, BaseEstimator):
+    """Predicts ``scale`` times the target's training mean; records what fit received."""
+
+    def __init__(self, scale=1.0):
+        self.scale = scale
+
+    def fit(self, X, y, eval_set=None):
+        self.weeks_ = sorted(X["week"].unique())
+        self.eval_weeks_ = None if eval_set is None else sorted(eval_set[0]["week"].unique())
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.scale * self.mean_)
+
+
+def _members(features) -> dict:
+    return {
+        "lasso": LassoForecaster(**features),
+        "nn": EmbeddingNetForecaster(epochs=2, random_state=0, **features),
+    }
+
+
+def test_fit_predict_with_the_real_members(split, features):
+    model = Ensemble(_members(features)).fit(split.X, split.y)
+    assert set(model.weights_) == {"lasso", "nn"}
+    assert all(w >= 0 for w in model.weights_.values())
+    assert sum(model.weights_.values()) == pytest.approx(1.0)
+    pred = model.predict(split.X_test)
+    assert pred.shape == (len(split.X_test),) and (pred >= 0).all()
+    members = model.predict_members(split.X_test)
+    assert list(members.columns) == ["lasso", "nn"] and len(members) == len(split.X_test)
+    expected = np.clip(members.to_numpy() @ np.array(list(model.weights_.values())), 0, None)
+    np.testing.assert_allclose(pred, expected)
+    assert set(model.validation_metrics_) == {"lasso", "nn", "ensemble"}
+    assert model.members_["nn"].validation_loss_  # early stopping saw the validation weeks
+
+
+def test_members_fit_before_the_validation_weeks_and_stop_on_them(split):
+    model = Ensemble({"spy": Spy()}, validation_weeks=3).fit(split.X, split.y)
+    weeks = sorted(split.X["week"].unique())
+    spy = model.members_["spy"]
+    assert spy.weeks_ == weeks[:-3] and spy.eval_weeks_ == weeks[-3:]
+
+
+def test_members_without_eval_set_are_fitted_plainly(split):
+    model = Ensemble({"dummy": DummyRegressor()}).fit(split.X, split.y)
+    assert model.weights_ == {"dummy": 1.0}
+
+
+def test_refit_fits_the_members_on_all_rows(split):
+    model = Ensemble({"spy": Spy()}, refit=True).fit(split.X, split.y)
+    assert model.members_["spy"].weeks_ == sorted(split.X["week"].unique())
+    assert model.members_["spy"].eval_weeks_ is None
+
+
+def test_the_given_members_are_left_unfitted(split):
+    members = {"spy": Spy()}
+    Ensemble(members).fit(split.X, split.y)
+    assert not hasattr(members["spy"], "mean_")
+
+
+def test_nnls_prefers_the_better_member(split):
+    # series averages track the actuals; a constant (the global mean) does not
+    members = {"good": HistoricalAverageBaseline(), "bad": Spy(1.0)}
+    weights = Ensemble(members, weighting="nnls").fit(split.X, split.y).weights_
+    assert weights["good"] > 0.9
+
+
+def test_nnls_falls_back_to_equal_weights_when_every_member_predicts_zero(split):
+    weights = Ensemble({"a": Spy(0.0), "b": Spy(0.0)}).fit(split.X, split.y).weights_
+    assert weights == {"a": 0.5, "b": 0.5}
+
+
+def test_equal_and_inverse_error_weighting(split):
+    members = {"good": Spy(1.0), "bad": Spy(3.0)}
+    equal = Ensemble(members, weighting="equal").fit(split.X, split.y).weights_
+    assert equal == {"good": 0.5, "bad": 0.5}
+    inverse = Ensemble(members, weighting="inverse_error").fit(split.X, split.y).weights_
+    assert inverse["good"] > inverse["bad"] > 0
+    assert sum(inverse.values()) == pytest.approx(1.0)
+
+
+def test_unseen_categories_predict_finite_values(split, features, with_unseen):
+    pred = Ensemble(_members(features)).fit(split.X, split.y).predict(with_unseen)
+    assert np.isfinite(pred).all() and (pred >= 0).all()
+
+
+def test_missing_time_column_is_an_error_naming_it(split):
+    with pytest.raises(ValueError, match="time column 'week'"):
+        Ensemble({"spy": Spy()}).fit(split.X.drop(columns="week"), split.y)
+
+
+def test_empty_times_are_an_error(split):
+    X = split.X.copy()
+    X.loc[X.index[0], "week"] = pd.NaT
+    with pytest.raises(ValueError, match="empty values"):
+        Ensemble({"spy": Spy()}).fit(X, split.y)
+
+
+def test_too_few_weeks_is_an_error(split):
+    few = split.X["week"] >= sorted(split.X["week"].unique())[-8]
+    with pytest.raises(ValueError, match="lower validation_weeks"):
+        Ensemble({"spy": Spy()}, validation_weeks=8).fit(split.X[few], split.y[few])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"weighting": "median"}, "weighting"),
+        ({"validation_weeks": 0}, "validation_weeks"),
+        ({"members": {}}, "members is empty"),
+    ],
+)
+def test_bad_settings_are_errors(split, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Ensemble(**{"members": {"spy": Spy()}, **kwargs}).fit(split.X, split.y)
+
+
+def test_nan_target_is_an_error(split):
+    y = split.y.to_numpy().copy()
+    y[-1] = np.nan
+    with pytest.raises(ValueError, match="y contains 1 NaN"):
+        Ensemble({"spy": Spy()}).fit(split.X, y)
+
+
+def test_empty_input_is_an_error(split):
+    with pytest.raises(ValueError, match="at least one row"):
+        Ensemble({"spy": Spy()}).fit(split.X.head(0), pd.Series(dtype=float))

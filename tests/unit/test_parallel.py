@@ -1,0 +1,40 @@
+"""Running a function per partition: values, failures, process pools."""
+
+from __future__ import annotations
+
+import os
+
+from manymodels.parallel import effective_workers, run_partitions
+
+
+def square_or_fail(x: int) -> int:
+    if x < 0:
+        raise ValueError(f"negative: {x}")
+    return x * x
+
+
+def pid_of(_: int) -> int:
+    return os.getpid()
+
+
+def test_effective_workers():
+    assert effective_workers(0, 100) == (os.cpu_count() or 1)
+    assert effective_workers(8, 3) == 3
+    assert effective_workers(1, 0) == 1
+
+
+def test_in_process_run_keeps_order_and_reports_failures():
+    out = run_partitions(square_or_fail, {"a": (3,), "b": (-1,), "c": (2,)}, workers=1)
+    assert list(out) == ["a", "b", "c"]
+    assert out["a"].ok and out["a"].value == 9 and out["c"].value == 4
+    assert not out["b"].ok
+    assert out["b"].error == "ValueError: negative: -1"
+    assert "Traceback" in out["b"].traceback
+    assert out["a"].seconds >= 0
+
+
+def test_process_pool_runs_in_other_processes_and_isolates_failures():
+    out = run_partitions(square_or_fail, {"a": (3,), "b": (-2,)}, workers=2)
+    assert out["a"].value == 9 and not out["b"].ok
+    pids = run_partitions(pid_of, {"x": (0,), "y": (0,)}, workers=2)
+    assert all(o.value != os.getpid() for o in pids.values())
