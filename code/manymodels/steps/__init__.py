@@ -13,10 +13,19 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from manymodels.config import ConfigError, Settings, load_settings
 
-__all__ = ["as_of_date", "base_parser", "guarded", "parse_date", "settings_from", "setup_logging"]
+__all__ = [
+    "add_data_option",
+    "as_of_date",
+    "base_parser",
+    "guarded",
+    "parse_date",
+    "settings_from",
+    "setup_logging",
+]
 
 
 def guarded(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
@@ -59,6 +68,12 @@ def base_parser(step: str, description: str | None) -> argparse.ArgumentParser:
         help="keep everything on this machine: the embedded MLflow stores, whatever is configured",
     )
     return parser
+
+
+def add_data_option(parser: argparse.ArgumentParser) -> None:
+    """``--data``: the conditioned folder a step reads (default: ``<workdir>/conditioned``)."""
+    default = "conditioned folder (default: <workdir>/conditioned)"
+    parser.add_argument("--data", type=Path, help=default)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -10,11 +10,13 @@ import hashlib
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from manymodels.data.condition import ConditioningError, condition, data_version, read_raw
-from manymodels.io import atomic_dir, write_json
+from manymodels.io import atomic_dir, read_json, write_json
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
-__all__ = ["TABLE", "main", "manifest_for"]
+__all__ = ["TABLE", "main", "manifest_for", "read_conditioned"]
 
 log = logging.getLogger(__name__)
 TABLE = "demand.parquet"
@@ -40,6 +42,19 @@ def manifest_for(table, stats: dict, raw_dir: Path) -> dict:
             if p.is_file()
         },
     }
+
+
+def read_conditioned(folder: Path) -> tuple[pd.DataFrame, dict]:
+    """The standard table and its manifest from ``folder``.
+
+    Raises:
+        FileNotFoundError: either is missing (the message says to run ``condition``).
+    """
+    if not (folder / TABLE).exists():
+        missing = folder / TABLE
+        raise FileNotFoundError(f"{missing} does not exist: run `manymodels condition` first")
+    manifest = read_json(folder / "manifest.json", step="condition")
+    return pd.read_parquet(folder / TABLE), manifest
 
 
 @guarded

@@ -7,14 +7,13 @@ files are what ``train`` (and a Spark or cluster run) reads partition by partiti
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 
 from manymodels.data.partition import split_partitions
-from manymodels.io import atomic_dir, read_json, write_json
-from manymodels.steps import base_parser, guarded, settings_from, setup_logging
-from manymodels.steps.condition import TABLE
+from manymodels.io import atomic_dir, write_json
+from manymodels.steps import add_data_option, base_parser, guarded, settings_from, setup_logging
+from manymodels.steps.condition import TABLE, read_conditioned
 
 __all__ = ["main", "summarise"]
 
@@ -38,22 +37,12 @@ def summarise(parts: dict[str, pd.DataFrame], keys: tuple[str, ...]) -> dict[str
 @guarded
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("partition", __doc__)
-    parser.add_argument(
-        "--data", type=Path, help="conditioned folder (default: <workdir>/conditioned)"
-    )
+    add_data_option(parser)
     args = parser.parse_args(argv)
     setup_logging()
     settings = settings_from(args)
     folder = args.data or settings.path("conditioned")
-    if not (folder / TABLE).exists():
-        log.error("partition: %s does not exist: run `manymodels condition` first", folder / TABLE)
-        return 2
-    try:
-        manifest = read_json(folder / "manifest.json", step="condition")
-    except FileNotFoundError as exc:
-        log.error("partition: %s", exc)
-        return 2
-    table = pd.read_parquet(folder / TABLE)
+    table, manifest = read_conditioned(folder)
     try:
         parts = split_partitions(table, settings.partition.keys)
     except ValueError as exc:

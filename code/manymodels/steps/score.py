@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from pathlib import Path
 
 import pandas as pd
 
@@ -24,6 +23,7 @@ from manymodels.parallel import run_partitions
 from manymodels.report import markdown_table
 from manymodels.scoring import PREDICTION_COLUMNS, model_age_days, predict_future, write_sql
 from manymodels.steps import (
+    add_data_option,
     as_of_date,
     base_parser,
     guarded,
@@ -31,7 +31,7 @@ from manymodels.steps import (
     settings_from,
     setup_logging,
 )
-from manymodels.steps.condition import TABLE
+from manymodels.steps.condition import read_conditioned
 
 __all__ = ["collect", "main", "plan"]
 
@@ -91,9 +91,7 @@ def collect(outcomes: dict, status: dict, scoring_date: dt.date) -> pd.DataFrame
 @guarded
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("score", __doc__)
-    parser.add_argument(
-        "--data", type=Path, help="conditioned folder (default: <workdir>/conditioned)"
-    )
+    add_data_option(parser)
     parser.add_argument(
         "--as-of", type=parse_date, help="scoring date (default: data.as_of, else today)"
     )
@@ -107,12 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     settings = settings_from(args)
     folder = args.data or settings.path("conditioned")
-    if not (folder / TABLE).exists():
-        log.error("score: %s does not exist: run `manymodels condition` first", folder / TABLE)
-        return 2
     scoring_date = as_of_date(args.as_of, settings)
     store = registry.resolve_store(settings, local=args.local)
-    parts = split_partitions(pd.read_parquet(folder / TABLE), settings.partition.keys)
+    table, _ = read_conditioned(folder)
+    parts = split_partitions(table, settings.partition.keys)
     status, tasks = plan(parts, store, settings, scoring_date, args.allow_stale)
     workers = settings.scoring.workers if args.workers is None else args.workers
     predictions = collect(run_partitions(_score, tasks, workers), status, scoring_date)

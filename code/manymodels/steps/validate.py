@@ -7,13 +7,11 @@ column, the raw file it comes from and example rows, so one run shows everything
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
-import pandas as pd
 
 from manymodels.data.validate import has_errors, render_markdown, validate
-from manymodels.io import read_json, write_json, write_text
+from manymodels.io import write_json, write_text
 from manymodels.steps import (
+    add_data_option,
     as_of_date,
     base_parser,
     guarded,
@@ -21,7 +19,7 @@ from manymodels.steps import (
     settings_from,
     setup_logging,
 )
-from manymodels.steps.condition import TABLE
+from manymodels.steps.condition import TABLE, read_conditioned
 
 __all__ = ["main"]
 
@@ -31,9 +29,7 @@ log = logging.getLogger(__name__)
 @guarded
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("validate", __doc__)
-    parser.add_argument(
-        "--data", type=Path, help="conditioned folder (default: <workdir>/conditioned)"
-    )
+    add_data_option(parser)
     parser.add_argument(
         "--as-of",
         type=parse_date,
@@ -44,15 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     settings = settings_from(args)
     folder = args.data or settings.path("conditioned")
-    if not (folder / TABLE).exists():
-        log.error("validate: %s does not exist: run `manymodels condition` first", folder / TABLE)
-        return 2
-    try:
-        manifest = read_json(folder / "manifest.json", step="condition")
-    except FileNotFoundError as exc:
-        log.error("validate: %s", exc)
-        return 2
-    table = pd.read_parquet(folder / TABLE)
+    table, manifest = read_conditioned(folder)
     as_of = as_of_date(args.as_of, settings)
     d = settings.data
     findings = validate(
