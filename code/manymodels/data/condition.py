@@ -25,28 +25,37 @@ import yaml
 from manymodels.data.mock import RAW_FILES, STORE_TYPES, RawSources
 from manymodels.data.partition import assign_speed
 
-__all__ = ["STANDARD_COLUMNS", "ConditioningError", "condition", "data_version", "read_raw"]
+__all__ = [
+    "SCHEMA",
+    "STANDARD_COLUMNS",
+    "ConditioningError",
+    "condition",
+    "data_version",
+    "read_raw",
+]
 
-STANDARD_COLUMNS = (
-    "week",
-    "region",
-    "store_id",
-    "store_type",
-    "store_format",
-    "zip_code",
-    "product_id",
-    "category",
-    "speed",
-    "shipped",
-    "returns",
-    "units",
-    "temp_f",
-    "precip_in",
-    "events",
-    "median_income",
-    "household_size",
-    "share_age_65_plus",
-)
+# The standard table's columns, in order, with the kind of value each holds (validate checks them)
+SCHEMA = {
+    "week": "date",
+    "region": "text",
+    "store_id": "text",
+    "store_type": "text",
+    "store_format": "text",
+    "zip_code": "text",
+    "product_id": "text",
+    "category": "text",
+    "speed": "text",
+    "shipped": "number",
+    "returns": "number",
+    "units": "number",
+    "temp_f": "number",
+    "precip_in": "number",
+    "events": "number",
+    "median_income": "number",
+    "household_size": "number",
+    "share_age_65_plus": "number",
+}
+STANDARD_COLUMNS = tuple(SCHEMA)
 
 
 class ConditioningError(ValueError):

@@ -12,32 +12,13 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from manymodels.data.condition import STANDARD_COLUMNS
+from manymodels.data.condition import SCHEMA, STANDARD_COLUMNS
 
 __all__ = ["SOURCE_OF", "Finding", "has_errors", "render_markdown", "validate"]
 
 KEY = ["store_id", "product_id", "week"]
-NUMERIC = (
-    "shipped",
-    "returns",
-    "units",
-    "temp_f",
-    "precip_in",
-    "events",
-    "median_income",
-    "household_size",
-    "share_age_65_plus",
-)
-TEXT = (
-    "region",
-    "store_id",
-    "store_type",
-    "store_format",
-    "zip_code",
-    "product_id",
-    "category",
-    "speed",
-)
+NUMERIC = tuple(c for c, kind in SCHEMA.items() if kind == "number")
+TEXT = tuple(c for c, kind in SCHEMA.items() if kind == "text")
 COVARIATES = ("temp_f", "precip_in", "median_income", "household_size", "share_age_65_plus")
 SOURCE_OF = {
     "week": "shipments.csv",
