@@ -22,7 +22,11 @@ log = logging.getLogger(__name__)
 KIND_OF = {"promote": "ensemble", "fallback_baseline": "baseline"}
 
 
-def version_tags(part: dict, verdict: dict, kind: str, training: dict) -> dict[str, str]:
+def version_tags(
+    part: dict, verdict: dict, kind: str, training: dict, lineage: dict[str, str]
+) -> dict[str, str]:
+    """A version's tags: partition keys, metrics, data version, runs, verdict and ``lineage``
+    (the git tags, looked up once per step rather than once per partition)."""
     metrics = {
         k: f"{v:.6g}"
         for k, v in part["metrics"].items()
@@ -38,7 +42,7 @@ def version_tags(part: dict, verdict: dict, kind: str, training: dict) -> dict[s
         "parent_run_id": training["parent_run_id"],
         "gate_decision": verdict["decision"],
         "trained_at": part.get("trained_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
-        **registry.git_tags(),
+        **lineage,
     }
 
 
@@ -56,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     store = registry.resolve_store(settings, local=training["local"])
+    lineage = registry.git_tags()
+    # versions a previous run of this step made for this training run: reused, not duplicated
+    made = {}
+    for v in registry.find_versions(store, parent_run_id=training["parent_run_id"]):
+        made.setdefault((v.name, v.tags.get("model_kind")), v)  # newest first
     registered = {}
     for pid, verdict in gate["partitions"].items():
         kind = KIND_OF.get(verdict["decision"])
@@ -63,17 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         part = training["partitions"][pid] | {"partition": pid}
         name = registry.model_name(settings, pid)
-        existing = [
-            v
-            for v in registry.find_versions(store, training_run_id=part["run_id"], model_kind=kind)
-            if v.name == name
-        ]
-        version = (
-            existing[0]
-            if existing
-            else registry.register(
-                store, part[f"{kind}_uri"], name, version_tags(part, verdict, kind, training)
-            )
+        version = made.get((name, kind)) or registry.register(
+            store, part[f"{kind}_uri"], name, version_tags(part, verdict, kind, training, lineage)
         )
         registry.set_alias(store, name, registry.CHALLENGER, version.version)
         registered[pid] = {"name": name, "version": str(version.version), "kind": kind}
