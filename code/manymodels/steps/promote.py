@@ -26,32 +26,35 @@ from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 __all__ = ["main", "move_champion"]
 
 log = logging.getLogger(__name__)
-_LOOK_UP = object()  # sentinel: move_champion looks the current champion up itself
 
 
-def move_champion(
-    store: Store, name: str, version: str, current: ModelVersion | None = _LOOK_UP
-) -> str | None:
-    """Make ``version`` the champion of ``name``; returns the version it replaced, if any.
+def move_champion(store: Store, name: str, version: str, current: ModelVersion | None) -> bool:
+    """Make ``version`` the champion of ``name``, the ``current`` one (None: none) ``previous``.
 
-    ``current`` is the present champion when the caller already knows it (None: there is none).
+    Returns:
+        False when ``version`` already was the champion (nothing moved), else True.
     """
-    if current is _LOOK_UP:
-        current = registry.get_alias(store, name, CHAMPION)
     if current is not None and str(current.version) == str(version):
-        return None
+        return False
     if current is not None:
         registry.set_alias(store, name, PREVIOUS, current.version)
     registry.set_alias(store, name, CHAMPION, version)
     registry.delete_alias(store, name, CHALLENGER)
-    return str(current.version) if current is not None else None
+    return True
 
 
 def promote_dev(store: Store, registration: dict) -> dict:
     moved = {}
     for pid, reg in registration["registered"].items():
-        replaced = move_champion(store, reg["name"], reg["version"])
-        moved[pid] = {"name": reg["name"], "version": reg["version"], "replaced": replaced}
+        current = registry.get_alias(store, reg["name"], CHAMPION)
+        changed = move_champion(store, reg["name"], reg["version"], current)
+        replaced = str(current.version) if changed and current is not None else None
+        moved[pid] = {
+            "name": reg["name"],
+            "version": reg["version"],
+            "replaced": replaced,
+            "changed": changed,
+        }
     return moved
 
 
@@ -69,15 +72,17 @@ def promote_prod(source: Store, target: Store, prefix: str, experiment: str) -> 
                 "version": str(current.version),
                 "source_version": str(version.version),
                 "copied": False,
+                "changed": False,
             }
             continue
         copy = registry.copy_version(source, target, name, str(version.version), experiment)
-        replaced = move_champion(target, name, str(copy.version), current)
+        move_champion(target, name, str(copy.version), current)
         moved[name] = {
             "version": str(copy.version),
             "source_version": str(version.version),
             "copied": True,
-            "replaced": replaced,
+            "replaced": str(current.version) if current is not None else None,
+            "changed": True,
         }
     return moved
 
@@ -120,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(
         {"to": args.to, "promoted": moved}, settings.path("runs", f"promotion-{args.to}.json")
     )
-    changed = sum(
-        1 for m in moved.values() if m.get("copied", True) and m.get("replaced", "") != ""
-    )
+    changed = sum(m["changed"] for m in moved.values())
     log.info(
         "promote (%s): %d partition(s) have a champion, %d changed; %s",
         args.to,
