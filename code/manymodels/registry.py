@@ -66,6 +66,7 @@ __all__ = [
     "redact_uri",
     "register",
     "resolve_store",
+    "run_tags",
     "set_alias",
     "tag_version",
 ]
@@ -112,12 +113,18 @@ class Store:
         return client.create_experiment(name, artifact_location=location)
 
 
-def resolve_store(settings: Settings, env: str | None = None, *, local: bool = False) -> Store:
-    """The store of ``env`` (default: the settings' env); see the module docstring for the order."""
+def resolve_store(
+    settings: Settings, env: str | None = None, *, local: bool = False, generic: bool = True
+) -> Store:
+    """The store of ``env`` (default: the settings' env); see the module docstring for the order.
+
+    ``generic=False`` ignores ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` (``promote --to
+    prod`` reads its dev source only from ``MANYMODELS_DEV_*`` or the settings).
+    """
     env = env or settings.env
     configured = getattr(settings.mlflow, env)
-    tracking = "" if local else _uri(settings, env, "TRACKING", configured.tracking_uri)
-    registry = "" if local else _uri(settings, env, "REGISTRY", configured.registry_uri)
+    tracking = "" if local else _uri(settings, env, "TRACKING", configured.tracking_uri, generic)
+    registry = "" if local else _uri(settings, env, "REGISTRY", configured.registry_uri, generic)
     if tracking:
         return Store(env, tracking, registry or tracking)
     folder = settings.path("mlflow", env).resolve()
@@ -126,10 +133,10 @@ def resolve_store(settings: Settings, env: str | None = None, *, local: bool = F
     return Store(env, uri, registry or uri, (folder / "artifacts").as_uri())
 
 
-def _uri(settings: Settings, env: str, kind: str, configured: str) -> str:
+def _uri(settings: Settings, env: str, kind: str, configured: str, generic: bool) -> str:
     specific = os.environ.get(f"MANYMODELS_{env.upper()}_{kind}_URI", "")
-    generic = os.environ.get(f"MLFLOW_{kind}_URI", "") if env == settings.env else ""
-    return specific or generic or configured
+    fallback = os.environ.get(f"MLFLOW_{kind}_URI", "") if generic and env == settings.env else ""
+    return specific or fallback or configured
 
 
 def model_name(settings: Settings, partition: str) -> str:
@@ -472,3 +479,9 @@ def tag_version(store: Store, name: str, version: str | int, tags: dict[str, str
                     client.delete_model_version_tag(name, str(version), key)
             else:
                 client.set_model_version_tag(name, str(version), key, value)
+
+
+def run_tags(store: Store, run_id: str) -> dict[str, str]:
+    """The tags of one run (e.g. the training run's ``config_hash``)."""
+    with _talking(store, f"reading run {run_id}"):
+        return dict(store.client().get_run(run_id).data.tags)
