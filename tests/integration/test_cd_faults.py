@@ -59,12 +59,12 @@ def _killed(ws, function: str, after: int, *argv: str) -> int:
     return done.returncode
 
 
-def _prepare(ws) -> None:
+def _prepare(ws, *train: str) -> None:
     for step, more in (
         ("condition", ()),
         ("validate", ("--as-of", AS_OF)),
         ("partition", ()),
-        ("train", ()),
+        ("train", train),
         ("evaluate", ()),
     ):
         assert ws.run(step, *more) == 0, step
@@ -142,7 +142,7 @@ class MlflowServer:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, signal.SIGKILL)  # as a crash would
             self.proc.wait(timeout=30)
 
 
@@ -160,7 +160,7 @@ def test_a_stopped_mlflow_server_gives_a_clear_error_and_a_rerun_completes(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     url = server.start()
     monkeypatch.setenv("MANYMODELS_DEV_TRACKING_URI", url)
-    _prepare(workspace)
+    _prepare(workspace, "--sample", "2")  # 2 partitions: every HTTP upload costs
     server.stop()  # the server goes away between evaluate and register
     caplog.clear()
     assert workspace.run("register") == 3
