@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import math
 import os
@@ -50,6 +51,7 @@ __all__ = [
     "Store",
     "aliased",
     "champions",
+    "code_version",
     "copy_version",
     "delete_alias",
     "find_versions",
@@ -485,3 +487,18 @@ def run_tags(store: Store, run_id: str) -> dict[str, str]:
     """The tags of one run (e.g. the training run's ``config_hash``)."""
     with _talking(store, f"reading run {run_id}"):
         return dict(store.client().get_run(run_id).data.tags)
+
+
+@functools.cache
+def code_version() -> str:
+    """A hash of the installed ``manymodels`` sources and the runtime dependency pins.
+
+    Part of a version's identity beside ``git_sha``: uncommitted edits (the same sha, other
+    code) or other library versions make a re-run "not identical".
+    """
+    digest = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    digest.update("\n".join(pip_requirements()).encode())
+    return digest.hexdigest()[:12]

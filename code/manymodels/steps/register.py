@@ -6,10 +6,11 @@ partition's baseline model (so every partition has something to serve); ``keep_c
 the baseline's metrics, the data version, git sha, settings hash and the training run.
 
 Nothing is registered twice: re-running the step for the same training run reuses the versions
-it made, and an identical re-run (same ``git_sha``, ``config_hash`` and ``data_version``: same
-code, settings and data) reuses the version an earlier run registered. Such a partition is
-``unchanged`` when that version is already champion (no alias moves), and a version that was
-rolled back is not proposed again. With the gate's ``run_mode: dry_run`` nothing is registered.
+it made, and an identical re-run (same ``git_sha`` and ``code_version``, ``config_hash`` and
+``data_version``: same code, settings and data) reuses the version an earlier run registered.
+Such a partition is ``unchanged`` when that version is already champion (no alias moves), and a
+version that was rolled back is not proposed again. With the gate's ``run_mode: dry_run`` nothing
+is registered.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = ["IDENTITY", "main", "version_tags"]
 
 log = logging.getLogger(__name__)
 KIND_OF = {"promote": "ensemble", "fallback_baseline": "baseline"}
-IDENTITY = ("git_sha", "config_hash", "data_version")  # same code, settings and data
+IDENTITY = ("git_sha", "code_version", "config_hash", "data_version")  # code, settings, data
 
 
 def version_tags(
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             len(wanted),
         )
         return 0
-    lineage = registry.git_tags()
+    lineage = registry.git_tags() | {"code_version": registry.code_version()}
     lineage["config_hash"] = registry.run_tags(store, training["parent_run_id"]).get(
         "config_hash", "unknown"
     )
