@@ -22,6 +22,8 @@ import pydantic
 import yaml
 from pydantic import Field
 
+from manymodels.redact import redact
+
 __all__ = [
     "ConfigError",
     "DataSettings",
@@ -47,7 +49,13 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class ConfigError(ValueError):
-    """A settings file or override is wrong; the message names the file and key."""
+    """A settings file or override is wrong; the message names the file and key.
+
+    The message is redacted: a bad ``--set scoring.sql_url=...`` must not put a password in a log.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 @dataclass(frozen=True)

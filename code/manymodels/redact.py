@@ -22,7 +22,7 @@ _USERINFO = re.compile(
 # name=value pairs whose name says secret: query strings, DSNs, connection strings
 _SECRET_PAIR = re.compile(
     r"(?i)(?P<name>\b[\w.\-]*(?:token|password|passwd|pwd|secret|sig|signature|credential"
-    r"|api[_\-]?key|access[_\-]?key|account[_\-]?key|auth)[\w.\-]*|\bkey)(?P<sep>=)"
+    r"|api[_\-]?key|access[_\-]?key|account[_\-]?key|auth)[\w.\-]*|(?<=[?&;])key)(?P<sep>=)"
     r"(?P<value>[^\s&#;'\"]+)"
 )
 

@@ -38,6 +38,7 @@ from mlflow.models import infer_signature
 
 from manymodels.config import Settings
 from manymodels.pyfunc import PackedModel
+from manymodels.redact import redact
 
 __all__ = [
     "CHALLENGER",
@@ -360,4 +361,4 @@ def copy_version(
 
 def _redact(uri: str) -> str:
     """Drop credentials from a URI before it becomes a tag."""
-    return re.sub(r"//[^/@]+@", "//", uri)
+    return redact(re.sub(r"//[^/@]+@", "//", uri))

@@ -324,3 +324,11 @@ def test_settings_are_frozen(settings):
 def test_paths_are_below_the_workdir(settings, workdir):
     assert settings.workdir == workdir
     assert settings.path("reports", "validation.md") == workdir / "reports" / "validation.md"
+
+
+def test_a_secret_in_a_bad_setting_is_not_repeated_in_the_error(conf):
+    url = "postgresql://scorer:hunter2@db/wh"
+    with pytest.raises(ConfigError) as err:
+        load_settings(conf, overrides=[f"scoring.sql_urll={url}", "scoring.sql_table=[1]"])
+    assert "hunter2" not in str(err.value)
+    assert "scoring.sql_urll: unknown key" in str(err.value)

@@ -35,6 +35,10 @@ from manymodels.redact import redact
             "from sqlite:///a.db to http://u:p@h:1/?token=t",
             "from sqlite:///a.db to http://u:***@h:1/?token=***",
         ),
+        (
+            "override 'x' must look like section.key=value",
+            "override 'x' must look like section.key=value",
+        ),
         (None, ""),
     ],
 )

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from manymodels.config import ConfigError, Settings, load_settings
+from manymodels.redact import redact
 
 __all__ = [
     "add_data_option",
@@ -42,7 +43,7 @@ def guarded(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | No
         except (ConfigError, FileNotFoundError) as exc:
             setup_logging()
             logging.getLogger(main.__module__).error(
-                "%s: %s", main.__module__.rsplit(".", 1)[-1], exc
+                "%s: %s", main.__module__.rsplit(".", 1)[-1], redact(exc)
             )
             return 2
 

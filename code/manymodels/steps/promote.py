@@ -20,6 +20,7 @@ from mlflow.entities.model_registry import ModelVersion
 from manymodels import registry
 from manymodels.config import load_settings
 from manymodels.io import read_json, write_json
+from manymodels.redact import redact
 from manymodels.registry import CHALLENGER, CHAMPION, PREVIOUS, Store
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         registration = read_json(settings.path("runs", "registration.json"), step="register")
         store = registry.resolve_store(settings, "dev", local=args.local or registration["local"])
         moved = promote_dev(store, registration)
-        where = store.tracking_uri
+        where = redact(store.tracking_uri)
     else:
         dev = (
             load_settings(args.config_dir, "dev", args.overrides)
@@ -115,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         if not registry.champions(source, settings.mlflow.model_prefix):
             log.error(
                 "promote: no champion in the dev registry %s: run the training pipeline first",
-                source.tracking_uri,
+                redact(source.tracking_uri),
             )
             return 2
         moved = promote_prod(
             source, target, settings.mlflow.model_prefix, settings.mlflow.experiment
         )
-        where = f"{source.tracking_uri} -> {target.tracking_uri}"
+        where = f"{redact(source.tracking_uri)} -> {redact(target.tracking_uri)}"
     write_json(
         {"to": args.to, "promoted": moved}, settings.path("runs", f"promotion-{args.to}.json")
     )

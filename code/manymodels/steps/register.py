@@ -14,6 +14,7 @@ import logging
 
 from manymodels import registry
 from manymodels.io import read_json, write_json
+from manymodels.redact import redact
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
 __all__ = ["main", "version_tags"]
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(
         {
             "parent_run_id": training["parent_run_id"],
-            "store": store.tracking_uri,
+            "store": redact(store.tracking_uri),
             "local": training["local"],
             "registered": registered,
         },
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         registry.CHALLENGER,
         kinds.count("ensemble"),
         kinds.count("baseline"),
-        store.tracking_uri,
+        redact(store.tracking_uri),
     )
     return 0
 

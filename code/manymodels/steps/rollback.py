@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from manymodels import registry
+from manymodels.redact import redact
 from manymodels.registry import CHAMPION, PREVIOUS
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         now, before = rollback(store, name)
     except LookupError as exc:
-        log.error("rollback: %s (store %s)", exc, store.tracking_uri)
+        log.error("rollback: %s (store %s)", redact(exc), redact(store.tracking_uri))
         return 1
     log.info("rollback: %s champion is now v%s (v%s kept as %r)", name, now, before, PREVIOUS)
     return 0

@@ -91,7 +91,7 @@ def collect(outcomes: dict, status: dict, scoring_date: dt.date) -> pd.DataFrame
     for pid, outcome in outcomes.items():
         s = status[pid]
         if not outcome.ok:
-            s["status"] = f"failed: {outcome.error}"
+            s["status"] = f"failed: {redact(outcome.error)}"
             continue
         s["rows"] = len(outcome.value)
         frames.append(outcome.value.assign(
