@@ -83,6 +83,14 @@ def test_an_unknown_nested_key_and_section_are_named(tmp_path):
     conf = write_config(tmp_path / "d", {"p.yaml": {"mocks": {"regions": 3}}})
     with pytest.raises(ConfigError, match="mocks: unknown key"):
         load_settings(conf)
+    gate = {"training": {"gate": {"overrides": [{"key": "speed", "value": "slow", "kee": 1}]}}}
+    conf = write_config(tmp_path / "e", {"p.yaml": gate})
+    with pytest.raises(ConfigError) as err:
+        load_settings(conf)
+    assert (
+        "training.gate.overrides[0].kee: unknown key; known: key, max_mape, "
+        "min_improvement_vs_baseline, value"
+    ) in str(err.value)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import pandas as pd
 
@@ -48,7 +49,7 @@ from manymodels.steps import (
 )
 from manymodels.steps.condition import read_conditioned
 
-__all__ = ["collect", "main", "plan"]
+__all__ = ["collect", "main", "plan", "write_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -129,27 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     status, tasks = plan(parts, store, settings, scoring_date, args.allow_stale)
     workers = settings.scoring.workers if args.workers is None else args.workers
     predictions = collect(run_partitions(_score, tasks, workers), status, scoring_date)
-    scored = sorted(set(predictions["partition"]))
-    _note_kept(status, previous, scored)
+    _note_kept(status, previous, sorted(set(predictions["partition"])))
     url = settings.scoring.sql_url or f"sqlite:///{settings.path('predictions.db').resolve()}"
-    sql_table = settings.scoring.sql_table
-    if scored:
-        merged = merge_predictions(previous, predictions, scored)
-        write_parquet(merged, out)
-        written = (
-            f"{out}: {len(predictions)} rows scored now, {len(merged) - len(predictions)} kept"
-        )
-        try:
-            rows = write_sql(predictions, url, sql_table, scoring_date, scored)
-            sql = f"table `{sql_table}` in {redact(url)}: {rows} rows replaced"
-        except WarehouseError as exc:
-            sql = f"table `{sql_table}`: not written: {exc}"
-            log.error("score: SQL predictions not written (the parquet output is): %s", exc)
-    else:
-        written = f"{out}: not written (no partition scored; an earlier file is left as it was)"
-        sql = f"table `{sql_table}` in {redact(url)}: not written (no partition scored)"
-        log.error("score: no partition scored: the predictions for %s are left as they were",
-                  scoring_date)  # fmt: skip
+    written, sql, sql_ok = write_outputs(
+        predictions, previous, out, url=url, table=settings.scoring.sql_table,
+        scoring_date=scoring_date,
+    )  # fmt: skip
     rows = [{"partition": p, **s} for p, s in status.items()]
     columns = ["partition", "model", "version", "kind", "age_days", "rows", "status"]
     header = (
@@ -162,7 +148,42 @@ def main(argv: list[str] | None = None) -> int:
         log.error("score: %s: %s", r["partition"], r["status"])
     log.info("score: %d rows for %d partitions (%d not scored) -> %s; SQL %s",
              len(predictions), len(rows) - len(bad), len(bad), written, sql)  # fmt: skip
-    return 1 if bad or "not written" in sql else 0
+    return 1 if bad or not sql_ok else 0
+
+
+def write_outputs(
+    predictions: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    out: Path,
+    *,
+    url: str,
+    table: str,
+    scoring_date: dt.date,
+) -> tuple[str, str, bool]:
+    """Write this run's partitions to the parquet file and the SQL table, keeping the others.
+
+    Returns:
+        What was written to the parquet file and to SQL (one line each, for the report), and
+        whether the SQL write succeeded (or had nothing to do).
+    """
+    scored = sorted(set(predictions["partition"]))
+    if not scored:
+        log.error("score: no partition scored: the predictions for %s are left as they were",
+                  scoring_date)  # fmt: skip
+        return (
+            f"{out}: not written (no partition scored; an earlier file is left as it was)",
+            f"table `{table}` in {redact(url)}: not written (no partition scored)",
+            True,
+        )
+    merged = merge_predictions(previous, predictions, scored)
+    write_parquet(merged, out)
+    written = f"{out}: {len(predictions)} rows scored now, {len(merged) - len(predictions)} kept"
+    try:
+        rows = write_sql(predictions, url, table, scoring_date, scored)
+    except WarehouseError as exc:
+        log.error("score: SQL predictions not written (the parquet output is): %s", exc)
+        return written, f"table `{table}`: not written: {exc}", False
+    return written, f"table `{table}` in {redact(url)}: {rows} rows replaced", True
 
 
 def _previous(path) -> pd.DataFrame | None:
