@@ -4,6 +4,13 @@ Each YAML file under the config folder owns its own top-level sections (a sectio
 files is an error). ``pipelines/env/<env>.yaml`` then overrides any key, and ``--set a.b=value``
 overrides from the command line win over both. Secrets never live here: MLflow URIs and
 credentials come from environment variables (see :mod:`manymodels.registry`).
+
+The frozen dataclasses below are the schema; pydantic validates the merged YAML against them
+(wrong types, ranges, choices, unknown keys) and every error names the key's dotted path and
+the file or ``--set`` it came from. To add a setting, add a field with a default to a dataclass
+(or a new dataclass section to :class:`Settings`); use ``Literal[...]`` for choices and the
+``Count``/``NonNegativeInt``/``Share``/... types (or ``Annotated[int, Field(ge=1)]``) for ranges.
+Nothing else is needed.
 """
 
 from __future__ import annotations
