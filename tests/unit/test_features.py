@@ -138,8 +138,8 @@ def test_changing_units_at_week_t_never_changes_earlier_features(t, delta):
 
 
 def test_missing_column_is_an_error_naming_it():
-    with pytest.raises(ValueError, match=r"needs column\(s\) \['temp_f'\]"):
-        build_features(_table().drop(columns="temp_f"))
+    with pytest.raises(ValueError, match=r"needs column\(s\) \['tmax_f'\]"):
+        build_features(_table().drop(columns="tmax_f"))
 
 
 def test_duplicate_rows_are_an_error():

@@ -45,7 +45,7 @@ def test_main_writes_one_file_per_partition_and_an_index(conditioned, workdir, c
         assert pid == partition_id([entry["keys"][k] for k in index["keys"]])
         assert entry["rows"] == len(frame)
         assert entry["series"] == frame.groupby(["store_id", "product_id"]).ngroups
-        assert entry["first_week"] == "2017-01-02"
+        assert entry["first_week"] == str(frame["week"].min().date())
         assert entry["last_week"] == manifest["last_week"]
         total += len(frame)
     assert total == len(table)
