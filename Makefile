@@ -68,12 +68,12 @@ e2e: $(STAMP) ## PR check: tiny mock set -> train -> gate -> register -> promote
 	$(MM) promote --to prod --env prod --local --set project.workdir=$(WORKDIR)
 	$(MM) run scoring --env prod --local --set project.workdir=$(WORKDIR) $(ARGS)
 
-model-validation: $(STAMP) ## CD in dev: train, gate, register and promote in the dev registry (mock data if no raw data)
-	test -d $(WORKDIR)/raw || $(MM) mock --set project.workdir=$(WORKDIR)
+# Both CD targets read the data MANYMODELS_DATA_URI points at (a folder or an s3://, abfs://, gs://
+# URL; "mock" generates mock data, which condition refuses with a real MLflow store).
+model-validation: $(STAMP) ## CD in dev: train, gate, register and promote in the dev registry (data: MANYMODELS_DATA_URI)
 	$(MM) run training --env dev --set project.workdir=$(WORKDIR) $(ARGS)
 
-release-scoring: $(STAMP) ## CD in prod: copy approved dev champions into prod, then batch scoring
-	test -d $(WORKDIR)/raw || $(MM) mock --set project.workdir=$(WORKDIR)
+release-scoring: $(STAMP) ## CD in prod: copy approved dev champions into prod, then batch scoring (data: MANYMODELS_DATA_URI)
 	$(MM) promote --to prod --env prod --set project.workdir=$(WORKDIR)
 	$(MM) run scoring --env prod --set project.workdir=$(WORKDIR) $(ARGS)
 

@@ -186,13 +186,15 @@ def _weeks(src: LoadedSource, dates: pd.Series, week_start: int) -> pd.Series:
 
 def _numbers(src: LoadedSource, column: str, *, allow_missing: bool = False) -> pd.Series:
     values = src.frame[column]
-    if pd.api.types.is_numeric_dtype(values):
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         parsed = values.astype(float)
     else:
         text = values.astype(str).str.strip()
         if src.settings.thousands:
             text = text.str.replace(src.settings.thousands, "", regex=False)
-        blank = text.str.upper().isin(["", "NA", "NAN", "NULL", "NONE"])
+        upper = text.str.upper()
+        blank = upper.isin(["", "NA", "NAN", "NULL", "NONE"])
+        text = text.mask(upper == "TRUE", "1").mask(upper == "FALSE", "0")  # flags (IsHoliday)
         parsed = pd.to_numeric(text.mask(blank), errors="coerce")
         bad = parsed.isna() & ~blank
         if bad.any() or (not allow_missing and blank.any()):
