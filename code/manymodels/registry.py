@@ -383,7 +383,9 @@ def log_data_inputs(store: Store, run_ids: list[str], index: dict) -> int:
     def source_of(uri: str):
         uri = _redact(uri).split("?", 1)[0]
         try:
-            return resolve_dataset_source(uri)
+            with warnings.catch_warnings():  # "can be interpreted in multiple ways": local files
+                warnings.simplefilter("ignore", UserWarning)
+                return resolve_dataset_source(uri)
         except Exception:  # noqa: BLE001 (a scheme MLflow has no source type for: abfs, gs...)
             return CodeDatasetSource({"uri": uri})
 
