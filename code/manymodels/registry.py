@@ -404,12 +404,16 @@ def log_data_inputs(store: Store, run_ids: list[str], index: dict) -> int:
     client = store.client()
     for run_id in run_ids:
         client.log_inputs(run_id, datasets=inputs)
+    if run_ids:  # the partition membership (speed per product) and sources, with the run
+        keep = ("data_version", "data_uri", "sources", "membership", "membership_changes")
+        client.log_dict(run_ids[0], {k: index.get(k) for k in keep}, "data/partitions.json")
     return len(inputs)
 
 
 def data_tags(index: dict) -> dict[str, str]:
     """Model-version tags naming the data: its version, location and each source's hash."""
-    tags = {"data_version": index["data_version"], "data_uri": _redact(index.get("data_uri", ""))}
+    uri = _redact(index.get("data_uri", "")).split("?", 1)[0]  # no credentials, no SAS token
+    tags = {"data_version": index["data_version"], "data_uri": uri}
     tags |= {f"data_source.{n}": s["sha256"] for n, s in index.get("sources", {}).items()}
     tags["data_mock"] = str(bool(index.get("mock", False))).lower()
     return tags

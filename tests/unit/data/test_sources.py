@@ -151,3 +151,18 @@ def test_covariate_modes_follow_the_declarations(settings):
         "household_size": "known",
         "share_age_65_plus": "known",
     }
+
+
+def test_the_walmart_example_yaml_is_a_valid_contract(tmp_path, config_dir):
+    import shutil
+
+    from manymodels.config import load_settings
+
+    config = shutil.copytree(config_dir, tmp_path / "pipelines")
+    shutil.copy(config_dir.parent / "examples" / "walmart" / "data.yaml", config / "data.yaml")
+    settings = load_settings(config, "dev")
+    assert settings.data.week_starts == "saturday"
+    assert [s.kind for s in settings.sources] == ["sales", "stores", "covariates"]
+    assert covariate_modes(settings.sources)["temperature_f"] == "climatology"
+    with pytest.raises(SourceError, match="walmart_sales_weekly.csv does not exist"):
+        read_sources(settings.sources, str(tmp_path / "empty"))  # declarations pass first

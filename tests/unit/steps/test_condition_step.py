@@ -128,3 +128,11 @@ def test_bad_raw_data_exits_1_and_keeps_the_old_output(raw_dir, tmp_path, common
     assert "row 5: 'lots'" in caplog.text
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conditioned", "raw"]  # no temp left
+
+
+@pytest.mark.parametrize("target", ["model-validation", "release-scoring"])
+def test_the_cd_targets_never_make_mock_data_silently(config_dir, target):
+    makefile = (config_dir.parent / "Makefile").read_text()
+    recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE).group(1)
+    assert "mock" not in recipe  # the data comes from MANYMODELS_DATA_URI
+    assert "MANYMODELS_DATA_URI" in makefile
