@@ -68,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         "rows": len(table),
         "weeks": f"{manifest['first_week']} .. {manifest['last_actual_week']}",
         "as_of": str(as_of),
+        "data_uri": manifest.get("data_uri", ""),
+        "mock data": manifest.get("mock", False),
+        "covariates": ", ".join(f"{k} ({v})" for k, v in manifest.get("covariates", {}).items()),
+        "new series": manifest.get("conditioning", {}).get("new_series", {}).get("count", 0),
+        "discontinued series (not forecast)": manifest.get("conditioning", {})
+        .get("discontinued_series", {})
+        .get("count", 0),
     }
     reports = settings.path("reports")
     write_json(

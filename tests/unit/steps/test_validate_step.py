@@ -38,13 +38,17 @@ def test_clean_data_passes_and_is_reported(conditioned, workdir, args, caplog):
     data, text = report(workdir)
     manifest = json.loads((conditioned / "manifest.json").read_text())
     assert data["findings"] == []
-    assert data["summary"] == {
+    summary = data["summary"]
+    assert {k: summary[k] for k in ("file", "data_version", "rows", "weeks", "as_of")} == {
         "file": str(conditioned / TABLE),
         "data_version": manifest["data_version"],
         "rows": manifest["rows"],
         "weeks": "2017-01-02 .. 2018-02-19",
         "as_of": "2018-03-01",
     }
+    assert summary["mock data"] is True
+    assert "tmax_f (climatology)" in summary["covariates"]
+    assert summary["new series"] == 0
     assert "**PASSED**: 0 finding(s)" in text
     assert "validate: passed" in caplog.text
 
