@@ -68,7 +68,10 @@ class DataSettings:
     uri: str = ""  # where relative source paths live; "" = <workdir>/raw; MANYMODELS_DATA_URI wins
     week_starts: str = "monday"  # the first day of a week in the standard table
     discontinued_after_weeks: int = 26  # a series with no sale for this long is not forecast
-    min_history_weeks: int = 26  # newer series are reported; scoring's baseline serves them
+    min_history_weeks: int = 26  # newer series are reported as new
+    # a week in which a store reported nothing at all: "missing" (an export gap, validate judges
+    # it) or "zero" (sparse data such as order lines, where no row means no sale)
+    unreported_weeks: str = "missing"
     store_formats: dict[str, str] = field(default_factory=dict)  # your format -> model format
     default_region: str = "all"  # when no source gives a store's region
     default_store_format: str = "all"  # when no source gives a store's format
@@ -111,6 +114,9 @@ class SourceSettings:
     week_date: str = "start"  # weekly dates name the week's first day (start) or last (end)
     quantity_scale: float = 1.0  # multiplies the quantity (e.g. 0.001 for thousands)
     thousands: str = ","  # thousands separator stripped from text quantities
+    # rows with the same key and date: "error" (exact repeats are dropped as re-sent rows, different
+    # values are an error) or "sum" (the rows are transactions or order lines: they add up)
+    duplicates: str = "error"
     covariates: tuple[CovariateSettings, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)  # passed to the fsspec filesystem
 

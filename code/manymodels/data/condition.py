@@ -93,7 +93,11 @@ def condition(
         by_kind.setdefault(src.settings.kind, []).append(src)
     (sales,) = by_kind["sales"]
     ship, stats = _sales(sales, week_start)
-    table, life, filled = _grid(ship, data.horizon_weeks, data.discontinued_after_weeks)
+    if data.unreported_weeks not in ("missing", "zero"):
+        raise ConditioningError("data.unreported_weeks must be missing or zero")
+    table, life, filled = _grid(
+        ship, data.horizon_weeks, data.discontinued_after_weeks, data.unreported_weeks == "zero"
+    )
     stats["zero_weeks_filled"] = filled
     table = _returns(table, by_kind.get("returns", []), week_start)
     table = _stores(table, by_kind.get("stores", []), data)
@@ -231,7 +235,8 @@ def _one_value_per_key(src: LoadedSource, frame: pd.DataFrame, key: list[str]) -
 def _sales(src: LoadedSource, week_start: int) -> tuple[pd.DataFrame, dict]:
     frame = src.frame
     n_raw = len(frame)
-    frame = frame.drop_duplicates()
+    if src.settings.duplicates == "error":
+        frame = frame.drop_duplicates()
     src = LoadedSource(src.settings, src.uri, frame, src.sha256, src.format)
     parsed = pd.DataFrame(
         {
@@ -241,7 +246,8 @@ def _sales(src: LoadedSource, week_start: int) -> tuple[pd.DataFrame, dict]:
             "shipped": _quantity(src),
         }
     )
-    parsed = _one_value_per_key(src, parsed, ["store_id", "product_id", "date"])
+    if src.settings.duplicates == "error":
+        parsed = _one_value_per_key(src, parsed, ["store_id", "product_id", "date"])
     parsed["week"] = _weeks(src, parsed["date"], week_start)
     ship = parsed.groupby(["store_id", "product_id", "week"], as_index=False)["shipped"].sum()
     stats = {
@@ -264,7 +270,7 @@ def _quantity(src: LoadedSource) -> pd.Series:
     return qty
 
 
-def _grid(ship: pd.DataFrame, horizon: int, discontinued_after: int):
+def _grid(ship: pd.DataFrame, horizon: int, discontinued_after: int, zero_unreported: bool):
     """Each series' weeks from its first sale to the last week (plus the horizon if active)."""
     first, last = ship["week"].min(), ship["week"].max()
     weeks = pd.date_range(first, last + pd.Timedelta(weeks=horizon), freq="7D")
@@ -280,7 +286,8 @@ def _grid(ship: pd.DataFrame, horizon: int, discontinued_after: int):
     table = grid[["store_id", "product_id", "week"]].merge(ship, how="left", on=KEY)
     reported = ship[["store_id", "week"]].drop_duplicates().assign(_reported=True)
     table = table.merge(reported, how="left", on=["store_id", "week"])
-    fill = table["shipped"].isna() & table["_reported"].notna()
+    fill = table["shipped"].isna() & (table["_reported"].notna() | zero_unreported)
+    fill &= table["week"] <= last
     table.loc[fill, "shipped"] = 0.0
     return table.drop(columns="_reported").reset_index(drop=True), life, int(fill.sum())
 
@@ -296,7 +303,8 @@ def _returns(table: pd.DataFrame, sources: list[LoadedSource], week_start: int) 
                 "returns": _quantity(src),
             }
         )
-        frame = _one_value_per_key(src, frame, ["store_id", "product_id", "date"])
+        if src.settings.duplicates == "error":
+            frame = _one_value_per_key(src, frame, ["store_id", "product_id", "date"])
         frame["week"] = _weeks(src, frame["date"], week_start)
         weekly = (
             frame.groupby(KEY, as_index=False)["returns"].sum().rename(columns={"returns": "r"})

@@ -146,6 +146,8 @@ def _check_declarations(sources: tuple[SourceSettings, ...]) -> None:  # noqa: P
             raise SourceError(f"{where}: map the standard column(s) {missing} under columns:")
         if src.frequency not in ("weekly", "daily"):
             raise SourceError(f"{where}: frequency must be weekly or daily, not {src.frequency!r}")
+        if src.duplicates not in ("error", "sum"):
+            raise SourceError(f"{where}: duplicates must be error or sum, not {src.duplicates!r}")
         if src.week_date not in ("start", "end"):
             raise SourceError(f"{where}: week_date must be start or end, not {src.week_date!r}")
         for cov in src.covariates:

@@ -319,3 +319,36 @@ def test_a_week_anchor_that_does_not_match_the_data(settings, sample_raw):
     with pytest.raises(ConditioningError, match="a sunday") as err:
         run(settings, sample_raw, week_starts="sunday")
     assert "Monday" in str(err.value) and "week_date" in str(err.value)
+
+
+def test_order_lines_add_up_and_unreported_weeks_may_be_zero(settings, tmp_path):
+    lines = pd.DataFrame(
+        {
+            "day": ["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-22"],
+            "shop": ["A", "A", "A", "A"],
+            "item": ["x", "x", "x", "x"],
+            "qty": [1, 1, 2, 5],  # two identical order lines are two sales, not a re-sent row
+        }
+    )
+    lines.to_csv(tmp_path / "orders.csv", index=False)
+    sales = SourceSettings(
+        name="sales",
+        kind="sales",
+        path="orders.csv",
+        columns={"store_id": "shop", "product_id": "item", "date": "day", "quantity": "qty"},
+        frequency="daily",
+        duplicates="sum",
+    )
+    settings = dataclasses.replace(settings, sources=(sales,))
+    table, _ = run(settings, tmp_path, horizon_weeks=1)
+    assert history_of(table)["units"].tolist()[:1] == [4.0]
+    assert history_of(table)["units"].isna().sum() == 2  # the shop reported nothing those weeks
+    table, stats = run(settings, tmp_path, horizon_weeks=1, unreported_weeks="zero")
+    assert history_of(table)["units"].tolist() == [4.0, 0.0, 0.0, 5.0]
+    assert stats["zero_weeks_filled"] == 2
+    as_resent = dataclasses.replace(
+        settings, sources=(dataclasses.replace(sales, duplicates="error"),)
+    )
+    table, stats = run(as_resent, tmp_path, horizon_weeks=1)  # the default: a re-sent row
+    assert history_of(table)["units"].tolist()[:1] == [3.0]
+    assert stats["duplicates_dropped"] == 1
