@@ -246,9 +246,10 @@ def _sales(src: LoadedSource, week_start: int) -> tuple[pd.DataFrame, dict]:
             "shipped": _quantity(src),
         }
     )
+    weeks = _weeks(src, parsed["date"], week_start)  # a wrong anchor first: it explains more
     if src.settings.duplicates == "error":
         parsed = _one_value_per_key(src, parsed, ["store_id", "product_id", "date"])
-    parsed["week"] = _weeks(src, parsed["date"], week_start)
+    parsed["week"] = weeks.loc[parsed.index]
     ship = parsed.groupby(["store_id", "product_id", "week"], as_index=False)["shipped"].sum()
     stats = {
         "raw_shipment_rows": n_raw,

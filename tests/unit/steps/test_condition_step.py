@@ -136,3 +136,53 @@ def test_the_cd_targets_never_make_mock_data_silently(config_dir, target):
     recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE).group(1)
     assert "mock" not in recipe  # the data comes from MANYMODELS_DATA_URI
     assert "MANYMODELS_DATA_URI" in makefile
+
+
+def _edit_shipments(raw_dir, change) -> None:
+    path = raw_dir / "shipments.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    change(frame).to_csv(path, index=False)
+
+
+BAD_INPUTS = {
+    "a mapping naming a missing column": (
+        lambda raw: _edit_shipments(raw, lambda f: f.drop(columns="SKU")),
+        "column(s) ['SKU'] (mapped to ['product_id']) are not in the file",
+    ),
+    "unparseable dates": (
+        lambda raw: _edit_shipments(raw, lambda f: f.assign(**{"Week Start": "soon"})),
+        "column 'Week Start' has dates that match none of the date_formats",
+    ),
+    "a week anchor that does not match": (
+        lambda raw: _edit_shipments(raw, lambda f: f.assign(**{"Week Start": "2017-01-04"})),
+        "weekly dates must be the start of a week starting monday",
+    ),
+    "negative quantities": (
+        lambda raw: _edit_shipments(raw, lambda f: f.assign(**{"Units Shipped": "-1"})),
+        "column 'Units Shipped' has negative quantities",
+    ),
+    "the same key twice with different values": (
+        lambda raw: _edit_shipments(
+            raw, lambda f: pd.concat([f, f.iloc[[0]].assign(**{"Units Shipped": "77"})])
+        ),
+        "rows give the same store_id x product_id x date different values",
+    ),
+    "an unreachable uri": (
+        lambda raw: (raw / "shipments.csv").unlink(),
+        "shipments.csv does not exist",
+    ),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(BAD_INPUTS))
+def test_bad_input_exits_1_names_the_source_and_writes_nothing(
+    raw_dir, tmp_path, common_args, caplog, problem
+):
+    corrupt, message = BAD_INPUTS[problem]
+    corrupt(raw_dir)
+    out = tmp_path / "conditioned"
+    assert run(raw_dir, out, common_args) == 1
+    assert "source 'sales'" in caplog.text
+    assert message in caplog.text
+    assert "nothing written" in caplog.text
+    assert not out.exists()
