@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -222,7 +223,7 @@ def _parse(src: SourceSettings, data: bytes, fmt: str, shown: str) -> pd.DataFra
         loaded = json.loads(data) if fmt == "json" else yaml.safe_load(data)
     except ImportError as exc:
         raise SourceError(f"source {src.name!r} ({shown}): {fmt} needs a package: {exc}") from exc
-    except (ValueError, yaml.YAMLError, OSError) as exc:
+    except (ValueError, yaml.YAMLError, OSError, zipfile.BadZipFile) as exc:
         raise SourceError(f"source {src.name!r} ({shown}): not valid {fmt}: {exc}") from exc
     if src.records:
         loaded = loaded.get(src.records) if isinstance(loaded, dict) else None
@@ -240,6 +241,10 @@ def _read(src: SourceSettings, root: str) -> LoadedSource:
     data = _fetch(src, uri)
     shown = display_uri(uri)
     raw = _parse(src, data, fmt, shown)
+    if raw.empty and not len(raw.columns):  # no rows at all (e.g. ``events: []``): fine
+        raw = pd.DataFrame(
+            columns=[*map(str, src.columns.values()), *(c.column or c.name for c in src.covariates)]
+        )  # noqa: E501
     wanted = {std: str(col) for std, col in src.columns.items()}
     wanted |= {f"cov:{c.name}": c.column or c.name for c in src.covariates}
     if missing := sorted({c for c in wanted.values() if c not in raw.columns}):

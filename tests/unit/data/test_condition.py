@@ -352,3 +352,17 @@ def test_order_lines_add_up_and_unreported_weeks_may_be_zero(settings, tmp_path)
     table, stats = run(as_resent, tmp_path, horizon_weeks=1)  # the default: a re-sent row
     assert history_of(table)["units"].tolist()[:1] == [3.0]
     assert stats["duplicates_dropped"] == 1
+
+
+def test_an_empty_events_file_means_no_events(settings, raw_dir):
+    (raw_dir / "events.yaml").write_text("events: []\n")
+    table, _ = run(settings, raw_dir)
+    assert (table["events"] == 0).all()
+
+
+def test_an_event_scoped_to_one_region_by_name_counts_only_there(settings, raw_dir):
+    events = [{"name": "Rodeo", "date": "2017-03-08", "regions": "South Texas"}]
+    (raw_dir / "events.yaml").write_text(yaml.safe_dump({"events": events}))
+    table, _ = run(settings, raw_dir)
+    week = table[table["week"] == pd.Timestamp("2017-03-06")]
+    assert week.groupby("region")["events"].max().to_dict() == {"North Texas": 0, "South Texas": 1}

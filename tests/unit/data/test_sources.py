@@ -166,3 +166,47 @@ def test_the_walmart_example_yaml_is_a_valid_contract(tmp_path, config_dir):
     assert covariate_modes(settings.sources)["temperature_f"] == "climatology"
     with pytest.raises(SourceError, match="walmart_sales_weekly.csv does not exist"):
         read_sources(settings.sources, str(tmp_path / "empty"))  # declarations pass first
+
+
+@pytest.mark.parametrize(
+    ("content", "records", "problem"),
+    [
+        ('{"rows": {"a": 1}}', "rows", "expected a list of rows under 'rows'"),
+        ("[1, 2]", "", "expected a list of rows at the top level"),
+        ("{not json", "", "not valid json"),
+    ],
+)
+def test_a_json_source_that_is_not_a_list_of_rows(tmp_path, content, records, problem):
+    (tmp_path / "sales.json").write_text(content)
+    src = dataclasses.replace(SALES, path="sales.json", records=records)
+    with pytest.raises(SourceError, match=problem):
+        read_sources((src,), str(tmp_path))
+
+
+def test_a_records_key_that_is_absent_means_no_rows(tmp_path):
+    (tmp_path / "events.yaml").write_text("other: []\n")
+    events = SourceSettings(name="events", kind="events", path="events.yaml", records="events",
+                            columns={"date": "date"})  # fmt: skip
+    write(tmp_path, "sales.csv", "csv")
+    loaded = read_sources((SALES, events), str(tmp_path))
+    assert loaded["events"].frame.empty
+    assert list(loaded["events"].frame.columns) == ["date"]
+
+
+def test_excel_needs_its_extra_or_reads(tmp_path):
+    frame = pd.DataFrame(ROWS)
+    src = dataclasses.replace(SALES, path="sales.xlsx")
+    try:
+        frame.to_excel(tmp_path / "sales.xlsx", index=False)
+    except ImportError:
+        import zipfile
+
+        with zipfile.ZipFile(tmp_path / "sales.xlsx", "w") as book:  # looks like an xlsx
+            book.writestr("xl/workbook.xml", "<workbook/>")
+        with pytest.raises(SourceError, match="excel needs a package"):
+            read_sources((src,), str(tmp_path))
+        (tmp_path / "sales.xlsx").write_bytes(b"not a zip")
+        with pytest.raises(SourceError, match="not valid excel"):
+            read_sources((src,), str(tmp_path))
+    else:  # pragma: no cover - where the [excel] extra is installed
+        assert len(read_sources((src,), str(tmp_path))["sales"].frame) == 2
