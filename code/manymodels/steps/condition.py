@@ -117,6 +117,25 @@ def mock_refusal(settings: Settings, local: bool) -> str | None:
     )
 
 
+def against_training(table: pd.DataFrame, index_path: Path) -> dict:
+    """How the products compare with the membership the models were trained on (the partition
+    index beside this workdir, when there is one): products the models never saw, and products
+    whose speed class changed (their series now go to another partition's model)."""
+    if not index_path.exists():
+        return {"compared": False}
+    trained = read_json(index_path).get("membership", {})
+    now = table.groupby("product_id")["speed"].first().astype(str).to_dict()
+    unseen = sorted(set(now) - set(trained))
+    moved = {p: [trained[p], c] for p, c in sorted(now.items()) if p in trained and trained[p] != c}
+    if unseen:
+        log.warning(
+            "condition: %d product(s) the trained models never saw: %s", len(unseen), unseen[:10]
+        )  # noqa: E501
+    for product, (old, new) in moved.items():
+        log.warning("condition: product %s is now %s (trained as %s)", product, new, old)
+    return {"compared": True, "unseen_products": unseen, "class_changes": moved}
+
+
 @guarded
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("condition", __doc__)
@@ -148,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("condition failed (nothing written): %s", exc)
         return 1
     manifest = manifest_for(table, stats, sources, root, mock)
+    manifest["against_training"] = against_training(
+        table, settings.path("partitions", "index.json")
+    )
     with atomic_dir(out) as tmp:
         table.to_parquet(tmp / TABLE, index=False)
         write_json(manifest, tmp / "manifest.json")

@@ -4,6 +4,7 @@ real MLflow store."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -186,3 +187,20 @@ def test_bad_input_exits_1_names_the_source_and_writes_nothing(
     assert message in caplog.text
     assert "nothing written" in caplog.text
     assert not out.exists()
+
+
+def test_products_are_compared_with_the_trained_membership(raw_dir, workdir, common_args, caplog):
+    out = workdir / "conditioned"
+    assert run(raw_dir, out, common_args) == 0
+    assert read_json(out / "manifest.json")["against_training"] == {"compared": False}
+    index = workdir / "partitions" / "index.json"
+    index.parent.mkdir(parents=True)
+    index.write_text(json.dumps({"membership": {"P001": "fast", "P002": "slow"}}))
+    table = pd.read_parquet(out / TABLE)
+    speed = table.groupby("product_id")["speed"].first()
+    assert run(raw_dir, out, common_args) == 0
+    report = read_json(out / "manifest.json")["against_training"]
+    assert report["unseen_products"] == ["P003", "P004", "P005", "P006"]
+    expected = {p: [old, speed[p]] for p, old in (("P001", "fast"), ("P002", "slow"))}
+    assert report["class_changes"] == {p: v for p, v in expected.items() if v[0] != v[1]}
+    assert "4 product(s) the trained models never saw" in caplog.text
