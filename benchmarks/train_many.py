@@ -27,9 +27,10 @@ from pathlib import Path
 from manymodels import registry
 from manymodels.config import load_settings
 from manymodels.data.condition import condition
-from manymodels.data.mock import generate
 from manymodels.data.partition import split_partitions
+from manymodels.data.sources import read_sources
 from manymodels.parallel import effective_workers, run_partitions
+from manymodels.steps.mock import generate_into
 from manymodels.steps.train import fit_and_stage
 
 PRESETS = {
@@ -75,14 +76,22 @@ def main(argv: list[str] | None = None) -> int:
             overrides.append(f"training.nn.epochs={args.epochs}")
         settings = load_settings("pipelines", "dev", overrides)
         t0 = time.perf_counter()
-        raw = generate(
+        raw_dir = Path(tmp) / "raw"
+        generate_into(
+            settings,
+            raw_dir,
             regions=shape["regions"],
             stores_per_region=shape["stores_per_region"],
             products=shape["products"],
             weeks=shape["weeks"],
             start=dt.date(2017, 1, 2),
         )
-        table, _ = condition(raw, settings.data.horizon_weeks, settings.partition.slow_zero_share)
+        table, _ = condition(
+            read_sources(settings.sources, str(raw_dir)),
+            settings.data,
+            settings.partition.slow_zero_share,
+            settings.training.split.test_weeks,
+        )
         parts = split_partitions(table, keys)
         if args.partitions:
             parts = dict(list(parts.items())[: args.partitions])

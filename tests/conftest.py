@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from manymodels.config import Settings, load_settings
-from manymodels.data.condition import condition, read_raw
+from manymodels.data.condition import condition
+from manymodels.data.sources import read_sources
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "pipelines"
@@ -80,9 +81,22 @@ def raw_dir(tmp_path: Path) -> Path:
     return Path(shutil.copytree(SAMPLE_RAW, tmp_path / "raw"))
 
 
+def condition_folder(raw: Path, overrides: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict]:
+    """Condition the raw files in ``raw`` as the ``condition`` step does with these settings."""
+    s = load_settings(CONFIG_DIR, "dev", list(overrides))
+    sources = read_sources(s.sources, str(raw))
+    return condition(sources, s.data, s.partition.slow_zero_share, s.training.split.test_weeks)
+
+
+@pytest.fixture(scope="session")
+def conditioner():
+    """``conditioner(raw_folder, overrides=())``: the step's conditioning, as a function."""
+    return condition_folder
+
+
 @pytest.fixture(scope="session")
 def _conditioned() -> tuple[pd.DataFrame, dict]:
-    return condition(read_raw(SAMPLE_RAW))
+    return condition_folder(SAMPLE_RAW)
 
 
 @pytest.fixture

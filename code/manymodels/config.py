@@ -33,6 +33,7 @@ from manymodels.redact import redact
 
 __all__ = [
     "ConfigError",
+    "CovariateSettings",
     "DataSettings",
     "GateOverride",
     "GateSettings",
@@ -40,6 +41,7 @@ __all__ = [
     "MockSettings",
     "PartitionSettings",
     "Settings",
+    "SourceSettings",
     "load_settings",
 ]
 
@@ -86,10 +88,65 @@ class MockSettings:
 class DataSettings:
     horizon_weeks: NonNegativeInt = 4
     as_of: str = ""
-    earliest_week: dt.date = dt.date(2017, 1, 2)
-    max_units: PositiveFloat = 100_000
+    earliest_week: dt.date = dt.date(2000, 1, 1)
+    max_units: PositiveFloat = 1_000_000
     max_age_days: NonNegativeInt = 30
     max_missing_week_share: Share = 0.0
+    # the data contract (pipelines/data.yaml; docs/bring-your-own-data.md)
+    uri: str = ""  # where relative source paths live; "" = <workdir>/raw; MANYMODELS_DATA_URI wins
+    week_starts: str = "monday"  # the first day of a week in the standard table
+    discontinued_after_weeks: Count = 26  # a series with no sale for this long is not forecast
+    min_history_weeks: NonNegativeInt = 26  # newer series are reported as new
+    # a week in which a store reported nothing at all: "missing" (an export gap, validate judges
+    # it) or "zero" (sparse data such as order lines, where no row means no sale)
+    unreported_weeks: str = "missing"
+    store_formats: dict[str, str] = field(default_factory=dict)  # your format -> model format
+    default_region: str = "all"  # when no source gives a store's region
+    default_store_format: str = "all"  # when no source gives a store's format
+
+
+@dataclass(frozen=True)
+class CovariateSettings:
+    """One numeric covariate a source gives; its name becomes a feature column."""
+
+    name: str = ""
+    column: str = ""  # the source's column; "" = ``name``
+    known_in_advance: Flag = False  # calendar, events, planned prices: true; weather: false
+    unknown_as: str = "lag"  # when not known in advance: lag (by the horizon) | climatology
+    agg: str = "mean"  # rows of one week (daily data): mean | sum | max | min | last
+    fill: float | None = None  # value where the source has no row; None: validate reports it
+    min: float | None = None  # validate's range for the values
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """One raw source (``sources:`` in ``pipelines/data.yaml``): where, what shape, which columns.
+
+    ``kind`` is ``sales`` (required, one), ``returns``, ``stores``, ``products``, ``events`` or
+    ``covariates``. ``columns`` maps the standard names (store_id, product_id, date, quantity,
+    region, store_format, zip_code, category, scope) to the source's column names.
+    """
+
+    name: str = ""
+    kind: str = "covariates"
+    path: str = (
+        ""  # relative to data.uri, an absolute path or an fsspec URL (s3://, abfs://, gs://)
+    )
+    format: str = ""  # csv | parquet | jsonl | json | yaml | excel; "" = from the extension
+    records: str = ""  # json/yaml: the key holding the list of rows
+    sheet: str = ""  # excel: the sheet ("" = the first)
+    columns: dict[str, str] = field(default_factory=dict)
+    date_formats: tuple[str, ...] = ()  # strptime formats tried in order; () = ISO dates
+    frequency: str = "weekly"  # weekly | daily (daily rows are summed/aggregated to weeks)
+    week_date: str = "start"  # weekly dates name the week's first day (start) or last (end)
+    quantity_scale: PositiveFloat = 1.0  # multiplies the quantity (e.g. 0.001 for thousands)
+    thousands: str = ","  # thousands separator stripped from text quantities
+    # rows with the same key and date: "error" (exact repeats are dropped as re-sent rows, different
+    # values are an error) or "sum" (the rows are transactions or order lines: they add up)
+    duplicates: str = "error"
+    covariates: tuple[CovariateSettings, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the fsspec filesystem
 
 
 @dataclass(frozen=True)
@@ -214,6 +271,7 @@ class Settings:
     project: ProjectSettings = field(default_factory=ProjectSettings)
     mock: MockSettings = field(default_factory=MockSettings)
     data: DataSettings = field(default_factory=DataSettings)
+    sources: tuple[SourceSettings, ...] = ()
     partition: PartitionSettings = field(default_factory=PartitionSettings)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)

@@ -54,12 +54,14 @@ __all__ = [
     "champions",
     "code_version",
     "copy_version",
+    "data_tags",
     "delete_alias",
     "find_versions",
     "get_alias",
     "git_tags",
     "load",
     "log_artifact",
+    "log_data_inputs",
     "log_metrics",
     "log_partition",
     "model_name",
@@ -498,3 +500,57 @@ def code_version() -> str:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     digest.update("\n".join(pip_requirements()).encode())
     return digest.hexdigest()[:12]
+
+
+def log_data_inputs(store: Store, run_ids: list[str], index: dict) -> int:
+    """Record the data a training used as MLflow dataset inputs of each run in ``run_ids``: the
+    conditioned table (name ``demand``, digest = the data version, source = the data URI) and
+    each raw source (its URI and content hash) from the partition ``index``.
+
+    Returns:
+        How many dataset inputs each run got.
+    """
+    from mlflow.data.dataset_source_registry import (  # noqa: PLC0415
+        CodeDatasetSource,
+        resolve_dataset_source,
+    )
+    from mlflow.data.meta_dataset import MetaDataset  # noqa: PLC0415
+    from mlflow.entities import DatasetInput, InputTag  # noqa: PLC0415
+
+    def source_of(uri: str):
+        uri = _redact(uri).split("?", 1)[0]
+        try:
+            with warnings.catch_warnings():  # "can be interpreted in multiple ways": local files
+                warnings.simplefilter("ignore", UserWarning)
+                return resolve_dataset_source(uri)
+        except Exception:  # noqa: BLE001 (a scheme MLflow has no source type for: abfs, gs...)
+            return CodeDatasetSource({"uri": uri})
+
+    data = [("demand", index.get("data_uri") or "conditioned", index["data_version"], "training")]
+    data += [
+        (name, s["uri"], s["sha256"], s.get("kind", "source"))
+        for name, s in sorted(index.get("sources", {}).items())
+    ]
+    inputs = [
+        DatasetInput(
+            MetaDataset(source_of(uri), name=name, digest=digest)._to_mlflow_entity(),
+            [InputTag("mlflow.data.context", context)],
+        )
+        for name, uri, digest, context in data
+    ]
+    client = store.client()
+    for run_id in run_ids:
+        client.log_inputs(run_id, datasets=inputs)
+    if run_ids:  # the partition membership (speed per product) and sources, with the run
+        keep = ("data_version", "data_uri", "sources", "membership", "membership_changes")
+        client.log_dict(run_ids[0], {k: index.get(k) for k in keep}, "data/partitions.json")
+    return len(inputs)
+
+
+def data_tags(index: dict) -> dict[str, str]:
+    """Model-version tags naming the data: its version, location and each source's hash."""
+    uri = _redact(index.get("data_uri", "")).split("?", 1)[0]  # no credentials, no SAS token
+    tags = {"data_version": index["data_version"], "data_uri": uri}
+    tags |= {f"data_source.{n}": s["sha256"] for n, s in index.get("sources", {}).items()}
+    tags["data_mock"] = str(bool(index.get("mock", False))).lower()
+    return tags

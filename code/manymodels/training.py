@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from manymodels.config import Settings
+from manymodels.data.sources import covariate_modes
 from manymodels.features import build_features, feature_columns
 from manymodels.metrics import evaluate
 from manymodels.models import (
@@ -52,6 +53,7 @@ def feature_settings(settings: Settings) -> dict:
         "horizon_weeks": settings.data.horizon_weeks,
         "lags": tuple(f.lags),
         "rolling_windows": tuple(f.rolling_windows),
+        "covariates": covariate_modes(settings.sources),  # as declared in pipelines/data.yaml
     }
 
 

@@ -116,8 +116,8 @@ def test_run_training_stops_at_a_failing_step(raw_in_workdir, workdir, common_ar
 
 
 def test_run_training_without_raw_data_stops_at_condition(workdir, common_args, caplog):
-    assert cli.main(["run", "training", *common_args, "--set", FOUNDATION]) == 2
-    assert "step 'condition' exited with 2" in caplog.text
+    assert cli.main(["run", "training", *common_args, "--set", FOUNDATION]) == 1
+    assert "step 'condition' exited with 1" in caplog.text
     assert not (workdir / "reports").exists()  # validate never ran
 
 

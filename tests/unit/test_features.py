@@ -138,8 +138,8 @@ def test_changing_units_at_week_t_never_changes_earlier_features(t, delta):
 
 
 def test_missing_column_is_an_error_naming_it():
-    with pytest.raises(ValueError, match=r"needs column\(s\) \['temp_f'\]"):
-        build_features(_table().drop(columns="temp_f"))
+    with pytest.raises(ValueError, match=r"needs column\(s\) \['tmax_f'\]"):
+        build_features(_table().drop(columns="tmax_f"))
 
 
 def test_duplicate_rows_are_an_error():
@@ -187,3 +187,57 @@ def test_signed_log1p_round_trips_negative_units():
     values = np.array([-5.0, -1.0, 0.0, 0.5, 1000.0])
     np.testing.assert_allclose(signed_expm1(signed_log1p(values)), values)
     assert signed_log1p(np.array([-1.0]))[0] == -signed_log1p(np.array([1.0]))[0]
+
+
+# --- covariates only as known at forecast time -----------------------------------------------
+
+
+def _with_covariate(values) -> pd.DataFrame:
+    frame = _table(weeks=len(values) - H, series=(("S1", "P1"),))
+    return frame.assign(x=np.asarray(values, dtype=float))
+
+
+def test_the_covariates_are_those_declared():
+    _, numeric = feature_columns(covariates={"x": "lag"})
+    assert "x" in numeric and "tmax_f" not in numeric
+    _, none = feature_columns(covariates={})
+    assert not set(COVARIATES) & set(none)
+    out = build_features(_with_covariate(range(60)).drop(columns=list(COVARIATES)), covariates={})
+    assert "tmax_f" not in out.columns  # an absent covariate is simply not a feature
+
+
+def test_a_known_in_advance_covariate_is_used_as_is():
+    values = np.arange(60.0)
+    out = _series(build_features(_with_covariate(values), covariates={"x": "known"}))
+    assert out["x"].tolist() == values.tolist()
+
+
+def test_a_lagged_covariate_is_the_value_horizon_weeks_before():
+    values = np.arange(60.0)
+    out = _series(build_features(_with_covariate(values), covariates={"x": "lag"}))
+    assert out["x"].iloc[H:].tolist() == values[:-H].tolist()
+    assert out["x"].iloc[:H].tolist() == [0.0] * H  # nothing known yet: the first value
+
+
+def test_a_climatology_is_the_same_week_of_earlier_years():
+    values = np.r_[np.arange(52.0), np.arange(52.0) + 100, np.full(10, np.nan)]
+    out = _series(build_features(_with_covariate(values), covariates={"x": "climatology"}))
+    second_year = out["x"].iloc[52:104].to_numpy()
+    assert second_year.tolist() == np.arange(52.0).tolist()
+    third = out["x"].iloc[104:].to_numpy()  # the mean of the two earlier years' same week
+    assert third.tolist() == ((np.arange(10.0) + np.arange(10.0) + 100) / 2).tolist()
+
+
+@pytest.mark.parametrize("mode", ["lag", "climatology"])
+def test_a_covariate_not_known_in_advance_never_leaks_the_future(mode):
+    values = np.random.default_rng(1).normal(size=120)
+    base = build_features(_with_covariate(values), covariates={"x": mode})
+    changed = values.copy()
+    changed[-H:] = 999.0  # the last weeks (the forecast horizon) change ...
+    again = build_features(_with_covariate(changed), covariates={"x": mode})
+    pd.testing.assert_series_equal(base["x"], again["x"])  # ... and no feature sees it
+
+
+def test_an_unknown_covariate_mode_is_an_error():
+    with pytest.raises(ValueError, match="covariate modes must be one of"):
+        feature_columns(covariates={"x": "forecast"})

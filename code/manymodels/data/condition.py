@@ -1,14 +1,19 @@
-"""Turn raw sources into the standard long table: one row per week x store x product.
+"""Turn the declared raw sources into the standard long table: one row per week x store x product.
 
-Columns of the standard table (see :data:`STANDARD_COLUMNS`): ``week`` (the Monday), store and
-product keys with their attributes, ``shipped``, ``returns``, ``units`` (shipped minus returns, the
-demand we forecast), the covariates (weather, events, demographics) and ``speed``. Rows for the
-``horizon_weeks`` after the last shipment week carry covariates (weather forecast, event calendar)
-with ``units`` empty: they are what scoring predicts.
+The standard table: ``week`` (the week's first day, ``data.week_starts``), the store and product
+keys with their attributes (region, store format, category...), ``shipped`` (the sales source's
+quantity), ``returns``, ``units`` (shipped minus returns, the demand we forecast), one column per
+covariate the sources declare, and ``speed``. Rows for the ``horizon_weeks`` after the last sales
+week have ``units`` empty: they are what scoring predicts.
 
-Conditioning fixes what exports get wrong (mixed date formats, thousands separators, re-sent
-duplicate rows, zero weeks left out) and refuses what it cannot fix with an error that names the
-file, column and rows. Judging the result (ranges, gaps, freshness) is :mod:`.validate`'s job.
+Lifecycle: a series (store x product) starts at its first sale, so there are no zero weeks before
+a launch; a series without a sale in its last ``data.discontinued_after_weeks`` weeks is
+discontinued and gets no future rows (it is not forecast). A week in which a store reported other
+products but not this one is a zero; a week in which the store reported nothing stays empty.
+
+Conditioning fixes what exports get wrong (several date formats, thousands separators, re-sent
+duplicate rows, zero weeks left out, daily rows) and refuses what it cannot fix with an error
+that names the source, column and rows. Judging the result is :mod:`.validate`'s job.
 """
 
 from __future__ import annotations
@@ -16,25 +21,26 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from manymodels.data.mock import RAW_FILES, STORE_TYPES, RawSources
+from manymodels.config import CovariateSettings, DataSettings
 from manymodels.data.partition import assign_speed
+from manymodels.data.sources import LoadedSource, SourceError, covariate_modes
 
 __all__ = [
+    "BASE_COLUMNS",
     "SCHEMA",
     "STANDARD_COLUMNS",
+    "WEEKDAYS",
     "ConditioningError",
     "condition",
     "data_version",
-    "read_raw",
 ]
 
-# The standard table's columns, in order, with the kind of value each holds (validate checks them)
+# The standard table's fixed columns, in order, with the kind of value each holds; covariates
+# (numbers) follow. zip_code and store_type are there when a stores source gives them.
 SCHEMA = {
     "week": "date",
     "region": "text",
@@ -48,123 +54,78 @@ SCHEMA = {
     "shipped": "number",
     "returns": "number",
     "units": "number",
-    "temp_f": "number",
-    "precip_in": "number",
-    "events": "number",
-    "median_income": "number",
-    "household_size": "number",
-    "share_age_65_plus": "number",
 }
 STANDARD_COLUMNS = tuple(SCHEMA)
+BASE_COLUMNS = tuple(c for c in SCHEMA if c not in ("store_type", "zip_code"))
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+KEY = ["store_id", "product_id", "week"]
 
 
-class ConditioningError(ValueError):
-    """A raw source cannot be read; the message names the file, column and rows."""
+class ConditioningError(SourceError):
+    """A raw source cannot be conditioned; the message names the source, column and rows."""
 
 
-def read_raw(raw_dir: str | Path) -> RawSources:
-    """Read the raw sources from ``raw_dir`` as strings (parsing happens in :func:`condition`)."""
-    raw_dir = Path(raw_dir)
-    missing = [name for name in RAW_FILES if not (raw_dir / name).exists()]
-    if missing:
-        raise ConditioningError(
-            f"{raw_dir}/ lacks {', '.join(missing)}: run `manymodels mock --out {raw_dir}` "
-            "or copy your exports there"
-        )
+def condition(
+    sources: dict[str, LoadedSource],
+    data: DataSettings | None = None,
+    slow_zero_share: float = 0.3,
+    speed_holdout_weeks: int = 0,
+) -> tuple[pd.DataFrame, dict]:
+    """Build the standard table from the read sources (see :func:`.sources.read_sources`).
 
-    def read(name: str):
-        path = raw_dir / name
-        try:
-            if name.endswith(".csv"):
-                return pd.read_csv(path, dtype=str, keep_default_na=False)
-            if name.endswith(".parquet"):
-                return pd.read_parquet(path)
-            if name.endswith(".jsonl"):
-                return pd.read_json(path, lines=True, dtype=False)
-            return yaml.safe_load(path.read_text()) or {}
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise ConditioningError(f"{path}: could not be read: {exc}") from exc
-
-    frames = {name: read(name) for name in RAW_FILES}
-    events = frames["events.yaml"]
-    if not isinstance(events, dict) or not isinstance(events.get("events") or [], list):
-        raise ConditioningError(f"{raw_dir / 'events.yaml'}: expected a list under 'events:'")
-    return RawSources(
-        shipments=frames["shipments.csv"],
-        weather=frames["weather.csv"],
-        demographics=frames["demographics.parquet"],
-        returns=frames["returns.jsonl"],
-        events=events.get("events") or [],
-        stores=frames["stores.csv"],
-        products=frames["products.csv"],
-    )
-
-
-def condition(raw: RawSources, horizon_weeks: int = 4, slow_zero_share: float = 0.3):
-    """Build the standard table from ``raw``.
+    Args:
+        sources: the read sources by name.
+        data: the ``data:`` settings (horizon, week start, lifecycle, store formats).
+        slow_zero_share: the speed rule (see :mod:`.partition`).
+        speed_holdout_weeks: the last weeks left out when deciding speed (the test window), so
+            a partition's membership depends on the training window only.
 
     Returns:
-        ``(table, stats)``: the table sorted by store, product and week, and counts of what
-        conditioning fixed (duplicates dropped, zero weeks filled).
+        ``(table, stats)``: the table sorted by store, product and week, and what conditioning
+        fixed and found (duplicates dropped, zero weeks filled, new and discontinued series).
     """
-    stores = _require(raw.stores, "stores.csv", ["store_id", "region", "store_type", "zip_code"])
-    bad_type = ~stores["store_type"].isin(list(STORE_TYPES))
-    if bad_type.any():
-        raise ConditioningError(
-            f"stores.csv: column 'store_type' has unknown values "
-            f"({_bad_rows(bad_type, stores['store_type'], 'stores.csv')}); "
-            f"known: {sorted(STORE_TYPES)}"
-        )
-    stores = stores.assign(store_format=stores["store_type"].map(lambda t: STORE_TYPES[t][0]))
-    products = _require(raw.products, "products.csv", ["product_id", "category"])
-    ship = _require(raw.shipments, "shipments.csv", ["Week Start", "Store", "SKU", "Units Shipped"])
-    n_raw = len(ship)
-    ship = ship.drop_duplicates()
-    ship = pd.DataFrame(
-        {
-            "week": _parse_dates(ship["Week Start"], "shipments.csv", "Week Start"),
-            "store_id": ship["Store"].str.strip(),
-            "product_id": ship["SKU"].str.strip(),
-            "shipped": _parse_quantity(ship["Units Shipped"], "shipments.csv", "Units Shipped"),
-        }
+    data = data or DataSettings()
+    if data.week_starts not in WEEKDAYS:
+        raise ConditioningError(f"data.week_starts must be one of {', '.join(WEEKDAYS)}")
+    week_start = WEEKDAYS.index(data.week_starts)
+    by_kind: dict[str, list[LoadedSource]] = {}
+    for src in sources.values():
+        by_kind.setdefault(src.settings.kind, []).append(src)
+    (sales,) = by_kind["sales"]
+    ship, stats = _sales(sales, week_start)
+    if data.unreported_weeks not in ("missing", "zero"):
+        raise ConditioningError("data.unreported_weeks must be missing or zero")
+    table, life, filled = _grid(
+        ship, data.horizon_weeks, data.discontinued_after_weeks, data.unreported_weeks == "zero"
     )
-    table, filled = _grid(ship, horizon_weeks)
-    returns = _require(raw.returns, "returns.jsonl", ["return_date", "store", "sku", "qty"])
-    ret = (
-        pd.DataFrame(
-            {
-                "week": _monday(
-                    _parse_dates(returns["return_date"], "returns.jsonl", "return_date")
-                ),
-                "store_id": returns["store"].astype(str),
-                "product_id": returns["sku"].astype(str),
-                "returns": _parse_quantity(returns["qty"], "returns.jsonl", "qty"),
-            }
-        )
-        .groupby(["week", "store_id", "product_id"], as_index=False)["returns"]
-        .sum()
-    )
-    table = table.merge(ret, how="left", on=["week", "store_id", "product_id"])
-    table["returns"] = table["returns"].fillna(0.0).where(table["shipped"].notna())
-    table["units"] = table["shipped"] - table["returns"]
-    table = table.merge(stores, how="left", on="store_id").merge(
-        products, how="left", on="product_id"
-    )
-    table = table.merge(_weekly_weather(raw.weather), how="left", on=["zip_code", "week"])
-    table = table.merge(
-        _weekly_events(raw.events, stores["region"].unique()), how="left", on=["region", "week"]
-    )
-    table["events"] = table["events"].fillna(0).astype(int)
-    demo = raw.demographics.astype({"store_id": str})
-    table = table.merge(demo, how="left", on="store_id")
-    table["speed"] = assign_speed(table, slow_zero_share)
-    stats = {
-        "raw_shipment_rows": n_raw,
-        "duplicates_dropped": n_raw - len(ship),
-        "zero_weeks_filled": filled,
+    stats["zero_weeks_filled"] = filled
+    table = _returns(table, by_kind.get("returns", []), week_start)
+    table = _stores(table, by_kind.get("stores", []), data)
+    table = _products(table, by_kind.get("products", []))
+    modes = covariate_modes(tuple(s.settings for s in sources.values()))
+    last_actual = ship["week"].max()
+    for src in by_kind.get("events", []):
+        table = _events(table, src, week_start)
+    for src in by_kind.get("covariates", []):
+        table = _covariates(table, src, week_start)
+    for name, mode in modes.items():  # what is not known in advance is not there in the future
+        if mode != "known":
+            table.loc[table["week"] > last_actual, name] = np.nan
+    cutoff = last_actual - pd.Timedelta(weeks=speed_holdout_weeks)
+    window = table["units"].where(table["week"] <= cutoff)
+    table["speed"] = assign_speed(table.assign(units=window), slow_zero_share)
+    new = life["first_week"] > last_actual - pd.Timedelta(weeks=data.min_history_weeks)
+    stats |= {
+        "series": len(life),
+        "new_series": _series_list(life[new]),
+        "discontinued_series": _series_list(life[life["discontinued"]]),
+        "covariates": modes,
+        "speed_decided_until": str(cutoff.date()),
+        "week_starts": data.week_starts,
     }
+    columns = [c for c in STANDARD_COLUMNS if c in table.columns] + list(modes)
     order = ["store_id", "product_id", "week"]
-    return table[list(STANDARD_COLUMNS)].sort_values(order, ignore_index=True), stats
+    return table[columns].sort_values(order, ignore_index=True), stats
 
 
 def data_version(table: pd.DataFrame) -> str:
@@ -175,123 +136,283 @@ def data_version(table: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def _require(frame: pd.DataFrame, source: str, columns: list[str]) -> pd.DataFrame:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
+def _series_list(life: pd.DataFrame, limit: int = 50) -> dict:
+    pairs = [f"{s}/{p}" for s, p in zip(life["store_id"], life["product_id"], strict=True)]
+    return {"count": len(pairs), "first": pairs[:limit]}
+
+
+def _bad_rows(src: LoadedSource, mask: pd.Series, values: pd.Series) -> str:
+    """The first offending values with their row numbers in the source file."""
+    rows = list(values[mask].items())[:5]
+    return ", ".join(f"row {src.row(i)}: {v!r}" for i, v in rows)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    return values.astype(str).str.strip()
+
+
+def _dates(src: LoadedSource, column: str = "date") -> pd.Series:
+    values = src.frame[column]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        text = values.map(lambda v: v.isoformat() if isinstance(v, dt.date) else str(v).strip())
+        parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+        for fmt in src.settings.date_formats or ("ISO8601",):
+            parsed = parsed.fillna(pd.to_datetime(text, format=fmt, errors="coerce"))
+    if parsed.isna().any():
+        formats = list(src.settings.date_formats) or ["ISO 8601 (YYYY-MM-DD)"]
         raise ConditioningError(
-            f"{source}: missing column(s) {missing}; found {list(frame.columns)}"
+            f"{src.label}: column {src.settings.columns.get(column, column)!r} has dates that "
+            f"match none of the date_formats {formats} ({_bad_rows(src, parsed.isna(), values)}): "
+            "fix them in the export or add their format to date_formats"
+        )
+    return parsed.astype("datetime64[ns]").dt.tz_localize(None).dt.normalize()
+
+
+def _weeks(src: LoadedSource, dates: pd.Series, week_start: int) -> pd.Series:
+    """The first day of each date's week; weekly dates must fall on the declared anchor."""
+    s = src.settings
+    if s.frequency == "weekly":
+        anchor = week_start if s.week_date == "start" else (week_start + 6) % 7
+        off = dates.dt.day_of_week != anchor
+        if off.any():
+            raise ConditioningError(
+                f"{src.label}: column {s.columns.get('date', 'date')!r}: weekly dates must be "
+                f"the {s.week_date} of a week starting {WEEKDAYS[week_start]}, i.e. a "
+                f"{WEEKDAYS[anchor]} ({_bad_rows(src, off, dates.dt.strftime('%F %A'))}); set "
+                "data.week_starts and the source's week_date to match the export, or "
+                "frequency: daily"
+            )
+        return dates - pd.Timedelta(days=6) if s.week_date == "end" else dates
+    return dates - pd.to_timedelta((dates.dt.day_of_week - week_start) % 7, unit="D")
+
+
+def _numbers(src: LoadedSource, column: str, *, allow_missing: bool = False) -> pd.Series:
+    values = src.frame[column]
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        parsed = values.astype(float)
+    else:
+        text = values.astype(str).str.strip()
+        if src.settings.thousands:
+            text = text.str.replace(src.settings.thousands, "", regex=False)
+        upper = text.str.upper()
+        blank = upper.isin(["", "NA", "NAN", "NULL", "NONE"])
+        text = text.mask(upper == "TRUE", "1").mask(upper == "FALSE", "0")  # flags (IsHoliday)
+        parsed = pd.to_numeric(text.mask(blank), errors="coerce")
+        bad = parsed.isna() & ~blank
+        if bad.any() or (not allow_missing and blank.any()):
+            bad = bad | (blank & (not allow_missing))
+            name = src.settings.columns.get(column) or _cov_column(src, column)
+            raise ConditioningError(
+                f"{src.label}: column {name!r} has values that are not numbers "
+                f"({_bad_rows(src, bad, values)})"
+            )
+    return parsed
+
+
+def _cov_column(src: LoadedSource, name: str) -> str:
+    return next((c.column or c.name for c in src.settings.covariates if c.name == name), name)
+
+
+def _one_value_per_key(src: LoadedSource, frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Drop exact re-sent rows; the same key with different values is an error."""
+    frame = frame.drop_duplicates()
+    clash = frame.duplicated(key, keep=False)
+    if clash.any():
+        shown = frame.loc[clash].head(6)
+        rows = "; ".join(
+            f"row {src.row(i)}: " + ", ".join(f"{k}={v}" for k, v in r.items())
+            for i, r in shown.astype(str).iterrows()
+        )
+        raise ConditioningError(
+            f"{src.label}: {int(clash.sum())} rows give the same {' x '.join(key)} different "
+            f"values ({rows}): keep one row per key in the export"
         )
     return frame
 
 
-def _bad_rows(mask: pd.Series, values: pd.Series, source: str) -> str:
-    """The first offending values with their 1-based line numbers in ``source``."""
-    first = 2 if source.endswith(".csv") else 1  # a CSV's first line is its header
-    rows = list(values[mask].items())[:5]
-    return ", ".join(f"row {i + first}: {v!r}" for i, v in rows)
-
-
-def _parse_dates(values: pd.Series, source: str, column: str) -> pd.Series:
-    iso = pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
-    us = pd.to_datetime(values, format="%m/%d/%Y", errors="coerce")
-    parsed = iso.fillna(us)
-    if parsed.isna().any():
-        raise ConditioningError(
-            f"{source}: column {column!r} has dates that are neither YYYY-MM-DD nor MM/DD/YYYY "
-            f"({_bad_rows(parsed.isna(), values, source)}): fix them in the export"
-        )
-    return parsed.astype("datetime64[ns]")
-
-
-def _parse_quantity(values: pd.Series, source: str, column: str) -> pd.Series:
-    parsed = pd.to_numeric(values.astype(str).str.replace(",", "").str.strip(), errors="coerce")
-    if parsed.isna().any():
-        raise ConditioningError(
-            f"{source}: column {column!r} has non-numeric quantities "
-            f"({_bad_rows(parsed.isna(), values, source)})"
-        )
-    return parsed.astype(float)
-
-
-def _monday(dates: pd.Series) -> pd.Series:
-    return (dates - pd.to_timedelta(dates.dt.day_of_week, unit="D")).dt.normalize()
-
-
-def _grid(ship: pd.DataFrame, horizon_weeks: int) -> tuple[pd.DataFrame, int]:
-    """Every store x product seen, for every week; zero where the store reported that week."""
-    not_monday = ship["week"].dt.day_of_week != 0
-    if not_monday.any():
-        raise ConditioningError(
-            "shipments.csv: column 'Week Start' must be a Monday "
-            f"({_bad_rows(not_monday, ship['week'], 'shipments.csv')})"
-        )
-    first, last = ship["week"].min(), ship["week"].max()
-    weeks = pd.date_range(first, last + pd.Timedelta(weeks=horizon_weeks), freq="7D")
-    pairs = ship[["store_id", "product_id"]].drop_duplicates()
-    grid = pairs.merge(pd.DataFrame({"week": weeks}), how="cross")
-    table = grid.merge(ship, how="left", on=["store_id", "product_id", "week"])
-    reported = set(zip(ship["store_id"], ship["week"], strict=True))
-    store_reported = np.array(
-        [k in reported for k in zip(table["store_id"], table["week"], strict=True)]
-    )
-    fill = table["shipped"].isna() & store_reported
-    table.loc[fill, "shipped"] = 0.0
-    return table, int(fill.sum())
-
-
-def _weekly_weather(weather: pd.DataFrame) -> pd.DataFrame:
-    weather = _require(
-        weather, "weather.csv", ["zip", "date", "tmax_f", "tmin_f", "precip_in", "kind"]
-    )
-    frame = pd.DataFrame(
+def _sales(src: LoadedSource, week_start: int) -> tuple[pd.DataFrame, dict]:
+    frame = src.frame
+    n_raw = len(frame)
+    if src.settings.duplicates == "error":
+        frame = frame.drop_duplicates()
+    src = LoadedSource(src.settings, src.uri, frame, src.sha256, src.format)
+    parsed = pd.DataFrame(
         {
-            "zip_code": weather["zip"].str.strip(),
-            "date": _parse_dates(weather["date"], "weather.csv", "date"),
-            "observed": weather["kind"].eq("observed"),
-            "temp_f": (
-                _parse_quantity(weather["tmax_f"], "weather.csv", "tmax_f")
-                + _parse_quantity(weather["tmin_f"], "weather.csv", "tmin_f")
-            )
-            / 2,
-            "precip_in": _parse_quantity(weather["precip_in"], "weather.csv", "precip_in"),
+            "store_id": _text(frame["store_id"]),
+            "product_id": _text(frame["product_id"]),
+            "date": _dates(src),
+            "shipped": _quantity(src),
         }
     )
-    # an observation replaces the forecast made for the same day
-    frame = frame.sort_values("observed").drop_duplicates(["zip_code", "date"], keep="last")
-    frame["week"] = _monday(frame["date"])
-    return frame.groupby(["zip_code", "week"], as_index=False).agg(
-        temp_f=("temp_f", "mean"), precip_in=("precip_in", "sum")
-    )  # noqa: E501
+    weeks = _weeks(src, parsed["date"], week_start)  # a wrong anchor first: it explains more
+    if src.settings.duplicates == "error":
+        parsed = _one_value_per_key(src, parsed, ["store_id", "product_id", "date"])
+    parsed["week"] = weeks.loc[parsed.index]
+    ship = parsed.groupby(["store_id", "product_id", "week"], as_index=False)["shipped"].sum()
+    stats = {
+        "raw_shipment_rows": n_raw,
+        "duplicates_dropped": n_raw - len(parsed),
+        "sales_source": src.settings.name,
+    }
+    return ship, stats
 
 
-def _weekly_events(events: list[dict], regions) -> pd.DataFrame:
-    rows = []
-    for i, event in enumerate(events):
-        try:
-            date = (
-                event["date"]
-                if isinstance(event["date"], dt.date)
-                else dt.date.fromisoformat(str(event["date"]))
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConditioningError(
-                f"events.yaml: event #{i + 1} ({event!r}) needs a date like 2017-11-23"
-            ) from exc  # noqa: E501
-        scope = event.get("regions", "all")
-        scope = list(regions) if scope == "all" else [scope] if isinstance(scope, str) else scope
-        monday = pd.Timestamp(date - dt.timedelta(days=date.weekday()))
-        rows += [{"region": r, "week": monday} for r in scope]
-    if not rows:
-        return pd.DataFrame(
-            {
-                "region": pd.Series(dtype=str),
-                "week": pd.Series(dtype="datetime64[ns]"),
-                "events": pd.Series(dtype=int),
-            }
-        )  # noqa: E501
-    return (
-        pd.DataFrame(rows)
-        .groupby(["region", "week"], as_index=False)
-        .size()
-        .rename(columns={"size": "events"})
+def _quantity(src: LoadedSource) -> pd.Series:
+    qty = _numbers(src, "quantity") * src.settings.quantity_scale
+    negative = qty < 0
+    if negative.any():
+        raise ConditioningError(
+            f"{src.label}: column {src.settings.columns['quantity']!r} has negative quantities "
+            f"({_bad_rows(src, negative, src.frame['quantity'])}): returns belong in a returns "
+            "source"
+        )
+    return qty
+
+
+def _grid(ship: pd.DataFrame, horizon: int, discontinued_after: int, zero_unreported: bool):
+    """Each series' weeks from its first sale to the last week (plus the horizon if active)."""
+    first, last = ship["week"].min(), ship["week"].max()
+    weeks = pd.date_range(first, last + pd.Timedelta(weeks=horizon), freq="7D")
+    sold = ship[ship["shipped"] > 0]
+    life = sold.groupby(["store_id", "product_id"], as_index=False).agg(
+        first_week=("week", "min"), last_sale=("week", "max")
     )
+    life["discontinued"] = life["last_sale"] <= last - pd.Timedelta(weeks=discontinued_after)
+    life["end"] = last + pd.Timedelta(weeks=horizon)
+    life.loc[life["discontinued"], "end"] = last
+    grid = life.merge(pd.DataFrame({"week": weeks}), how="cross")
+    grid = grid[(grid["week"] >= grid["first_week"]) & (grid["week"] <= grid["end"])]
+    table = grid[["store_id", "product_id", "week"]].merge(ship, how="left", on=KEY)
+    reported = ship[["store_id", "week"]].drop_duplicates().assign(_reported=True)
+    table = table.merge(reported, how="left", on=["store_id", "week"])
+    fill = table["shipped"].isna() & (table["_reported"].notna() | zero_unreported)
+    fill &= table["week"] <= last
+    table.loc[fill, "shipped"] = 0.0
+    return table.drop(columns="_reported").reset_index(drop=True), life, int(fill.sum())
+
+
+def _returns(table: pd.DataFrame, sources: list[LoadedSource], week_start: int) -> pd.DataFrame:
+    table["returns"] = 0.0
+    for src in sources:
+        frame = pd.DataFrame(
+            {
+                "store_id": _text(src.frame["store_id"]),
+                "product_id": _text(src.frame["product_id"]),
+                "date": _dates(src),
+                "returns": _quantity(src),
+            }
+        )
+        if src.settings.duplicates == "error":
+            frame = _one_value_per_key(src, frame, ["store_id", "product_id", "date"])
+        frame["week"] = _weeks(src, frame["date"], week_start)
+        weekly = (
+            frame.groupby(KEY, as_index=False)["returns"].sum().rename(columns={"returns": "r"})
+        )
+        table = table.merge(weekly, how="left", on=KEY)
+        table["returns"] += table.pop("r").fillna(0.0)
+    table["returns"] = table["returns"].where(table["shipped"].notna())
+    table["units"] = table["shipped"] - table["returns"]
+    return table
+
+
+def _attributes(src: LoadedSource, key: str, names: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame({c: _text(src.frame[c]) for c in (key, *names) if c in src.frame})
+    for cov in src.settings.covariates:
+        frame[cov.name] = _numbers(src, cov.name, allow_missing=True)
+    frame = _one_value_per_key(src, frame, [key])
+    return frame
+
+
+def _stores(table: pd.DataFrame, sources: list[LoadedSource], data: DataSettings):
+    defaults = {"region": data.default_region, "store_format": data.default_store_format}
+    for src in sources:
+        attrs = _attributes(src, "store_id", ("region", "store_format", "zip_code"))
+        if "store_format" in attrs:
+            attrs["store_type"] = attrs["store_format"]
+            if data.store_formats:
+                attrs["store_format"] = _map_formats(src, attrs["store_format"], data)
+        table = table.merge(attrs, how="left", on="store_id")
+    for col, default in defaults.items():
+        if col not in table:
+            table[col] = default
+    return table
+
+
+def _map_formats(src: LoadedSource, values: pd.Series, data: DataSettings) -> pd.Series:
+    mapped = values.map(data.store_formats)
+    unknown = mapped.isna()
+    if unknown.any():
+        raise ConditioningError(
+            f"{src.label}: column {src.settings.columns['store_format']!r} has values not in "
+            f"data.store_formats ({_bad_rows(src, unknown, values)}); known: "
+            f"{sorted(data.store_formats)}"
+        )
+    return mapped
+
+
+def _products(table: pd.DataFrame, sources: list[LoadedSource]) -> pd.DataFrame:
+    for src in sources:
+        table = table.merge(
+            _attributes(src, "product_id", ("category",)), how="left", on="product_id"
+        )
+    if "category" not in table:
+        table["category"] = "all"
+    return table
+
+
+def _events(table: pd.DataFrame, src: LoadedSource, week_start: int) -> pd.DataFrame:
+    """A count per region x week of the events (holidays, promotions) in the source."""
+    weeks = _weeks(src, _dates(src), week_start) if src.settings.frequency == "daily" else None
+    if weeks is None:  # weekly event dates still count in the week they fall in
+        dates = _dates(src)
+        weeks = dates - pd.to_timedelta((dates.dt.day_of_week - week_start) % 7, unit="D")
+    regions = list(table["region"].dropna().unique())
+    scope = src.frame["scope"] if "scope" in src.frame else pd.Series("all", index=src.frame.index)
+    rows = []
+    for week, value in zip(weeks, scope, strict=True):
+        rows += [(str(r), week) for r in _scope(value, regions)]
+    name = src.settings.name
+    counts = pd.DataFrame(rows, columns=["region", "week"]).value_counts().rename(name)
+    table = table.merge(counts.reset_index(), how="left", on=["region", "week"])
+    table[name] = table[name].fillna(0).astype(float)
+    return table
+
+
+def _scope(value, regions: list) -> list:
+    """The regions an event applies to: ``all`` (or nothing), one region, or a list."""
+    if isinstance(value, str):
+        return regions if value.strip().lower() in ("all", "") else [value.strip()]
+    if isinstance(value, list | tuple):
+        return list(value)
+    return regions
+
+
+def _covariates(table: pd.DataFrame, src: LoadedSource, week_start: int) -> pd.DataFrame:
+    """Numeric covariates by any of store, product, region or zip code, by week or static."""
+    keys = [k for k in ("store_id", "product_id", "region", "zip_code") if k in src.frame]
+    missing = [k for k in keys if k not in table]
+    if missing:
+        raise ConditioningError(
+            f"{src.label}: joins on {missing}, which no stores source gives: map them there"
+        )
+    frame = pd.DataFrame({k: _text(src.frame[k]) for k in keys})
+    covs: tuple[CovariateSettings, ...] = src.settings.covariates
+    for cov in covs:
+        frame[cov.name] = _numbers(src, cov.name, allow_missing=True)
+    if "date" in src.frame:
+        frame["date"] = _dates(src)
+        frame = _one_value_per_key(src, frame, [*keys, "date"])
+        frame["week"] = _weeks(src, frame.pop("date"), week_start)
+        keys = [*keys, "week"]
+    else:
+        frame = _one_value_per_key(src, frame, keys)
+    if not keys:
+        raise ConditioningError(f"{src.label}: map at least one key (store_id, date...) to join on")
+    weekly = frame.groupby(keys, as_index=False).agg({c.name: c.agg for c in covs})
+    table = table.merge(weekly, how="left", on=keys)
+    for cov in covs:
+        if cov.fill is not None:
+            table[cov.name] = table[cov.name].fillna(cov.fill)
+    return table

@@ -8,40 +8,51 @@ and up to five offending rows.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from manymodels.data.condition import SCHEMA, STANDARD_COLUMNS
+from manymodels.config import SourceSettings
+from manymodels.data.condition import BASE_COLUMNS, SCHEMA, WEEKDAYS
 
-__all__ = ["SOURCE_OF", "Finding", "has_errors", "render_markdown", "validate"]
+__all__ = ["Finding", "has_errors", "render_markdown", "source_of", "validate"]
 
 KEY = ["store_id", "product_id", "week"]
 NUMERIC = tuple(c for c, kind in SCHEMA.items() if kind == "number")
 TEXT = tuple(c for c, kind in SCHEMA.items() if kind == "text")
-COVARIATES = ("temp_f", "precip_in", "median_income", "household_size", "share_age_65_plus")
-SOURCE_OF = {
-    "week": "shipments.csv",
-    "shipped": "shipments.csv",
-    "units": "shipments.csv - returns.jsonl",
-    "returns": "returns.jsonl",
-    "region": "stores.csv",
-    "store_type": "stores.csv",
-    "store_format": "stores.csv",
-    "zip_code": "stores.csv",
-    "category": "products.csv",
-    "temp_f": "weather.csv",
-    "precip_in": "weather.csv",
-    "median_income": "demographics.parquet",
-    "household_size": "demographics.parquet",
-    "share_age_65_plus": "demographics.parquet",
+# where each standard column comes from, when no sources are given (the mock's files)
+_SOURCE_OF = {
+    "week": "sales",
+    "shipped": "sales",
+    "units": "sales - returns",
+    "returns": "returns",
+    "region": "stores",
+    "store_type": "stores",
+    "store_format": "stores",
+    "zip_code": "stores",
+    "category": "products",
 }
-RANGES = {
-    "temp_f": (-80.0, 135.0),
-    "precip_in": (0.0, 40.0),
-    "returns": (0.0, None),
-    "shipped": (0.0, None),
-}
+RANGES = {"returns": (0.0, None), "shipped": (0.0, None)}
+
+
+def source_of(sources: tuple[SourceSettings, ...]) -> dict[str, str]:
+    """``{column: "source 'name' (path)"}``: which declared source each column comes from."""
+    out = {}
+    for src in sources:
+        label = f"source {src.name!r} ({src.path})"
+        if src.kind == "sales":
+            out |= {"week": label, "shipped": label, "units": label}
+        if src.kind == "returns":
+            out["returns"] = label
+        if src.kind == "stores":
+            out |= {c: label for c in ("region", "store_format", "store_type", "zip_code")}
+        if src.kind == "products":
+            out["category"] = label
+        if src.kind == "events":
+            out[src.name] = label
+        out |= {c.name: label for c in src.covariates}
+    return out
 
 
 @dataclass(frozen=True)
@@ -51,31 +62,47 @@ class Finding:
     message: str
     rows: list[dict] = field(default_factory=list)
     severity: str = "error"
+    source: str = ""
 
     def as_dict(self) -> dict:
-        return asdict(self) | {"source": SOURCE_OF.get(self.column, "conditioned table")}
+        return asdict(self) | {"source": self.source or "conditioned table"}
 
 
-def validate(
+def validate(  # noqa: PLR0914
     table: pd.DataFrame,
     as_of: dt.date,
     *,
-    earliest_week: dt.date = dt.date(2017, 1, 2),
-    max_units: float = 100_000,
+    earliest_week: dt.date = dt.date(2000, 1, 1),
+    max_units: float = 1_000_000,
     max_age_days: int = 30,
     max_missing_week_share: float = 0.0,
+    covariates: Mapping[str, str] | None = None,
+    ranges: Mapping[str, tuple[float | None, float | None]] | None = None,
+    week_starts: str = "monday",
+    sources: Mapping[str, str] | None = None,
 ) -> list[Finding]:
-    """All findings on ``table`` judged on date ``as_of``; an empty list means the data is good."""
-    missing = [c for c in STANDARD_COLUMNS if c not in table.columns]
+    """All findings on ``table`` judged on date ``as_of``; an empty list means the data is good.
+
+    Args:
+        covariates: ``{column: mode}`` (the manifest's); those not ``known`` in advance are
+            only checked on the history rows. None: the numeric columns beyond the standard ones.
+        ranges: ``{column: (low, high)}`` for covariates (either bound None: open).
+        sources: ``{column: source}`` named by findings (:func:`source_of`).
+    """
+    missing = [c for c in BASE_COLUMNS if c not in table.columns]
     if missing:
         return [
             Finding("schema", ", ".join(missing), f"missing column(s) {missing}: re-run condition")
         ]
-    if found := _types(table):
+    if covariates is None:
+        extra = [c for c in table.columns if c not in SCHEMA]
+        covariates = {c: "known" for c in extra if pd.api.types.is_numeric_dtype(table[c])}
+    if found := _types(table, covariates):
         return found
     known = table["units"].notna()
-    history = table[table["week"] <= table.loc[known, "week"].max()] if known.any() else table
-    check = _Checker(table)
+    last = table.loc[known, "week"].max() if known.any() else table["week"].max()
+    history = table[table["week"] <= last]
+    check = _Checker(table, sources or _SOURCE_OF)
     check(
         "duplicates",
         "week",
@@ -86,17 +113,22 @@ def validate(
         "unknown_store",
         "region",
         table["region"].isna(),
-        "store ids missing from the store master: add them to stores.csv or drop their rows",
+        "store ids missing from the store master: add them to it or drop their rows",
     )
     check(
         "unknown_product",
         "category",
         table["category"].isna(),
-        "product ids missing from the product master: add them to products.csv",
+        "product ids missing from the product master: add them to it",
     )
-    for col in COVARIATES:
+    for col, mode in covariates.items():
+        frame = table if mode == "known" else history
         check(
-            "missing_covariate", col, table[col].isna(), f"{SOURCE_OF[col]} lacks these keys/weeks"
+            "missing_covariate",
+            col,
+            frame[col].isna(),
+            "the source lacks these keys/weeks (or set fill: for the covariate)",
+            frame,
         )
     check(
         "range",
@@ -112,10 +144,26 @@ def validate(
         f"above data.max_units={max_units:g}",
         history,
     )
-    for col, (low, high) in RANGES.items():
-        bad = (table[col] < low) | ((table[col] > high) if high is not None else False)
-        check("range", col, bad.fillna(False), f"{col} outside [{low}, {high}]")
-    check("date_range", "week", table["week"].dt.day_of_week != 0, "weeks must start on a Monday")
+    for col, (low, high) in (RANGES | dict(ranges or {})).items():
+        if col not in table:
+            continue
+        values = table[col]
+        bad = (values < low if low is not None else False) | (
+            values > high if high is not None else False
+        )
+        check(
+            "range",
+            col,
+            pd.Series(bad, index=table.index).fillna(False),
+            f"{col} outside [{low}, {high}]",
+        )
+    start = WEEKDAYS.index(week_starts)
+    check(
+        "date_range",
+        "week",
+        table["week"].dt.day_of_week != start,
+        f"weeks must start on a {week_starts} (data.week_starts)",
+    )
     check(
         "date_range",
         "week",
@@ -149,7 +197,7 @@ def render_markdown(findings: list[Finding], summary: dict) -> str:
         "",
     ]
     for f in findings:
-        source = SOURCE_OF.get(f.column, "the table")
+        source = f.source or "the table"
         lines.append(f"- **{f.severity} / {f.check}** in `{f.column}` (from {source}): {f.message}")
         lines += [f"  - {row}" for row in f.rows]
     return "\n".join(lines) + "\n"
@@ -160,19 +208,22 @@ def _last_actual_week(table: pd.DataFrame) -> pd.Timestamp:
     return table.loc[table["units"].notna(), "week"].max()
 
 
-def _types(table: pd.DataFrame) -> list[Finding]:
+def _types(table: pd.DataFrame, covariates: Mapping[str, str]) -> list[Finding]:
     findings = []
+    if missing := [c for c in covariates if c not in table.columns]:
+        findings.append(Finding("schema", ", ".join(missing), "covariate column(s) missing"))
+        return findings
     if not pd.api.types.is_datetime64_any_dtype(table["week"]):
         findings.append(
             Finding("schema", "week", f"week must be a date, found {table['week'].dtype}")
         )
-    for col in NUMERIC:
-        if not pd.api.types.is_numeric_dtype(table[col]):
+    for col in (*NUMERIC, *covariates):
+        if col in table and not pd.api.types.is_numeric_dtype(table[col]):
             findings.append(
                 Finding("schema", col, f"{col} must be numeric, found {table[col].dtype}")
             )
     for col in TEXT:
-        if pd.api.types.is_numeric_dtype(table[col]):
+        if col in table and pd.api.types.is_numeric_dtype(table[col]):
             findings.append(Finding("schema", col, f"{col} must be text, found {table[col].dtype}"))
     return findings
 
@@ -180,8 +231,9 @@ def _types(table: pd.DataFrame) -> list[Finding]:
 class _Checker:
     """Collects a :class:`Finding` for each check whose mask flags any row."""
 
-    def __init__(self, table: pd.DataFrame) -> None:
+    def __init__(self, table: pd.DataFrame, sources: Mapping[str, str]) -> None:
         self.table = table
+        self.sources = sources
         self.findings: list[Finding] = []
 
     def __call__(self, check: str, column: str, mask, message: str, frame=None) -> None:
@@ -191,7 +243,10 @@ class _Checker:
             cols = list(dict.fromkeys(c for c in (*KEY, column) if c in frame.columns))
             # pandas 3 keeps NaN through astype(str); the JSON report needs strings
             rows = frame.loc[mask, cols].head(5).astype(str).fillna("nan").to_dict("records")
-            self.findings.append(Finding(check, column, f"{count} row(s): {message}", rows))
+            source = self.sources.get(column, "")
+            self.findings.append(
+                Finding(check, column, f"{count} row(s): {message}", rows, source=source)
+            )
 
 
 def _freshness(table: pd.DataFrame, as_of: dt.date, max_age_days: int) -> list[Finding]:

@@ -45,6 +45,7 @@ def version_tags(
         "partition": part["partition"],
         "model_kind": kind,
         "data_version": training["data_version"],
+        **training.get("data", {}),  # data URI and source hashes (steps/train.py)
         "training_run_id": part["run_id"],
         "parent_run_id": training["parent_run_id"],
         "gate_decision": verdict["decision"],

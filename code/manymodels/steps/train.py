@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         store = registry.resolve_store(settings, local=args.local)
         start = time.perf_counter()
         handoff = _log_runs(store, settings, index, outcomes, Path(stage), local=args.local)
+        handoff["data"] = registry.data_tags(index)  # the register step tags versions with it
+        runs = [handoff["parent_run_id"], *(p["run_id"] for p in handoff["partitions"].values())]
+        registry.log_data_inputs(store, runs, index)
         log_seconds = time.perf_counter() - start
     failed = [p for p, o in outcomes.items() if not o.ok]
     registry.log_metrics(
@@ -153,7 +156,7 @@ def _log_runs(
         "pipeline": "training",
         "env": settings.env,
         "local": str(local),
-        "data_version": index["data_version"],
+        **registry.data_tags(index),
         "config_hash": config_hash(settings),
     }
     handoff = {

@@ -1,14 +1,16 @@
 """Step ``validate``: judge the standard table and write a report; exit 1 when data is bad.
 
 The report (``<workdir>/reports/validation.md`` and ``.json``) lists every finding with the
-column, the raw file it comes from and example rows, so one run shows everything to fix.
+column, the declared source it comes from and example rows, so one run shows everything to fix.
+The rules (``earliest_week``, ``max_units``, freshness relative to ``--as-of``, covariate ranges)
+are settings in ``pipelines/data.yaml``.
 """
 
 from __future__ import annotations
 
 import logging
 
-from manymodels.data.validate import has_errors, render_markdown, validate
+from manymodels.data.validate import has_errors, render_markdown, source_of, validate
 from manymodels.io import write_json, write_text
 from manymodels.steps import (
     add_data_option,
@@ -50,6 +52,15 @@ def main(argv: list[str] | None = None) -> int:
         max_units=d.max_units,
         max_age_days=d.max_age_days,
         max_missing_week_share=d.max_missing_week_share,
+        covariates=manifest.get("covariates"),
+        ranges={
+            c.name: (c.min, c.max)
+            for src in settings.sources
+            for c in src.covariates
+            if c.min is not None or c.max is not None
+        },
+        week_starts=d.week_starts,
+        sources=source_of(settings.sources),
     )
     summary = {
         "file": str(folder / TABLE),
@@ -57,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         "rows": len(table),
         "weeks": f"{manifest['first_week']} .. {manifest['last_actual_week']}",
         "as_of": str(as_of),
+        "data_uri": manifest.get("data_uri", ""),
+        "mock data": manifest.get("mock", False),
+        "covariates": ", ".join(f"{k} ({v})" for k, v in manifest.get("covariates", {}).items()),
+        "new series": manifest.get("conditioning", {}).get("new_series", {}).get("count", 0),
+        "discontinued series (not forecast)": manifest.get("conditioning", {})
+        .get("discontinued_series", {})
+        .get("count", 0),
     }
     reports = settings.path("reports")
     write_json(

@@ -154,8 +154,8 @@ def test_the_committed_sample_is_what_make_sample_generates(sample_raw, config_d
     args[args.index("--out") + 1] = str(tmp_path / "raw")
     assert mock_step.main([*args, "--config-dir", str(config_dir)]) == 0
     fresh = tmp_path / "raw"
-    assert sorted(p.name for p in sample_raw.iterdir()) == sorted(RAW_FILES)
-    for name in RAW_FILES:
+    assert sorted(p.name for p in sample_raw.iterdir()) == sorted([*RAW_FILES, mock_step.MARKER])
+    for name in [*RAW_FILES, mock_step.MARKER]:
         if name.endswith(".parquet"):
             pd.testing.assert_frame_equal(
                 pd.read_parquet(sample_raw / name), pd.read_parquet(fresh / name), obj=name

@@ -10,19 +10,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from manymodels.data.condition import condition, read_raw
-from manymodels.data.validate import Finding, has_errors, render_markdown, validate
+from manymodels.data.validate import Finding, has_errors, render_markdown, source_of, validate
 
 # one history row and its key, as the report's example rows spell them
 STORE, PRODUCT, WEEK = "S0002", "P004", "2017-03-06"
 
 
 @pytest.fixture
-def run(as_of):
-    """``validate`` on the sample's fresh date unless told otherwise."""
+def run(as_of, settings, condition_stats):
+    """``validate`` on the sample's fresh date unless told otherwise, as the step calls it."""
+    step = {
+        "covariates": condition_stats["covariates"],
+        "ranges": {c.name: (c.min, c.max) for s in settings.sources for c in s.covariates},
+        "sources": source_of(settings.sources),
+        "max_units": 100_000,
+    }
 
     def run_validate(table: pd.DataFrame, **kwargs) -> list[Finding]:
-        return validate(table, kwargs.pop("as_of", as_of), **kwargs)
+        return validate(table, kwargs.pop("as_of", as_of), **(step | kwargs))
 
     return run_validate
 
@@ -70,9 +75,9 @@ def test_a_store_missing_from_the_store_master(table, run):
     table.loc[rows, stores] = np.nan
     finding = only(run(table), "unknown_store", "region")
     assert finding.message.startswith(f"{int(rows.sum())} row(s): ")
-    assert "stores.csv" in finding.message
+    assert "store master" in finding.message
     assert all(row["store_id"] == "S9999" for row in finding.rows)
-    assert finding.as_dict()["source"] == "stores.csv"
+    assert finding.as_dict()["source"] == "source 'stores' (stores.csv)"
 
 
 def test_a_product_missing_from_the_product_master(table, run):
@@ -80,31 +85,33 @@ def test_a_product_missing_from_the_product_master(table, run):
     table.loc[rows, "product_id"] = "P999"
     table.loc[rows, "category"] = np.nan
     finding = only(run(table), "unknown_product", "category")
-    assert "products.csv" in finding.message
-    assert names(finding, store="S0001", product="P999", week="2017-01-02")
+    assert finding.source == "source 'products' (products.csv)"
+    assert names(finding, store="S0001", product="P999", week="2017-01-09")
 
 
 @pytest.mark.parametrize(
     ("column", "source"),
     [
-        ("temp_f", "weather.csv"),
-        ("precip_in", "weather.csv"),
-        ("median_income", "demographics.parquet"),
-        ("share_age_65_plus", "demographics.parquet"),
+        ("tmax_f", "source 'weather' (weather.csv)"),
+        ("precip_in", "source 'weather' (weather.csv)"),
+        ("median_income", "source 'demographics' (demographics.parquet)"),
+        ("share_age_65_plus", "source 'demographics' (demographics.parquet)"),
     ],
 )
 def test_a_missing_covariate(table, run, column, source):
     table.loc[at(table), column] = np.nan
     finding = only(run(table), "missing_covariate", column)
-    assert finding.message == f"1 row(s): {source} lacks these keys/weeks"
+    assert finding.message.startswith("1 row(s): the source lacks these keys/weeks")
+    assert finding.source == source
     assert names(finding)
     assert finding.rows[0][column] == "nan"
 
 
-def test_a_missing_covariate_in_a_future_row_counts_too(table, run):
+def test_a_missing_covariate_in_a_future_row_counts_if_known_in_advance(table, run):
     future = table["week"] > table.loc[table["units"].notna(), "week"].max()
-    table.loc[future.idxmax(), "temp_f"] = np.nan
-    only(run(table), "missing_covariate", "temp_f")
+    assert table.loc[future, "tmax_f"].isna().all()  # weather is not known in advance: fine
+    table.loc[future.idxmax(), "median_income"] = np.nan
+    only(run(table), "missing_covariate", "median_income")
 
 
 def test_negative_units_after_returns(table, run):
@@ -128,7 +135,7 @@ def test_units_above_the_maximum(table, run):
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("temp_f", 150.0), ("temp_f", -99.0), ("precip_in", -0.5), ("shipped", -1.0)],
+    [("tmax_f", 150.0), ("tmin_f", -99.0), ("precip_in", -0.5), ("shipped", -1.0)],
 )
 def test_a_value_outside_its_range(table, run, column, value):
     table.loc[at(table), column] = value
@@ -141,30 +148,35 @@ def test_a_week_that_is_not_a_monday(table, run):
     row = at(table)
     table.loc[row, "week"] = pd.Timestamp(WEEK) + pd.Timedelta(days=2)
     finding = only(run(table), "date_range", "week")
-    assert "Monday" in finding.message
+    assert "must start on a monday (data.week_starts)" in finding.message
     assert names(finding, week="2017-03-08")
 
 
 def test_a_week_before_the_earliest_week(table, run):
-    row = at(table, week="2017-01-02")
+    first = table["week"].min()
+    row = table.index[table["week"] == first][0]
     table.loc[row, "week"] = pd.Timestamp("2016-12-26")
-    finding = only(run(table), "date_range", "week")
+    finding = only(run(table, earliest_week=dt.date(2017, 1, 2)), "date_range", "week")
     assert "before data.earliest_week=2017-01-02" in finding.message
-    assert names(finding, week="2016-12-26")
+    assert finding.rows[0]["week"] == "2016-12-26"
     # a later earliest_week flags the whole first week too (plus the row moved above)
-    before = int((table["week"] < pd.Timestamp("2017-01-09")).sum())
-    later = only(run(table, earliest_week=dt.date(2017, 1, 9)), "date_range", "week")
+    cut = first + pd.Timedelta(weeks=1)
+    before = int((table["week"] < cut).sum())
+    later = only(run(table, earliest_week=cut.date()), "date_range", "week")
     assert later.message.startswith(f"{before} row(s): week before")
 
 
-def test_a_store_export_lacking_weeks(raw_dir, run):
+def test_a_store_export_lacking_weeks(raw_dir, run, conditioner):
     ship = pd.read_csv(raw_dir / "shipments.csv", dtype=str, keep_default_na=False)
     week = pd.to_datetime(ship["Week Start"], format="mixed")
     lacking = (ship["Store"] == STORE) & week.between("2017-03-06", "2017-03-13")
     ship[~lacking].to_csv(raw_dir / "shipments.csv", index=False)
-    table, _ = condition(read_raw(raw_dir))
+    table, _ = conditioner(raw_dir)
     finding = only(run(table), "missing_weeks", "units")
-    assert finding.message.startswith("12 row(s): ")  # 6 products x 2 weeks
+    lacking = table[
+        (table["store_id"] == STORE) & table["week"].between("2017-03-06", "2017-03-13")
+    ]
+    assert finding.message.startswith(f"{len(lacking)} row(s): ")  # its series x 2 weeks
     assert {row["store_id"] for row in finding.rows} == {STORE}
     assert {row["week"] for row in finding.rows} <= {"2017-03-06", "2017-03-13"}
     assert all(row["units"] == "nan" for row in finding.rows)
@@ -206,32 +218,37 @@ def test_a_column_of_the_wrong_type(table, run, column, value, message):
 
 
 def test_a_missing_column(table, run):
-    findings = run(table.drop(columns=["temp_f", "speed"]))
+    findings = run(table.drop(columns=["speed"]))
     assert len(findings) == 1
-    assert (findings[0].check, findings[0].column) == ("schema", "speed, temp_f")
+    assert (findings[0].check, findings[0].column) == ("schema", "speed")
     assert "re-run condition" in findings[0].message
+    findings = run(table.drop(columns=["tmax_f"]))
+    assert [(f.check, f.column) for f in findings] == [("schema", "tmax_f")]
 
 
 def test_every_problem_is_reported_in_one_run(table, run):
-    table.loc[at(table), "temp_f"] = 200.0
+    table.loc[at(table), "tmax_f"] = 200.0
     table.loc[at(table, week="2017-04-03"), "median_income"] = np.nan
     findings = run(table, as_of=dt.date(2019, 1, 1))
     assert {(f.check, f.column) for f in findings} == {
-        ("range", "temp_f"),
+        ("range", "tmax_f"),
         ("missing_covariate", "median_income"),
         ("freshness", "week"),
     }
 
 
 def test_render_markdown_lists_the_summary_and_each_finding(table, run):
-    table.loc[at(table), "temp_f"] = 150.0
+    table.loc[at(table), "tmax_f"] = 150.0
     findings = run(table)
     text = render_markdown(findings, {"file": "demand.parquet", "rows": len(table)})
     assert text.startswith("# Data validation report\n")
     assert "| file | demand.parquet |" in text
     assert f"| rows | {len(table)} |" in text
     assert "**FAILED**: 1 finding(s)" in text
-    assert "- **error / range** in `temp_f` (from weather.csv): 1 row(s): temp_f outside" in text
+    assert (
+        "- **error / range** in `tmax_f` (from source 'weather' (weather.csv)): 1 row(s): "
+        "tmax_f outside" in text
+    )
     assert f"'store_id': '{STORE}'" in text
     assert f"'week': '{WEEK}'" in text
     assert "**PASSED**: 0 finding(s)" in render_markdown([], {"rows": 1})

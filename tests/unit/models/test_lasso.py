@@ -66,11 +66,11 @@ def test_missing_feature_column_is_an_error_naming_it(split, features):
 
 def test_nan_feature_is_an_error_naming_the_column(split, features):
     X = split.X.copy()
-    X.loc[X.index[0], "temp_f"] = np.nan
-    with pytest.raises(ValueError, match=r"\['temp_f'\] contain NaN"):
+    X.loc[X.index[0], "tmax_f"] = np.nan
+    with pytest.raises(ValueError, match=r"\['tmax_f'\] contain NaN"):
         LassoForecaster(**features).fit(X, split.y)
     model = LassoForecaster(**features).fit(split.X, split.y)
-    with pytest.raises(ValueError, match="temp_f"):
+    with pytest.raises(ValueError, match="tmax_f"):
         model.predict(X)
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from manymodels.data.condition import read_raw
 from manymodels.data.mock import RAW_FILES, generate
+from manymodels.io import read_json
 from manymodels.steps import mock
 
 pytestmark = pytest.mark.usefixtures("in_tmp")
@@ -24,26 +24,29 @@ def snapshot(folder) -> dict[str, bytes]:
 def test_main_writes_every_raw_file_to_out(tmp_path, common_args, caplog):
     out = tmp_path / "raw"
     assert mock.main([*TINY, "--seed", "5", "--out", str(out), *common_args]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(RAW_FILES)
-    raw = read_raw(out)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*RAW_FILES, mock.MARKER])
     expected = generate(regions=1, stores_per_region=2, products=2, weeks=3, seed=5)
-    pd.testing.assert_frame_equal(raw.shipments, expected.shipments.astype(str))
-    pd.testing.assert_frame_equal(raw.stores, expected.stores)
-    pd.testing.assert_frame_equal(raw.demographics, expected.demographics)
+    shipments = pd.read_csv(out / "shipments.csv", dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(shipments, expected.shipments.astype(str))
+    pd.testing.assert_frame_equal(pd.read_csv(out / "stores.csv", dtype=str), expected.stores)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "demographics.parquet"), expected.demographics
+    )
     events = yaml.safe_load((out / "events.yaml").read_text())["events"]
     assert events == [dict(e, date=e["date"].isoformat()) for e in expected.events]
-    assert (
-        f"mock: wrote {len(expected.shipments)} shipment rows, 2 stores, 2 products" in caplog.text
-    )
+    assert read_json(out / mock.MARKER)["params"]["seed"] == 5  # condition knows it is mock data
+    assert "mock: wrote 2 stores x 2 products, 3 weeks" in caplog.text
 
 
 def test_main_defaults_to_the_workdir_and_the_mock_settings(workdir, common_args):
     args = [*common_args, "--set", "mock.products=3", "--set", "mock.weeks=2"]
     assert mock.main([*args, "--regions", "1", "--stores-per-region", "2"]) == 0
-    raw = read_raw(workdir / "raw")
-    assert list(raw.products["product_id"]) == ["P001", "P002", "P003"]  # from --set
-    assert len(raw.stores) == 2  # the flag wins over the settings' 4
-    assert pd.to_datetime(raw.shipments["Week Start"], format="mixed").nunique() == 2
+    raw = workdir / "raw"
+    products = pd.read_csv(raw / "products.csv")
+    assert list(products["product_id"]) == ["P001", "P002", "P003"]  # from --set
+    assert len(pd.read_csv(raw / "stores.csv")) == 2  # the flag wins over the settings' 4
+    shipments = pd.read_csv(raw / "shipments.csv", dtype=str)
+    assert pd.to_datetime(shipments["Week Start"], format="mixed").nunique() == 2
 
 
 def test_weeks_until_counts_complete_weeks_before_today():

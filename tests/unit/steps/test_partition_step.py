@@ -45,7 +45,7 @@ def test_main_writes_one_file_per_partition_and_an_index(conditioned, workdir, c
         assert pid == partition_id([entry["keys"][k] for k in index["keys"]])
         assert entry["rows"] == len(frame)
         assert entry["series"] == frame.groupby(["store_id", "product_id"]).ngroups
-        assert entry["first_week"] == "2017-01-02"
+        assert entry["first_week"] == str(frame["week"].min().date())
         assert entry["last_week"] == manifest["last_week"]
         total += len(frame)
     assert total == len(table)
@@ -124,3 +124,29 @@ def test_mock_condition_validate_partition_chain_through_the_workdir(workdir, co
         "raw",
         "reports",
     ]
+
+
+def test_the_index_stores_membership_and_reports_a_product_changing_class(
+    conditioned, workdir, common_args, caplog
+):
+    assert partition.main(common_args) == 0
+    index = json.loads((workdir / "partitions" / "index.json").read_text())
+    table = pd.read_parquet(conditioned / TABLE)
+    assert index["membership"] == table.groupby("product_id")["speed"].first().to_dict()
+    assert index["membership_changes"] == {}
+    assert index["sources"]["sales"]["sha256"]  # what train logs as MLflow dataset inputs
+    # a new export in which P001 sells often enough to be fast
+    flipped = table.assign(speed=table["speed"].mask(table["product_id"] == "P001", "other"))
+    flipped.to_parquet(conditioned / TABLE, index=False)
+    assert partition.main(common_args) == 0
+    index = json.loads((workdir / "partitions" / "index.json").read_text())
+    assert index["membership_changes"] == {
+        "P001": [table.query("product_id == 'P001'")["speed"].iloc[0], "other"]
+    }  # noqa: E501
+    assert "product P001 changed class" in caplog.text
+
+
+def test_membership_changes_compares_products_in_both():
+    assert partition.membership_changes({"a": "slow", "b": "fast"}, {"a": "fast", "c": "slow"}) == {
+        "a": ["slow", "fast"]
+    }

@@ -38,13 +38,17 @@ def test_clean_data_passes_and_is_reported(conditioned, workdir, args, caplog):
     data, text = report(workdir)
     manifest = json.loads((conditioned / "manifest.json").read_text())
     assert data["findings"] == []
-    assert data["summary"] == {
+    summary = data["summary"]
+    assert {k: summary[k] for k in ("file", "data_version", "rows", "weeks", "as_of")} == {
         "file": str(conditioned / TABLE),
         "data_version": manifest["data_version"],
         "rows": manifest["rows"],
         "weeks": "2017-01-02 .. 2018-02-19",
         "as_of": "2018-03-01",
     }
+    assert summary["mock data"] is True
+    assert "tmax_f (climatology)" in summary["covariates"]
+    assert summary["new series"] == 0
     assert "**PASSED**: 0 finding(s)" in text
     assert "validate: passed" in caplog.text
 
@@ -52,22 +56,22 @@ def test_clean_data_passes_and_is_reported(conditioned, workdir, args, caplog):
 def test_bad_data_exits_1_with_a_report_naming_the_problem(conditioned, workdir, args, caplog):
     table = pd.read_parquet(conditioned / TABLE)
     row = (table["store_id"] == "S0003") & (table["week"] == pd.Timestamp("2017-05-01"))
-    table.loc[row & (table["product_id"] == "P005"), "temp_f"] = 171.0
+    table.loc[row & (table["product_id"] == "P005"), "tmax_f"] = 171.0
     table.to_parquet(conditioned / TABLE, index=False)
     assert validate.main(["--data", str(conditioned), *args]) == 1
     data, text = report(workdir)
     (finding,) = data["findings"]
     assert (finding["check"], finding["column"], finding["source"]) == (
         "range",
-        "temp_f",
-        "weather.csv",
+        "tmax_f",
+        "source 'weather' (weather.csv)",
     )
     assert finding["rows"] == [
-        {"store_id": "S0003", "product_id": "P005", "week": "2017-05-01", "temp_f": "171.0"}
+        {"store_id": "S0003", "product_id": "P005", "week": "2017-05-01", "tmax_f": "171.0"}
     ]
     assert "**FAILED**: 1 finding(s)" in text
     assert "'store_id': 'S0003'" in text
-    assert "range in column 'temp_f'" in caplog.text
+    assert "range in column 'tmax_f'" in caplog.text
     assert "validate: FAILED with 1 finding(s)" in caplog.text
 
 
@@ -95,10 +99,10 @@ def test_a_missing_manifest_exits_2_naming_the_step(conditioned, workdir, args, 
 def test_a_failed_run_replaces_the_report_of_a_passed_one(conditioned, workdir, args):
     assert validate.main(args) == 0
     table = pd.read_parquet(conditioned / TABLE)
-    table.drop(columns=["temp_f"]).to_parquet(conditioned / TABLE, index=False)
+    table.drop(columns=["tmax_f"]).to_parquet(conditioned / TABLE, index=False)
     assert validate.main(args) == 1
     data, text = report(workdir)
-    assert [(f["check"], f["column"]) for f in data["findings"]] == [("schema", "temp_f")]
+    assert [(f["check"], f["column"]) for f in data["findings"]] == [("schema", "tmax_f")]
     assert "**FAILED**" in text
     assert sorted(p.name for p in (workdir / "reports").iterdir()) == [
         "validation.json",
