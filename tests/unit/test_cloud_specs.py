@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,7 +21,8 @@ import pytest
 import yaml
 
 ml = pytest.importorskip("azure.ai.ml", reason="azure-ai-ml comes with the dev extra")
-from azure.ai.ml.entities._load_functions import (  # noqa: E402 (after the import check)
+from azure.ai.ml._utils._asset_utils import get_ignore_file  # noqa: E402 (after the check)
+from azure.ai.ml.entities._load_functions import (  # noqa: E402
     load_pipeline_component_batch_deployment,
 )
 
@@ -160,8 +162,15 @@ def test_make_cloud_image_builds_a_context_with_everything_the_dockerfile_copies
         capture_output=True,
     )
     dockerfile = (context / "Dockerfile").read_text()
+    # what `az ml environment create` uploads: .amlignore, else .gitignore, decides
+    shutil.copy2(AZUREML / "image" / ".amlignore", context)
+    shutil.copy2(AZUREML / "image" / ".gitignore", context)
+    ignore = get_ignore_file(context)
     for source in re.findall(r"^COPY\s+(\S+)\s+\S+", dockerfile, flags=re.M):
-        assert list(context.glob(source.rstrip("/"))), f"the Dockerfile copies missing {source}"
+        found = list(context.glob(source.rstrip("/")))
+        assert found, f"the Dockerfile copies missing {source}"
+        files = [f for p in found for f in ([p] if p.is_file() else p.rglob("*"))]
+        assert not any(ignore.is_file_excluded(f) for f in files), f"{source} is not uploaded"
     (wheel,) = (context / "wheels").glob("manymodels-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         assert "manymodels/azureml_parallel.py" in zf.namelist()
