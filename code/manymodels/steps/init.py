@@ -135,8 +135,22 @@ def _write_env(text: str, values: dict[str, str]) -> str:
     return text
 
 
+# the key that names a resource in each kind of file, and the .env value it takes
+KEYED = {
+    "workspace": ("name", "WORKSPACE"),
+    "batchEndpoint": ("name", "BATCH_ENDPOINT"),
+    "pipelineComponentBatchDeployment": ("endpoint_name", "BATCH_ENDPOINT"),
+    "managedOnlineEndpoint": ("name", "ONLINE_ENDPOINT"),
+    "managedOnlineDeployment": ("endpoint_name", "ONLINE_ENDPOINT"),
+}
+
+
 def _rename_cloud(text: str, old: dict[str, str], new: dict[str, str]) -> str:
     """Replace the old dev names in an Azure ML YAML file with the new ones."""
+    schema = re.search(r"/([A-Za-z]+)\.schema\.json", text)
+    if schema and schema.group(1) in KEYED:
+        key, value = KEYED[schema.group(1)]
+        text = re.sub(rf"(?m)^({key}:[ \t]*)[^\s#]+", rf"\g<1>{new[value]}", text, count=1)
     for key in ("WORKSPACE", "RAW_DATA", "BATCH_ENDPOINT", "ONLINE_ENDPOINT"):
         if key in old and key in new:
             text = re.sub(rf"(?<![\w.-]){re.escape(old[key])}(?![\w-])", new[key], text)

@@ -59,6 +59,9 @@ def test_init_renames_the_project_registry_and_cloud_resources(template):
     assert set(dev) == set(prod) == set(env_file(ROOT, "dev"))
     cloud = template / ".cloud" / "azureml"
     assert "name: mlw-acme-demand-dev" in (cloud / "workspace.yml").read_text()
+    assert "name: acme-demand-online-dev" in (cloud / "online-endpoint.yml").read_text()
+    assert "endpoint_name: acme-demand-online-dev" in (cloud / "online-deployment.yml").read_text()
+    assert "endpoint_name: acme-demand-batch-dev" in (cloud / "batch-deployment.yml").read_text()
     assert "name: acme-demand" in (cloud / "environment.yml").read_text()
     train = (cloud / "components" / "train.yml").read_text()
     assert "environment: azureml:acme-demand@latest" in train
