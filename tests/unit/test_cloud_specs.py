@@ -298,3 +298,20 @@ def test_the_readme_gives_an_apply_command_for_every_file():
         rel = path.relative_to(CLOUD).as_posix()
         if path.parent.name != "components":  # components come with the jobs that use them
             assert rel in readme, f".cloud/README.md does not say how to apply {rel}"
+
+
+def test_the_parallel_components_arguments_are_accepted_by_its_entry(tmp_path, monkeypatch):
+    from manymodels import azureml_parallel  # noqa: PLC0415
+
+    component = load(AZUREML / "components" / "train-partitions.yml")
+    given = {"config": str(ROOT / "pipelines"), "env": "prod", "epochs": "2", "partitions": "/p"}
+    text = component.task["program_arguments"]
+    for name in component.inputs:
+        text = text.replace(f"${{{{inputs.{name}}}}}", given[name])
+    text = text.replace("${{outputs.staged}}", str(tmp_path / "staged"))
+    text = re.sub(r"\$\[\[(.*?)\]\]", r"\1", text)
+    assert "${{" not in text, text
+    monkeypatch.setattr(azureml_parallel, "_state", {})
+    settings = azureml_parallel.init(shlex.split(text))
+    assert settings.env == "prod" and settings.training.nn.epochs == 2
+    assert (tmp_path / "staged").is_dir()
