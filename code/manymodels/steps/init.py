@@ -94,7 +94,8 @@ def plan(root: Path, names: Names) -> dict[Path, str]:
         new = {e: cloud_values(names, e, old[e]) for e in ENVS}
         for e, path in env_files.items():
             edits[path] = _write_env(path.read_text(), new[e])
-        for path in sorted((root / ".cloud" / "azureml").rglob("*.yml")):
+        cloud = root / ".cloud" / "azureml"
+        for path in sorted([*cloud.rglob("*.yml"), *cloud.rglob("*.yaml")]):
             changed = _rename_cloud(path.read_text(), old["dev"], new["dev"])
             if changed != path.read_text():
                 edits[path] = changed

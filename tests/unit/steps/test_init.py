@@ -68,6 +68,7 @@ def test_init_renames_the_project_registry_and_cloud_resources(template):
     assert "python -m manymodels.steps.train" in train  # the package keeps its name
     job = (cloud / "jobs" / "training-pipeline.yml").read_text()
     assert "azureml:acme-demand-raw@latest" in job and "experiment_name: acme-demand" in job
+    assert "azureml:acme-demand-raw@latest" in (cloud / "scoring-inputs.yaml").read_text()
     assert "manymodels-raw-sample" in (cloud / "data" / "raw-sample.yml").read_text()
     assert (template / "README.md").read_text().startswith("# Acme demand\n")
     comments = (template / "pipelines" / "project.yaml").read_text()
