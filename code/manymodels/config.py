@@ -167,6 +167,9 @@ class MlflowSettings:
     model_prefix: str = "demand"
     dev: StoreSettings = field(default_factory=StoreSettings)
     prod: StoreSettings = field(default_factory=StoreSettings)
+    # Unity Catalog (databricks-uc registry) names are <catalog>.<schema>.<model>: see platforms.py
+    catalog: str = ""
+    schema: str = ""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from manymodels import platforms
 from manymodels.config import Settings
 from manymodels.errors import RegistryError
 from manymodels.pyfunc import PackedModel
@@ -145,7 +146,7 @@ def _uri(settings: Settings, env: str, kind: str, configured: str, generic: bool
 
 
 def model_name(settings: Settings, partition: str) -> str:
-    return f"{settings.mlflow.model_prefix}.{partition}"
+    return platforms.name_for(settings, partition)  # <prefix>.<partition>, or the backend's rule
 
 
 def git_tags() -> dict[str, str]:
