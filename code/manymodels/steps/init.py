@@ -111,6 +111,7 @@ def _set_key(text: str, section: str, key: str, value: str, *, add: bool = False
     if block is None:
         raise ValueError(f"no top-level section {section!r} to set {key!r} in")
     body = block.group(1)
+    value = value or '""'  # a bare `key:` would read as null, not as empty text
     line = re.compile(rf"(?m)^(  {key}:[ \t]*)([^\s#][^#\n]*?|\"\")([ \t]*(?:#[^\n]*)?)$")
     if line.search(body):
         body = line.sub(lambda m: f"{m.group(1)}{value}{m.group(3)}", body, count=1)
