@@ -11,6 +11,10 @@ Registry URIs follow the same order (``..._REGISTRY_URI``) and default to the tr
 ``local=True`` skips 1-3, so nothing leaves the machine. Registered models are named
 ``<prefix>.<partition id>``; promotion uses aliases (``challenger`` -> ``champion``, the old
 champion keeps ``previous``), never the deprecated stages.
+
+A store that cannot answer (down, timeout, 401/403, 5xx) raises :class:`RegistryError` (steps
+exit 3), never "none": only the registry's "model not found" / "alias not found" answers mean
+no such version. URIs in its messages and tags go through :func:`redact_uri`.
 """
 
 from __future__ import annotations
