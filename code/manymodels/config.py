@@ -91,6 +91,25 @@ class SplitSettings:
 
 
 @dataclass(frozen=True)
+class BacktestSettings:
+    """Rolling-origin backtest: ``origins`` windows of ``split.test_weeks``, ``step_weeks`` apart.
+
+    Origin 1 ends at the last week with known units; origin ``k`` ends ``(k - 1) * step_weeks``
+    earlier. ``origins: 1`` is the single held-out window of earlier versions.
+    """
+
+    origins: int = 2
+    step_weeks: int = 8
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    """Conformal prediction intervals from the backtest residuals (``coverage`` = P90 - P10)."""
+
+    coverage: float = 0.8
+
+
+@dataclass(frozen=True)
 class FeatureSettings:
     lags: tuple[int, ...] = (0, 1, 2, 3, 48)
     rolling_windows: tuple[int, ...] = (4, 13)
@@ -110,11 +129,14 @@ class NNSettings:
     embedding_dim: int = 4
     patience: int = 5
     device: str = "auto"
+    loss: str = "mse"  # mse | poisson (on each row's sales scale, see EmbeddingNetForecaster)
+    scale_feature: str = ""  # poisson: the rolling mean giving a row's level; "": one level
 
 
 @dataclass(frozen=True)
 class EnsembleSettings:
     weighting: str = "nnls"
+    members: tuple[str, ...] = ("lasso", "nn")
 
 
 @dataclass(frozen=True)
@@ -125,6 +147,19 @@ class GateOverride:
     value: str = "slow"
     max_mape: float | None = None
     min_improvement_vs_baseline: float | None = None
+    metric: str | None = None
+    max_wape: float | None = None
+    max_rmse_zero_vs_baseline: float | None = None
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """The bars one partition is held to (see :mod:`manymodels.gate`)."""
+
+    metric: str  # "mape" or "wape": the target, baseline and champion checks use it
+    max_error: float  # the target for ``metric``
+    min_improvement: float  # relative reduction of ``metric`` vs the baseline
+    max_rmse_zero_vs_baseline: float | None  # RMSE on zero weeks <= baseline's x this; None: off
 
 
 @dataclass(frozen=True)
@@ -134,6 +169,31 @@ class GateSettings:
     min_improvement_vs_baseline: float = 0.10
     champion_tolerance: float = 0.02
     overrides: tuple[GateOverride, ...] = ()
+    metric: str = "mape"
+    max_wape: float = 0.45
+    max_rmse_zero_vs_baseline: float | None = None
+
+    def rules(self, keys: dict[str, str]) -> GateRules:
+        """The :class:`GateRules` for a partition with these key values (overrides applied)."""
+        found = {
+            "metric": self.metric,
+            "max_mape": self.max_mape,
+            "max_wape": self.max_wape,
+            "min_improvement_vs_baseline": self.min_improvement_vs_baseline,
+            "max_rmse_zero_vs_baseline": self.max_rmse_zero_vs_baseline,
+        }
+        for o in self.overrides:
+            if keys.get(o.key) == o.value:
+                found |= {k: getattr(o, k) for k in found if getattr(o, k) is not None}
+        metric = found["metric"]
+        if metric not in ("mape", "wape"):
+            raise ValueError(f"training.gate metric must be 'mape' or 'wape', got {metric!r}")
+        return GateRules(
+            metric,
+            found[f"max_{metric}"],
+            found["min_improvement_vs_baseline"],
+            found["max_rmse_zero_vs_baseline"],
+        )
 
     def bars(self, keys: dict[str, str]) -> tuple[float, float]:
         """``(max_mape, min_improvement_vs_baseline)`` for a partition with these key values."""
@@ -161,6 +221,8 @@ class TrainingSettings:
         "promote",
     )
     split: SplitSettings = field(default_factory=SplitSettings)
+    backtest: BacktestSettings = field(default_factory=BacktestSettings)
+    intervals: IntervalSettings = field(default_factory=IntervalSettings)
     features: FeatureSettings = field(default_factory=FeatureSettings)
     lasso: LassoSettings = field(default_factory=LassoSettings)
     nn: NNSettings = field(default_factory=NNSettings)
