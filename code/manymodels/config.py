@@ -123,14 +123,14 @@ class LassoSettings:
 @dataclass(frozen=True)
 class NNSettings:
     epochs: int = 30
-    batch_size: int = 256
-    learning_rate: float = 0.005
+    batch_size: int = 1024
+    learning_rate: float = 0.01
     hidden_units: int = 32
     embedding_dim: int = 4
     patience: int = 5
     device: str = "auto"
-    loss: str = "mse"  # mse | poisson (on each row's sales scale, see EmbeddingNetForecaster)
-    scale_feature: str = ""  # poisson: the rolling mean giving a row's level; "": one level
+    loss: str = "poisson"  # mse | poisson (on each row's sales scale: EmbeddingNetForecaster)
+    scale_feature: str = "rmean_13"  # poisson: the rolling mean giving a row's level; "": one
 
 
 @dataclass(frozen=True)
