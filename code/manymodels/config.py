@@ -179,6 +179,25 @@ class SplitSettings:
 
 
 @dataclass(frozen=True)
+class BacktestSettings:
+    """Rolling-origin backtest: ``origins`` windows of ``split.test_weeks``, ``step_weeks`` apart.
+
+    Origin 1 ends at the last week with known units; origin ``k`` ends ``(k - 1) * step_weeks``
+    earlier. ``origins: 1`` is the single held-out window of earlier versions.
+    """
+
+    origins: Count = 2
+    step_weeks: Count = 8
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    """Conformal prediction intervals from the backtest residuals (``coverage`` = P90 - P10)."""
+
+    coverage: Annotated[float, Field(gt=0, lt=1)] = 0.8
+
+
+@dataclass(frozen=True)
 class FeatureSettings:
     lags: tuple[NonNegativeInt, ...] = (0, 1, 2, 3, 48)
     rolling_windows: tuple[Count, ...] = (4, 13)
@@ -192,17 +211,20 @@ class LassoSettings:
 @dataclass(frozen=True)
 class NNSettings:
     epochs: Count = 30
-    batch_size: Count = 256
-    learning_rate: PositiveFloat = 0.005
+    batch_size: Count = 1024
+    learning_rate: PositiveFloat = 0.01
     hidden_units: Count = 32
     embedding_dim: Count = 4
     patience: Count = 5
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"
+    loss: Literal["mse", "poisson"] = "poisson"  # on each row's sales scale (EmbeddingNetForecaster)
+    scale_feature: str = "rmean_13"  # poisson: the rolling mean giving a row's level; "": one
 
 
 @dataclass(frozen=True)
 class EnsembleSettings:
     weighting: Literal["nnls", "inverse_error", "equal"] = "nnls"
+    members: tuple[str, ...] = ("lasso", "nn")
 
 
 @dataclass(frozen=True)
@@ -213,6 +235,19 @@ class GateOverride:
     value: str = "slow"
     max_mape: PositiveFloat | None = None
     min_improvement_vs_baseline: float | None = None
+    metric: str | None = None
+    max_wape: float | None = None
+    max_rmse_zero_vs_baseline: float | None = None
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """The bars one partition is held to (see :mod:`manymodels.gate`)."""
+
+    metric: str  # "mape" or "wape": the target, baseline and champion checks use it
+    max_error: float  # the target for ``metric``
+    min_improvement: float  # relative reduction of ``metric`` vs the baseline
+    max_rmse_zero_vs_baseline: float | None  # RMSE on zero weeks <= baseline's x this; None: off
 
 
 @dataclass(frozen=True)
@@ -222,6 +257,31 @@ class GateSettings:
     min_improvement_vs_baseline: float = 0.10
     champion_tolerance: NonNegativeFloat = 0.02
     overrides: tuple[GateOverride, ...] = ()
+    metric: str = "mape"
+    max_wape: float = 0.45
+    max_rmse_zero_vs_baseline: float | None = None
+
+    def rules(self, keys: dict[str, str]) -> GateRules:
+        """The :class:`GateRules` for a partition with these key values (overrides applied)."""
+        found = {
+            "metric": self.metric,
+            "max_mape": self.max_mape,
+            "max_wape": self.max_wape,
+            "min_improvement_vs_baseline": self.min_improvement_vs_baseline,
+            "max_rmse_zero_vs_baseline": self.max_rmse_zero_vs_baseline,
+        }
+        for o in self.overrides:
+            if keys.get(o.key) == o.value:
+                found |= {k: getattr(o, k) for k in found if getattr(o, k) is not None}
+        metric = found["metric"]
+        if metric not in ("mape", "wape"):
+            raise ValueError(f"training.gate metric must be 'mape' or 'wape', got {metric!r}")
+        return GateRules(
+            metric,
+            found[f"max_{metric}"],
+            found["min_improvement_vs_baseline"],
+            found["max_rmse_zero_vs_baseline"],
+        )
 
     def bars(self, keys: dict[str, str]) -> tuple[float, float]:
         """``(max_mape, min_improvement_vs_baseline)`` for a partition with these key values."""
@@ -249,6 +309,8 @@ class TrainingSettings:
         "promote",
     )
     split: SplitSettings = field(default_factory=SplitSettings)
+    backtest: BacktestSettings = field(default_factory=BacktestSettings)
+    intervals: IntervalSettings = field(default_factory=IntervalSettings)
     features: FeatureSettings = field(default_factory=FeatureSettings)
     lasso: LassoSettings = field(default_factory=LassoSettings)
     nn: NNSettings = field(default_factory=NNSettings)

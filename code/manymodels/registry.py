@@ -304,7 +304,7 @@ def save_pyfunc(packed: PackedModel, path: str | Path, example: pd.DataFrame) ->
             python_model=_PYFUNC_CODE,
             artifacts={"packed": packed.save(f"{tmp}/packed.joblib")},
             pip_requirements=list(pip_requirements()),
-            signature=infer_signature(example, packed.predict(example)),
+            signature=infer_signature(example, packed.predict_frame(example)),
             input_example=example,
         )
     return path
