@@ -217,7 +217,7 @@ class NNSettings:
     embedding_dim: Count = 4
     patience: Count = 5
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"
-    loss: Literal["mse", "poisson"] = "poisson"  # on each row's sales scale (EmbeddingNetForecaster)
+    loss: Literal["mse", "poisson"] = "poisson"  # on each row's sales scale
     scale_feature: str = "rmean_13"  # poisson: the rolling mean giving a row's level; "": one
 
 
