@@ -30,6 +30,7 @@ STEPS = {
     "promote": "challenger -> champion in dev, or (--to prod) copy dev champions to prod",
     "rollback": "give a partition its previous champion back",
     "score": "batch forecasts with each partition's champion",
+    "serve": "online forecast API: models loaded by alias on demand (docs/serving.md)",
 }
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "CHAMPION",
     "PREVIOUS",
     "Store",
+    "alias_version",
     "champions",
     "copy_version",
     "delete_alias",
@@ -57,6 +58,7 @@ __all__ = [
     "model_name",
     "save_pyfunc",
     "pip_requirements",
+    "ping",
     "pipeline_run",
     "register",
     "resolve_store",
@@ -361,3 +363,22 @@ def copy_version(
 def _redact(uri: str) -> str:
     """Drop credentials from a URI before it becomes a tag."""
     return re.sub(r"//[^/@]+@", "//", uri)
+
+
+def alias_version(store: Store, name: str, alias: str) -> str | None:
+    """The version ``alias`` points at, or None when the model or the alias does not exist.
+
+    Unlike :func:`get_alias`, any other failure (an unreachable or failing registry) raises, so
+    a caller can tell "no such model" from "cannot ask" (the online API answers 404 vs 503).
+    """
+    try:
+        return str(store.client().get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def ping(store: Store) -> None:
+    """One cheap registry call; raises when the registry cannot be reached."""
+    store.client().search_registered_models(max_results=1)

@@ -22,6 +22,7 @@ from manymodels.io import write_parquet, write_text
 from manymodels.parallel import run_partitions
 from manymodels.report import markdown_table
 from manymodels.scoring import PREDICTION_COLUMNS, model_age_days, predict_future, write_sql
+from manymodels.serve.snapshot import snapshot_path, write_snapshot
 from manymodels.steps import (
     add_data_option,
     as_of_date,
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     table = settings.scoring.sql_table
     if len(predictions):
         write_sql(predictions, url, table, scoring_date)
+    # the online API's features (docs/serving.md): latest history per series of this data
+    write_snapshot(parts, snapshot_path(settings), settings.serving.history_weeks)
     rows = [{"partition": p, **s} for p, s in status.items()]
     columns = ["partition", "model", "version", "kind", "age_days", "rows", "status"]
     header = (

@@ -1,0 +1,134 @@
+"""The FastAPI app: ``POST /v1/forecast``, ``GET /health``, ``/ready``, ``/metrics``; OpenAPI at
+``/docs``. :func:`create_app` wires a :class:`~manymodels.serve.service.Service` to HTTP."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from manymodels.serve.metrics import LATENCY_BUCKETS
+from manymodels.serve.schemas import ForecastRequest, ForecastResponse
+from manymodels.serve.service import ServeError, Service
+
+__all__ = ["create_app"]
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body above ``limit`` bytes, declared or streamed (a body
+    without Content-Length is read up to the limit, then handed on)."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.limit:
+                return await _too_large(self.limit, send)
+            return await self.app(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await _too_large(self.limit, send)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+
+async def _too_large(limit: int, send) -> None:
+    body = f'{{"detail":"request body over {limit} bytes (serving.max_body_kb)"}}'.encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(service: Service) -> FastAPI:
+    """The HTTP face of ``service``."""
+    app = FastAPI(
+        title="manymodels forecasts",
+        version="1",
+        description="Weekly demand forecasts per store x product from each partition's model, "
+        "resolved by alias in the MLflow registry and loaded on demand. See docs/serving.md.",
+    )
+    metrics = service.metrics
+    metrics.describe("requests_total", "counter", "HTTP requests by route and status.")
+    metrics.describe(
+        "request_seconds", "histogram", "Request latency by route.", buckets=LATENCY_BUCKETS
+    )
+    metrics.describe("series_forecast_total", "counter", "Series forecast.")
+    app.state.service = service
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "other")
+        metrics.inc("requests_total", route=route, status=str(response.status_code))
+        metrics.observe("request_seconds", time.perf_counter() - start, route=route)
+        return response
+
+    app.add_middleware(BodyLimit, limit=service.settings.max_body_kb * 1024)
+
+    @app.exception_handler(ServeError)
+    async def serve_error(_: Request, exc: ServeError):
+        return JSONResponse({"detail": exc.detail}, exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_payload(_: Request, exc: RequestValidationError):
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, 422)
+
+    @app.post("/v1/forecast", response_model=ForecastResponse)
+    def forecast(body: ForecastRequest) -> ForecastResponse:
+        """Point forecasts (and intervals when the model has them) for a batch of series."""
+        return service.forecast(body)
+
+    @app.get("/health")
+    def health() -> dict:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready():
+        """Ready when the registry answers and a feature snapshot is loaded (else 503)."""
+        service.refresh_snapshot()
+        problems = service.ready()
+        snapshot = service.snapshot
+        body = {
+            "status": "not ready" if problems else "ready",
+            "problems": problems,
+            "snapshot": str(service.snapshot_path),
+            "series": snapshot.series_count if snapshot else 0,
+            "models_loaded": len(service.cache.entries()),
+        }
+        return JSONResponse(body, 503 if problems else 200)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        """Prometheus text format."""
+        return PlainTextResponse(
+            metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    return app
