@@ -52,6 +52,7 @@ __all__ = [
     "get_alias",
     "git_tags",
     "load",
+    "load_version",
     "log_artifact",
     "log_metrics",
     "log_partition",
@@ -382,3 +383,18 @@ def alias_version(store: Store, name: str, alias: str) -> str | None:
 def ping(store: Store) -> None:
     """One cheap registry call; raises when the registry cannot be reached."""
     store.client().search_registered_models(max_results=1)
+
+
+def load_version(store: Store, name: str, version: str) -> PackedModel:
+    """Load one registered version from its artifact location (no global MLflow state).
+
+    What the online API calls from many threads: it sets no fluent-API URI and writes no
+    registered-model metadata file, unlike loading ``models:/`` URIs with :func:`load`.
+    """
+    source = store.client().get_model_version_download_uri(name, str(version))
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=tmp, tracking_uri=store.tracking_uri
+        )
+        model = mlflow.pyfunc.load_model(local)
+    return model.unwrap_python_model().packed

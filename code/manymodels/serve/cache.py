@@ -159,6 +159,7 @@ class ModelCache:
         try:
             value = self._load(name, version)
         except Exception as exc:
+            log.debug("serve: loading %s v%s failed", name, version, exc_info=True)
             return self._registry_failed(entry, key, "load", exc)
         load_s = time.perf_counter() - start
         self.metrics.inc("model_loads_total")

@@ -47,7 +47,7 @@ def build_service(settings: Settings, store: registry.Store):
     return Service(
         snapshot_path(settings),
         resolve=lambda name, alias: registry.alias_version(store, name, alias),
-        load=lambda name, version: registry.load(store, name, version=version),
+        load=lambda name, version: registry.load_version(store, name, version),
         model_name=lambda pid: registry.model_name(settings, pid),
         settings=settings.serving,
         ping=lambda: registry.ping(store),
