@@ -45,10 +45,16 @@ class ServeError(Exception):
 
 @dataclass
 class ServedModel:
-    """A loaded model plus the future feature rows of its partition in the snapshot."""
+    """A loaded model plus the forecasts of its partition's snapshot series.
+
+    The model predicts all the snapshot's future rows of its partition once, when it is loaded
+    (one vectorised call); a request that names only keys is then answered from these rows,
+    and one that carries its own rows runs the model on them. Both are this version's forecasts
+    of the same features (the snapshot is fixed until a newer one replaces the whole cache).
+    """
 
     packed: PackedModel
-    future: pd.DataFrame | None = None  # snapshot features after the partition's last actual
+    future: pd.DataFrame | None = None  # week + forecast columns, after the last actual week
     rows: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     @property
@@ -147,8 +153,9 @@ class Service:
         if snapshot is not None and packed.partition in snapshot.parts:
             frame = snapshot.parts[packed.partition]
             features = build_features(frame, **packed.features)
-            served.future = future_rows(features, frame.loc[frame["units"].notna(), "week"].max())
-            groups = served.future.groupby(list(KEYS), observed=True).indices
+            future = future_rows(features, frame.loc[frame["units"].notna(), "week"].max())
+            served.future = _predict(packed, future)
+            groups = future.groupby(list(KEYS), observed=True).indices
             served.rows = {(str(s), str(p)): idx for (s, p), idx in groups.items()}
         return served
 
@@ -173,7 +180,7 @@ class Service:
                     f"weeks={request.weeks} exceeds the horizon of "
                     f"{entry.name} v{entry.version} ({served.horizon} weeks)",
                 )
-            future = self._features(item, served, own)
+            future = self._forecasts(item, served, own)
             if len(future) < request.weeks:
                 raise ServeError(
                     422,
@@ -190,7 +197,7 @@ class Service:
                     partition=pid,
                     source="request" if own else "snapshot",
                     model=info,
-                    forecasts=_weeks(served.packed, future),
+                    forecasts=_weeks(future),
                 )
             )
         self.metrics.inc("series_forecast_total", len(out))
@@ -238,7 +245,7 @@ class Service:
             retry = {"Retry-After": str(self.settings.retry_after_s)}
             raise ServeError(503, str(exc), retry) from exc
 
-    def _features(self, item: SeriesRequest, served: ServedModel, own: bool) -> pd.DataFrame:
+    def _forecasts(self, item: SeriesRequest, served: ServedModel, own: bool) -> pd.DataFrame:
         if not own:
             idx = served.rows.get((item.store_id, item.product_id))
             return served.future.iloc[idx] if idx is not None else served.future.iloc[:0]
@@ -251,7 +258,7 @@ class Service:
                 422, f"series store_id={item.store_id} product_id={item.product_id}: {exc}"
             ) from exc
         last = frame.loc[frame["units"].notna(), "week"].max()
-        return future_rows(features, last)
+        return _predict(served.packed, future_rows(features, last))
 
 
 def _merge(base: pd.DataFrame | None, item: SeriesRequest) -> pd.DataFrame:
@@ -278,20 +285,24 @@ def _merge(base: pd.DataFrame | None, item: SeriesRequest) -> pd.DataFrame:
     return given.assign(store_id=store, product_id=product).sort_values("week")
 
 
-def _weeks(packed: PackedModel, future: pd.DataFrame) -> list[WeekForecast]:
-    points = packed.predict(future)
-    lower = upper = None
+def _predict(packed: PackedModel, future: pd.DataFrame) -> pd.DataFrame:
+    """``week``, ``prediction`` (and ``lower``/``upper`` when the model has intervals)."""
+    out = pd.DataFrame({"week": future["week"].to_numpy()})
+    out["prediction"] = packed.predict(future) if len(future) else np.array([], float)
     interval = getattr(packed, "predict_interval", None)
-    if callable(interval):  # models that carry intervals (P10/P90) answer with them
-        lower, upper = (np.asarray(b, float) for b in interval(future))
+    if callable(interval) and len(future):  # models that carry intervals answer with them
+        out["lower"], out["upper"] = (np.asarray(b, float) for b in interval(future))
+    return out
+
+
+def _weeks(forecasts: pd.DataFrame) -> list[WeekForecast]:
+    lower = forecasts["lower"] if "lower" in forecasts else [None] * len(forecasts)
+    upper = forecasts["upper"] if "upper" in forecasts else [None] * len(forecasts)
     return [
-        WeekForecast(
-            week=week.date(),
-            prediction=float(p),
-            lower=None if lower is None else float(lower[i]),
-            upper=None if upper is None else float(upper[i]),
+        WeekForecast(week=w.date(), prediction=float(p), lower=lo, upper=up)
+        for w, p, lo, up in zip(
+            forecasts["week"], forecasts["prediction"], lower, upper, strict=True
         )
-        for i, (week, p) in enumerate(zip(future["week"], points, strict=True))
     ]
 
 
