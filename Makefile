@@ -76,6 +76,7 @@ release-scoring: $(STAMP) ## CD in prod: copy approved dev champions into prod, 
 	test -d $(WORKDIR)/raw || $(MM) mock --set project.workdir=$(WORKDIR)
 	$(MM) promote --to prod --env prod --set project.workdir=$(WORKDIR)
 	$(MM) run scoring --env prod --set project.workdir=$(WORKDIR) $(ARGS)
+	$(MAKE) --no-print-directory serve-smoke ENV=prod
 
 package: $(STAMP) ## build the wheel and a pipeline bundle (pipelines + pins + code version) into dist/
 	rm -rf dist && mkdir -p dist
