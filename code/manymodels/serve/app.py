@@ -53,6 +53,30 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
 
+class Measure:
+    """ASGI middleware: count requests by route and status, and time them."""
+
+    def __init__(self, app, metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [500]
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "other")
+            self.metrics.inc("requests_total", route=route, status=str(status[0]))
+            self.metrics.observe("request_seconds", time.perf_counter() - start, route=route)
+
+
 async def _too_large(limit: int, send) -> None:
     body = f'{{"detail":"request body over {limit} bytes (serving.max_body_kb)"}}'.encode()
     await send({"type": "http.response.start", "status": 413,
@@ -76,16 +100,8 @@ def create_app(service: Service) -> FastAPI:
     metrics.describe("series_forecast_total", "counter", "Series forecast.")
     app.state.service = service
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "other")
-        metrics.inc("requests_total", route=route, status=str(response.status_code))
-        metrics.observe("request_seconds", time.perf_counter() - start, route=route)
-        return response
-
     app.add_middleware(BodyLimit, limit=service.settings.max_body_kb * 1024)
+    app.add_middleware(Measure, metrics=metrics)
 
     @app.exception_handler(ServeError)
     async def serve_error(_: Request, exc: ServeError):

@@ -41,6 +41,7 @@ def build_service(settings: Settings, store: registry.Store):
     from manymodels.serve.service import Service  # noqa: PLC0415
     from manymodels.serve.snapshot import snapshot_path  # noqa: PLC0415
 
+    _preload()
     timeout = max(1, round(settings.serving.registry_timeout_s))
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(timeout)
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # the cache answers while it is down
@@ -52,6 +53,17 @@ def build_service(settings: Settings, store: registry.Store):
         settings=settings.serving,
         ping=lambda: registry.ping(store),
     )
+
+
+def _preload() -> None:
+    """Import what loading and running any model needs before the first request, so the
+    first load does not pay seconds of imports and the ready process's memory is its baseline."""
+    import manymodels.models  # noqa: F401, PLC0415  (scikit-learn)
+
+    try:
+        import torch  # noqa: F401, PLC0415  (the ensemble's network)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        log.warning("serve: torch is not installed: ensemble models will not load")
 
 
 @guarded
