@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
+from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +17,7 @@ from manymodels.serve.metrics import LATENCY_BUCKETS
 from manymodels.serve.schemas import ForecastRequest, ForecastResponse
 from manymodels.serve.service import ServeError, Service
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "in_background"]
 
 
 class BodyLimit:
@@ -148,3 +152,31 @@ def create_app(service: Service) -> FastAPI:
         )
 
     return app
+
+
+@contextlib.contextmanager
+def in_background(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread of this process (tests, notebooks); yields its URL.
+
+    ``port=0`` picks a free one. The server stops when the block ends.
+    """
+    import uvicorn  # noqa: PLC0415
+
+    if not port:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"uvicorn did not start on {host}:{port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -1,18 +1,15 @@
 """Real HTTP against a real MLflow sqlite registry: baseline models of the committed sample's
 partitions are fitted, logged and registered (aliased ``champion``) once per session, batch
-scoring's snapshot writer writes the features, and each test starts uvicorn on a loopback port."""
+scoring's snapshot writer writes the features, and each test starts uvicorn on a loopback
+port (``in_background``)."""
 
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from manymodels import registry
 from manymodels.config import load_settings
@@ -20,7 +17,7 @@ from manymodels.data.partition import split_partitions
 from manymodels.features import build_features, feature_columns
 from manymodels.models import HistoricalAverageBaseline
 from manymodels.pyfunc import PackedModel
-from manymodels.serve.app import create_app
+from manymodels.serve.app import create_app, in_background
 from manymodels.serve.snapshot import write_snapshot
 from manymodels.steps.serve import build_service
 from manymodels.training import feature_settings
@@ -91,33 +88,6 @@ def reg(tmp_path_factory, _conditioned) -> Registry:
         return Registry(tmp_path_factory.mktemp("serve"), _conditioned[0].copy())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running(app):
-    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture
 def serve(reg):
     """``serve(**serving settings)`` -> (base URL, service): a fresh server per call."""
@@ -127,7 +97,7 @@ def serve(reg):
             serving.setdefault("snapshot", str(reg.snapshot))
             settings = replace(reg.settings, serving=replace(reg.settings.serving, **serving))
             service = build_service(settings, store or reg.store)
-            url = stack.enter_context(running(create_app(service)))
+            url = stack.enter_context(in_background(create_app(service)))
             return url, service
 
         yield start
