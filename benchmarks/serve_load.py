@@ -43,7 +43,7 @@ import pandas as pd
 
 from manymodels import registry
 from manymodels.config import load_settings
-from manymodels.features import COVARIATES, build_features, feature_columns
+from manymodels.features import COVARIATES, build_features
 from manymodels.models import HistoricalAverageBaseline
 from manymodels.pyfunc import PackedModel
 from manymodels.serve.snapshot import write_snapshot
@@ -78,19 +78,21 @@ def register_all(parts: dict, settings, store, folder: Path) -> float:
     """One fitted baseline model per partition, registered and aliased champion; seconds."""
     start = time.perf_counter()
     fs = feature_settings(settings)
-    cat, num = feature_columns(**fs)
-    columns = ["week", *cat, *num]
     client = store.client()
     template = None
     for i, (pid, frame) in enumerate(parts.items()):
-        known = build_features(frame, **fs).dropna(subset=["units"])
-        packed = PackedModel(
-            HistoricalAverageBaseline().fit(known[columns], known["units"]),
-            "baseline", pid, fs, columns,
-        )  # fmt: skip
+        known = frame[frame["units"].notna()]
+        # the baseline reads only the keys and the week of the year: no need to build features
+        x = known[["store_id", "product_id"]].assign(
+            week_of_year=known["week"].dt.isocalendar().week.astype("int64")
+        )
+        model = HistoricalAverageBaseline().fit(x, known["units"])
+        packed = PackedModel(model, "baseline", pid, fs, list(x.columns))
+        if template is None:
+            example = build_features(frame, **fs)[list(x.columns)].head(2)
         path = folder / pid
         if template is None:  # one full MLflow save; the others copy it with their own model
-            template = registry.save_pyfunc(packed, path, known[columns].head(2))
+            template = registry.save_pyfunc(packed, path, example)
         else:
             shutil.copytree(template, path)
             packed.save(str(path / "artifacts" / "packed.joblib"))

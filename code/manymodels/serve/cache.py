@@ -109,6 +109,10 @@ class ModelCache:
             self._entries.clear()
         self._gauges()
 
+    def discard(self, name: str, alias: str) -> None:
+        """Forget one entry (the next request loads it again)."""
+        self._drop((name, alias))
+
     def get(self, name: str, alias: str) -> Entry:
         """The entry answering ``name@alias``, loading or refreshing it as the policy says.
 

@@ -56,6 +56,7 @@ class ServedModel:
     packed: PackedModel
     future: pd.DataFrame | None = None  # week + forecast columns, after the last actual week
     rows: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    snapshot: Snapshot | None = None  # the snapshot these forecasts come from
 
     @property
     def horizon(self) -> int:
@@ -148,8 +149,8 @@ class Service:
         return problems
 
     def _prepare(self, packed: PackedModel) -> ServedModel:
-        served = ServedModel(packed)
         snapshot = self.snapshot
+        served = ServedModel(packed, snapshot=snapshot)
         if snapshot is not None and packed.partition in snapshot.parts:
             frame = snapshot.parts[packed.partition]
             features = build_features(frame, **packed.features)
@@ -238,7 +239,11 @@ class Service:
     def _model(self, pid: str, alias: str):
         name = self.model_name(pid)
         try:
-            return self.cache.get(name, alias)
+            entry = self.cache.get(name, alias)
+            if entry.value.snapshot is not self.snapshot:  # loaded while a new one came in
+                self.cache.discard(name, alias)
+                entry = self.cache.get(name, alias)
+            return entry
         except ModelNotFound as exc:
             raise ServeError(404, f"unknown partition {pid!r}: {exc}") from exc
         except RegistryUnavailable as exc:

@@ -40,23 +40,25 @@ def answer(url, reg, pid, alias):
 def test_an_alias_that_moves_is_served_within_the_ttl(reg, serve):
     pid = list(reg.parts)[1]
     first = reg.add(pid, alias="moving")
-    url, _ = serve(alias_ttl_s=1.0)
+    second = reg.add(pid, scale=2.0)
+    ttl = 2.0
+    url, _ = serve(alias_ttl_s=ttl)
     before = answer(url, reg, pid, "moving")
     assert before["model"]["version"] == first
-    second = reg.add(pid, scale=2.0, alias="moving")  # a promotion
+    registry.set_alias(reg.store, reg.name(pid), "moving", second)  # a promotion
     assert answer(url, reg, pid, "moving")["model"]["version"] == first  # within the TTL
-    time.sleep(1.1)
+    time.sleep(ttl + 0.1)
     after = answer(url, reg, pid, "moving")
     assert after["model"]["version"] == second and after["model"]["alias"] == "moving"
     assert [w["prediction"] for w in after["forecasts"]] == pytest.approx(
         [2 * w["prediction"] for w in before["forecasts"]]
     )
     registry.set_alias(reg.store, reg.name(pid), "moving", first)  # a rollback
-    time.sleep(1.1)
+    time.sleep(ttl + 0.1)
     assert answer(url, reg, pid, "moving")["model"]["version"] == first
     assert metric(url, 'manymodels_serve_cache_misses_total{reason="alias_moved"}') == 2
     registry.delete_alias(reg.store, reg.name(pid), "moving")
-    time.sleep(1.1)
+    time.sleep(ttl + 0.1)
     gone = post(url, [series_of(reg, pid)], alias="moving")
     assert gone.status_code == 404 and "alias 'moving'" in gone.json()["detail"]
 
@@ -162,3 +164,14 @@ def test_a_newer_snapshot_is_picked_up_without_a_restart(tmp_path, reg, serve):
     response = post(url, [series])
     assert response.status_code == 404, response.text
     assert metric(url, "manymodels_serve_snapshot_loads_total") == 2
+
+
+def test_a_model_loaded_from_an_older_snapshot_is_loaded_again(reg, serve):
+    url, service = serve()
+    pid = list(reg.parts)[6]
+    answer(url, reg, pid, "champion")
+    from manymodels.serve.snapshot import Snapshot
+
+    service.snapshot = Snapshot(reg.snapshot)  # a newer one arrived during that load
+    assert answer(url, reg, pid, "champion")["model"]["version"] == reg.versions[pid]
+    assert metric(url, "manymodels_serve_model_loads_total") == 2
