@@ -164,6 +164,7 @@ def _summary(seconds: list[float]) -> dict[str, float]:
 
 
 def run(args) -> dict:  # noqa: PLR0915 (one measured sequence, read top to bottom)
+    load_at_start = round(os.getloadavg()[0], 1)
     # the registry's sqlite file on tmpfs where there is one: registering 1,000 models is then
     # bound by MLflow, not by fsync (serving reads; it never waits on fsync)
     shm = "/dev/shm" if Path("/dev/shm").is_dir() and not args.disk else None
@@ -261,7 +262,10 @@ def run(args) -> dict:  # noqa: PLR0915 (one measured sequence, read top to bott
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
-        },  # fmt: skip
+            # other work shares the cores: the 1-minute load average before and after
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": round(os.getloadavg()[0], 1),
+        },
         "versions": {p: metadata.version(p) for p in ("mlflow", "fastapi", "uvicorn", "pandas")},
         "setup": {
             "partitions": args.partitions,

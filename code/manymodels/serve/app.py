@@ -10,12 +10,13 @@ import time
 from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from manymodels.serve.metrics import LATENCY_BUCKETS
 from manymodels.serve.schemas import ForecastRequest, ForecastResponse
-from manymodels.serve.service import ServeError, Service
+from manymodels.serve.service import NeedsWork, ServeError, Service
 
 __all__ = ["create_app", "in_background"]
 
@@ -120,9 +121,12 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse({"detail": errors}, 422)
 
     @app.post("/v1/forecast", response_model=ForecastResponse)
-    def forecast(body: ForecastRequest) -> ForecastResponse:
+    async def forecast(body: ForecastRequest) -> ForecastResponse:
         """Point forecasts (and intervals when the model has them) for a batch of series."""
-        return service.forecast(body)
+        try:  # answered from memory on the event loop: no thread hop for a warm request
+            return service.forecast(body, cached_only=True)
+        except NeedsWork:  # a load, a registry call or a model run: in a worker thread
+            return await run_in_threadpool(service.forecast, body)
 
     @app.get("/health")
     def health() -> dict:

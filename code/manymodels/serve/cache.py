@@ -109,6 +109,20 @@ class ModelCache:
             self._entries.clear()
         self._gauges()
 
+    def peek(self, name: str, alias: str) -> Entry | None:
+        """The entry when it is cached and its alias fresh (counted as a hit), else None.
+
+        Never blocks on the registry: what the API's event loop may call directly.
+        """
+        key = (name, alias)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or self._clock() - entry.resolved_at >= self.ttl_s:
+                return None
+            self._entries.move_to_end(key)
+        self.metrics.inc("cache_hits_total")
+        return entry
+
     def discard(self, name: str, alias: str) -> None:
         """Forget one entry (the next request loads it again)."""
         self._drop((name, alias))

@@ -30,9 +30,13 @@ from manymodels.serve.schemas import (
 )
 from manymodels.serve.snapshot import Snapshot, SnapshotError
 
-__all__ = ["ServeError", "ServedModel", "Service"]
+__all__ = ["NeedsWork", "ServeError", "ServedModel", "Service"]
 
 log = logging.getLogger(__name__)
+
+
+class NeedsWork(Exception):
+    """Raised by ``forecast(cached_only=True)``: answering needs a load or a model run."""
 
 
 class ServeError(Exception):
@@ -137,6 +141,9 @@ class Service:
                 len(snapshot.parts),
             )
 
+    def _snapshot_due(self) -> bool:
+        return time.monotonic() - self._checked >= self.settings.snapshot_check_s
+
     def ready(self) -> dict[str, str]:
         """Problems that make the service not ready (empty: ready)."""
         problems = {}
@@ -161,19 +168,29 @@ class Service:
         return served
 
     # -- forecasts -------------------------------------------------------------------------
-    def forecast(self, request: ForecastRequest) -> ForecastResponse:
+    def forecast(self, request: ForecastRequest, cached_only: bool = False) -> ForecastResponse:
+        """Forecasts for every series of ``request``.
+
+        ``cached_only``: answer only from memory (no registry call, no model run, no snapshot
+        load), else raise :class:`NeedsWork`; the API tries that first on its event loop and
+        hands the request to a worker thread when it is raised.
+        """
         if len(request.series) > self.settings.max_series:
             raise ServeError(
                 422,
                 f"{len(request.series)} series in one request: the limit is "
                 f"{self.settings.max_series} (serving.max_series); split it",
             )
+        if cached_only and self._snapshot_due():
+            raise NeedsWork
         self.refresh_snapshot()
         alias = request.alias or self.settings.alias
         out = []
         for item in request.series:
             pid, own = self._partition(item)
-            entry = self._model(pid, alias)
+            if cached_only and own:
+                raise NeedsWork
+            entry = self._model(pid, alias, cached_only)
             served: ServedModel = entry.value
             if request.weeks > served.horizon:
                 raise ServeError(
@@ -236,8 +253,13 @@ class Service:
             )
         return item.partition, True
 
-    def _model(self, pid: str, alias: str):
+    def _model(self, pid: str, alias: str, cached_only: bool = False):
         name = self.model_name(pid)
+        if cached_only:
+            entry = self.cache.peek(name, alias)
+            if entry is None or entry.value.snapshot is not self.snapshot:
+                raise NeedsWork
+            return entry
         try:
             entry = self.cache.get(name, alias)
             if entry.value.snapshot is not self.snapshot:  # loaded while a new one came in
