@@ -138,3 +138,21 @@ def test_bad_env_value_is_a_config_error(monkeypatch, config_dir):
 
     with pytest.raises(ConfigError, match="max_models"):
         load_settings(config_dir, "dev", ["serving.max_models=many"])
+
+
+def test_intervals_are_served_when_the_model_has_them():
+    import numpy as np
+
+    from manymodels.serve.service import _predict, _weeks
+
+    class WithInterval:
+        def predict(self, frame):
+            return np.full(len(frame), 5.0)
+
+        def predict_interval(self, frame):
+            return np.full(len(frame), 3.0), np.full(len(frame), 8.0)
+
+    future = pd.DataFrame({"week": pd.to_datetime(["2018-02-26", "2018-03-05"])})
+    weeks = _weeks(_predict(WithInterval(), future))
+    assert [(w.prediction, w.lower, w.upper) for w in weeks] == [(5.0, 3.0, 8.0)] * 2
+    assert str(weeks[1].week) == "2018-03-05"
