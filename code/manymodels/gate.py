@@ -13,8 +13,9 @@ A candidate passes only if ALL hold (thresholds in ``training.gate``):
 What then happens (``decision``): ``promote`` the candidate; else ``keep_champion`` (the
 partition keeps serving its champion); else, with no champion, ``fallback_baseline`` (the
 baseline model is registered and served). A partition whose training failed is
-``training_failed``: it keeps its champion, if any. ``run_mode`` ``dry_run`` reports the checks
-but promotes every trained candidate; ``disabled`` skips the checks and promotes them all.
+``training_failed``: it keeps its champion, if any. ``run_mode`` ``dry_run`` decides the same
+way but only reports it (``register`` and ``promote`` then register and move nothing);
+``disabled`` skips the checks and promotes them all.
 """
 
 from __future__ import annotations
@@ -82,8 +83,6 @@ def judge(
         decision, reason = "promote", "gate disabled"
     elif passed:
         decision, reason = "promote", "all checks passed"
-    elif gate.run_mode == "dry_run":
-        decision, reason = "promote", f"dry run: would fail {', '.join(failed)}"
     elif champion_version is not None:
         decision, reason = (
             "keep_champion",
@@ -94,6 +93,8 @@ def judge(
             "fallback_baseline",
             f"failed {', '.join(failed)}; no champion: the baseline serves",
         )
+    if gate.run_mode == "dry_run":
+        reason = f"dry run, nothing registered: {reason}"
     return Verdict(
         partition,
         mape,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import math
 import os
@@ -31,21 +32,28 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import requests
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from manymodels.config import Settings
+from manymodels.errors import RegistryError
 from manymodels.pyfunc import PackedModel
+from manymodels.redact import redact
 
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "PREVIOUS",
+    "ROLLED_BACK",
+    "RegistryError",
     "Store",
     "alias_version",
+    "aliased",
     "champions",
+    "code_version",
     "copy_version",
     "delete_alias",
     "find_versions",
@@ -61,12 +69,17 @@ __all__ = [
     "pip_requirements",
     "ping",
     "pipeline_run",
+    "redact_uri",
     "register",
     "resolve_store",
+    "run_tags",
     "set_alias",
+    "tag_version",
 ]
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+# version tag set by `manymodels rollback` on the version it took the champion alias from
+ROLLED_BACK = "rolled_back"
 # MLflow "models from code": the file is logged with each model instead of a pickled class.
 _PYFUNC_CODE = importlib.util.find_spec("manymodels._pyfunc_code").origin
 
@@ -106,12 +119,18 @@ class Store:
         return client.create_experiment(name, artifact_location=location)
 
 
-def resolve_store(settings: Settings, env: str | None = None, *, local: bool = False) -> Store:
-    """The store of ``env`` (default: the settings' env); see the module docstring for the order."""
+def resolve_store(
+    settings: Settings, env: str | None = None, *, local: bool = False, generic: bool = True
+) -> Store:
+    """The store of ``env`` (default: the settings' env); see the module docstring for the order.
+
+    ``generic=False`` ignores ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` (``promote --to
+    prod`` reads its dev source only from ``MANYMODELS_DEV_*`` or the settings).
+    """
     env = env or settings.env
     configured = getattr(settings.mlflow, env)
-    tracking = "" if local else _uri(settings, env, "TRACKING", configured.tracking_uri)
-    registry = "" if local else _uri(settings, env, "REGISTRY", configured.registry_uri)
+    tracking = "" if local else _uri(settings, env, "TRACKING", configured.tracking_uri, generic)
+    registry = "" if local else _uri(settings, env, "REGISTRY", configured.registry_uri, generic)
     if tracking:
         return Store(env, tracking, registry or tracking)
     folder = settings.path("mlflow", env).resolve()
@@ -120,10 +139,10 @@ def resolve_store(settings: Settings, env: str | None = None, *, local: bool = F
     return Store(env, uri, registry or uri, (folder / "artifacts").as_uri())
 
 
-def _uri(settings: Settings, env: str, kind: str, configured: str) -> str:
+def _uri(settings: Settings, env: str, kind: str, configured: str, generic: bool) -> str:
     specific = os.environ.get(f"MANYMODELS_{env.upper()}_{kind}_URI", "")
-    generic = os.environ.get(f"MLFLOW_{kind}_URI", "") if env == settings.env else ""
-    return specific or generic or configured
+    fallback = os.environ.get(f"MLFLOW_{kind}_URI", "") if generic and env == settings.env else ""
+    return specific or fallback or configured
 
 
 def model_name(settings: Settings, partition: str) -> str:
@@ -154,55 +173,82 @@ def pipeline_run(
     store: Store, experiment: str, name: str, tags: dict[str, str], run_id: str | None = None
 ) -> Iterator[mlflow.ActiveRun]:
     """Start (or, given ``run_id``, resume) the parent run of one pipeline run."""
-    store.activate()
-    experiment_id = store.experiment_id(experiment)
-    with mlflow.start_run(
-        run_id=run_id, experiment_id=experiment_id, run_name=name, tags=tags
-    ) as run:
+    with _talking(store, f"starting the {name!r} run"):
+        store.activate()
+        experiment_id = store.experiment_id(experiment)
+        active = mlflow.start_run(
+            run_id=run_id, experiment_id=experiment_id, run_name=name, tags=tags
+        )
+    with active as run:
         yield run
 
 
 def log_metrics(store: Store, run_id: str, metrics: dict[str, float]) -> None:
     client = store.client()
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, float(value))
+    with _talking(store, f"logging metrics to run {run_id}"):
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, float(value))
 
 
 def log_artifact(store: Store, run_id: str, path: str | Path, folder: str | None = None) -> None:
-    store.client().log_artifact(run_id, str(path), folder)
+    with _talking(store, f"logging {Path(path).name} to run {run_id}"):
+        store.client().log_artifact(run_id, str(path), folder)
 
 
 def get_alias(store: Store, name: str, alias: str) -> ModelVersion | None:
-    """The version of ``name`` carrying ``alias``, or None (no such model or alias)."""
+    """The version of ``name`` carrying ``alias``, or None (no such model or alias).
+
+    Raises:
+        RegistryError: any other failure (server down, timeout, 403, 5xx): never "none".
+    """
     try:
         return store.client().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise _registry_error(store, f"looking up {name}@{alias}", exc) from exc
+    except _REACHING as exc:  # requests' errors: anything but an answer
+        raise _registry_error(store, f"looking up {name}@{alias}", exc) from exc
 
 
 def set_alias(store: Store, name: str, alias: str, version: str | int) -> None:
-    store.client().set_registered_model_alias(name, alias, str(version))
+    with _talking(store, f"setting {name}@{alias} -> v{version}"):
+        store.client().set_registered_model_alias(name, alias, str(version))
 
 
 def delete_alias(store: Store, name: str, alias: str) -> None:
-    with contextlib.suppress(MlflowException):
+    """Remove ``alias`` from ``name``; no error when it is not there."""
+    try:
         store.client().delete_registered_model_alias(name, alias)
+    except MlflowException as exc:
+        if not _not_found(exc):
+            raise _registry_error(store, f"deleting {name}@{alias}", exc) from exc
+    except _REACHING as exc:
+        raise _registry_error(store, f"deleting {name}@{alias}", exc) from exc
 
 
 def find_versions(store: Store, **tags: str) -> list[ModelVersion]:
     """Model versions whose tags equal ``tags`` (e.g. ``region="North Texas"``), newest first."""
     clauses = " AND ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-    found = _all_pages(store.client().search_model_versions, clauses or None)
+    with _talking(store, "searching model versions"):
+        found = _all_pages(store.client().search_model_versions, clauses or None)
     return sorted(found, key=lambda v: (v.name, -int(v.version)))
 
 
 def champions(store: Store, prefix: str) -> dict[str, ModelVersion]:
     """``{model name: champion version}`` for every registered model named ``<prefix>.*``."""
-    # two searches in all, not a look-up per model (search results carry no version aliases)
+    return aliased(store, prefix, CHAMPION)
+
+
+def aliased(store: Store, prefix: str, alias: str) -> dict[str, ModelVersion]:
+    """``{model name: version}`` carrying ``alias``, for every model named ``<prefix>.*``."""
+    # two searches in all, not a look-up per model (version search results carry no aliases)
     client = store.client()
-    models = _all_pages(client.search_registered_models, f"name LIKE '{prefix}.%'")
-    wanted = {(m.name, str(m.aliases[CHAMPION])) for m in models if CHAMPION in (m.aliases or {})}
-    versions = _all_pages(client.search_model_versions, f"name LIKE '{prefix}.%'") if wanted else []
+    with _talking(store, f"searching models {prefix}.* for {alias!r}"):
+        models = _all_pages(client.search_registered_models, f"name LIKE '{prefix}.%'")
+        wanted = {(m.name, str(m.aliases[alias])) for m in models if alias in (m.aliases or {})}
+        filter_string = f"name LIKE '{prefix}.%'"
+        versions = _all_pages(client.search_model_versions, filter_string) if wanted else []
     return {v.name: v for v in versions if (v.name, str(v.version)) in wanted}
 
 
@@ -281,39 +327,40 @@ def log_partition(
     Returns:
         ``{"run_id": ..., "<kind>_uri": "runs:/<run>/<kind>"}``, a URI per entry of ``model_dirs``.
     """
-    store.activate()
-    experiment_id = store.client().get_run(parent_run_id).info.experiment_id
-    out: dict[str, str] = {}
-    with mlflow.start_run(
-        experiment_id=experiment_id,
-        run_name=partition,
-        nested=True,
-        parent_run_id=parent_run_id,
-        tags=tags,
-    ) as run:
-        out["run_id"] = run.info.run_id
-        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
-        if artifacts_dir is not None:
-            mlflow.log_artifacts(str(artifacts_dir))
-        for kind, folder in (model_dirs or {}).items():
-            mlflow.log_artifacts(str(folder), kind)
-            out[f"{kind}_uri"] = f"runs:/{run.info.run_id}/{kind}"
-        if failed:
-            mlflow.end_run("FAILED")
-    return out
+    with _talking(store, f"logging partition {partition}"):
+        store.activate()
+        experiment_id = store.client().get_run(parent_run_id).info.experiment_id
+        out: dict[str, str] = {}
+        with mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=partition,
+            nested=True,
+            parent_run_id=parent_run_id,
+            tags=tags,
+        ) as run:
+            out["run_id"] = run.info.run_id
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
+            if artifacts_dir is not None:
+                mlflow.log_artifacts(str(artifacts_dir))
+            for kind, folder in (model_dirs or {}).items():
+                mlflow.log_artifacts(str(folder), kind)
+                out[f"{kind}_uri"] = f"runs:/{run.info.run_id}/{kind}"
+            if failed:
+                mlflow.end_run("FAILED")
+        return out
 
 
 def register(store: Store, model_uri: str, name: str, tags: dict[str, str]) -> ModelVersion:
     """A new version of registered model ``name`` from ``model_uri`` (``runs:/<run>/<path>``)."""
     client = store.client()
-    with contextlib.suppress(MlflowException):  # it exists already
-        client.create_registered_model(name)
-    run_id, _, path = model_uri.removeprefix("runs:/").partition("/")
-    source = f"{client.get_run(run_id).info.artifact_uri}/{path}"
-    return client.create_model_version(
-        name, source=source, run_id=run_id, tags={k: str(v) for k, v in tags.items()}
-    )
+    with _talking(store, f"registering a version of {name}"):
+        _ensure_model(client, name)
+        run_id, _, path = model_uri.removeprefix("runs:/").partition("/")
+        source = f"{client.get_run(run_id).info.artifact_uri}/{path}"
+        return client.create_model_version(
+            name, source=source, run_id=run_id, tags={k: str(v) for k, v in tags.items()}
+        )
 
 
 def load(
@@ -322,7 +369,10 @@ def load(
     """Load ``models:/name@alias`` (or ``/version``) and return its :class:`PackedModel`."""
     store.activate()
     uri = f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}"
-    with tempfile.TemporaryDirectory() as tmp:  # remote artifact stores leave temp folders
+    with (
+        tempfile.TemporaryDirectory() as tmp,  # remote artifact stores leave temp folders
+        _talking(store, f"loading {uri}"),
+    ):
         model = mlflow.pyfunc.load_model(uri, dst_path=tmp)
     return model.unwrap_python_model().packed
 
@@ -331,58 +381,145 @@ def copy_version(
     source: Store, target: Store, name: str, version: str, experiment: str
 ) -> ModelVersion:
     """Copy one registered version between registries (dev -> prod), keeping tags and lineage."""
-    src = source.client().get_model_version(name, version)
-    lineage = {
-        "source_env": source.env,
-        "source_registry": _redact(source.registry_uri),
-        "source_version": str(version),
-        "source_run_id": src.run_id or "",
-    }
     with tempfile.TemporaryDirectory() as tmp:
-        source.activate()  # models:/ URIs resolve against the active registry
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=tmp
-        )
-        client = target.client()
-        run = client.create_run(
-            target.experiment_id(experiment),
-            run_name=f"copy {name} v{version}",
-            tags=lineage | git_tags(),
-        )
-        client.log_artifacts(run.info.run_id, local, "model")
-        client.set_terminated(run.info.run_id)
-    with contextlib.suppress(MlflowException):  # already exists
-        client.create_registered_model(name)
-    return client.create_model_version(
-        name,
-        source=f"{run.info.artifact_uri}/model",
-        run_id=run.info.run_id,
-        tags=src.tags | lineage,
-    )
+        with _talking(source, f"reading {name} v{version}"):
+            src = source.client().get_model_version(name, version)
+            source.activate()  # models:/ URIs resolve against the active registry
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=tmp
+            )
+        lineage = {
+            "source_env": source.env,
+            "source_registry": _redact(source.registry_uri),
+            "source_version": str(version),
+            "source_run_id": src.run_id or "",
+        }
+        tags = {k: v for k, v in src.tags.items() if k not in (ROLLED_BACK, "rolled_back_at")}
+        with _talking(target, f"copying {name} v{version}"):
+            client = target.client()
+            run = client.create_run(
+                target.experiment_id(experiment),
+                run_name=f"copy {name} v{version}",
+                tags=lineage | git_tags(),
+            )
+            client.log_artifacts(run.info.run_id, local, "model")
+            client.set_terminated(run.info.run_id)
+            _ensure_model(client, name)
+            return client.create_model_version(
+                name,
+                source=f"{run.info.artifact_uri}/model",
+                run_id=run.info.run_id,
+                tags=tags | lineage,
+            )
 
 
 def _redact(uri: str) -> str:
     """Drop credentials from a URI before it becomes a tag."""
-    return re.sub(r"//[^/@]+@", "//", uri)
+    return redact_uri(uri)
+
+
+# -- errors: "not there" is an answer, anything else is a RegistryError -------------------------
+
+# what sqlite's and the HTTP server's registries answer for a model or alias that is not there
+_MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+_REACHING = (MlflowException, requests.RequestException, ConnectionError, TimeoutError)
+
+
+def redact_uri(text: str) -> str:
+    """``text`` (a URI, or a message quoting URIs) with credentials masked: see
+    :func:`manymodels.redact.redact`, the one implementation every step uses."""
+    return redact(text)
+
+
+def _not_found(exc: MlflowException) -> bool:
+    """True when the registry answered "no such registered model / version / alias"."""
+    if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    message = str(exc).lower()
+    return exc.error_code in _MISSING and "not found" in message and "alias" in message
+
+
+def _registry_error(store: Store, what: str, exc: BaseException) -> RegistryError:
+    reason = redact_uri(" ".join(str(exc).split()))
+    if len(reason) > 400:
+        reason = reason[:400] + " ..."
+    return RegistryError(
+        f"MLflow registry error while {what} in the {store.env} store "
+        f"{redact_uri(store.registry_uri)}: {type(exc).__name__}: {reason}. Check that the "
+        f"server is up and reachable and that its credentials are valid, then re-run; nothing "
+        f"was read as 'no champion'"
+    )
+
+
+@contextlib.contextmanager
+def _talking(store: Store, what: str) -> Iterator[None]:
+    """Turn a failure to talk to ``store`` into a :class:`RegistryError`."""
+    try:
+        yield
+    except RegistryError:
+        raise
+    except _REACHING as exc:
+        raise _registry_error(store, what, exc) from exc
+
+
+def _ensure_model(client: MlflowClient, name: str) -> None:
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def tag_version(store: Store, name: str, version: str | int, tags: dict[str, str | None]) -> None:
+    """Set (or, for a None value, delete) tags on one model version."""
+    client = store.client()
+    with _talking(store, f"tagging {name} v{version}"):
+        for key, value in tags.items():
+            if value is None:
+                with contextlib.suppress(MlflowException):  # not there: fine
+                    client.delete_model_version_tag(name, str(version), key)
+            else:
+                client.set_model_version_tag(name, str(version), key, value)
+
+
+def run_tags(store: Store, run_id: str) -> dict[str, str]:
+    """The tags of one run (e.g. the training run's ``config_hash``)."""
+    with _talking(store, f"reading run {run_id}"):
+        return dict(store.client().get_run(run_id).data.tags)
+
+
+@functools.cache
+def code_version() -> str:
+    """A hash of the installed ``manymodels`` sources and the runtime dependency pins.
+
+    Part of a version's identity beside ``git_sha``: uncommitted edits (the same sha, other
+    code) or other library versions make a re-run "not identical".
+    """
+    digest = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    digest.update("\n".join(pip_requirements()).encode())
+    return digest.hexdigest()[:12]
+
+
+# -- the online API (manymodels.serve) ----------------------------------------------------------
 
 
 def alias_version(store: Store, name: str, alias: str) -> str | None:
-    """The version ``alias`` points at, or None when the model or the alias does not exist.
+    """The version number ``alias`` points at, or None when the model or the alias is not there.
 
-    Unlike :func:`get_alias`, any other failure (an unreachable or failing registry) raises, so
-    a caller can tell "no such model" from "cannot ask" (the online API answers 404 vs 503).
+    Raises:
+        RegistryError: the registry could not be asked (the online API answers 503, not 404).
     """
-    try:
-        return str(store.client().get_model_version_by_alias(name, alias).version)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
+    found = get_alias(store, name, alias)
+    return None if found is None else str(found.version)
 
 
 def ping(store: Store) -> None:
     """One cheap registry call; raises when the registry cannot be reached."""
-    store.client().search_registered_models(max_results=1)
+    with _talking(store, "checking the registry"):
+        store.client().search_registered_models(max_results=1)
 
 
 def load_version(store: Store, name: str, version: str) -> PackedModel:

@@ -22,6 +22,10 @@ def _json(ws, *parts):
     return json.loads(ws.work.joinpath(*parts).read_text())
 
 
+def _versions(store) -> list[tuple[str, str]]:
+    return sorted((v.name, str(v.version)) for v in registry.find_versions(store))
+
+
 def test_first_run_registers_and_promotes_every_partition(trained):
     settings = _settings(trained)
     store = registry.resolve_store(settings)
@@ -88,14 +92,29 @@ def test_parent_and_nested_runs_carry_lineage(trained):
     assert {"residuals.png", "features.json"} <= artifacts
 
 
-def test_identical_rerun_passes_the_gate_and_keeps_a_champion(workspace):
+def test_identical_rerun_registers_nothing_and_moves_no_alias(workspace):
     workspace.train_pipeline()
     settings = _settings(workspace)
     store = registry.resolve_store(settings)
+    prod = registry.resolve_store(settings, "prod")
     first = {
         p: v["decision"] for p, v in _json(workspace, "reports", "gate.json")["partitions"].items()
     }
-    workspace.train_pipeline()
+    assert workspace.run("promote", "--to", "prod", "--env", "prod") == 0
+    versions = {"dev": _versions(store), "prod": _versions(prod)}
+    champions = registry.champions(store, settings.mlflow.model_prefix)
+    workspace.train_pipeline()  # same code, settings and data
+    assert workspace.run("promote", "--to", "prod", "--env", "prod") == 0
+    assert _versions(store) == versions["dev"] and _versions(prod) == versions["prod"]
+    registered = _json(workspace, "runs", "registration.json")["registered"]
+    assert registered and {r["status"] for r in registered.values()} == {"unchanged"}
+    again = registry.champions(store, settings.mlflow.model_prefix)
+    assert {n: v.version for n, v in again.items()} == {n: v.version for n, v in champions.items()}
+    for version in again.values():  # no alias left behind, none moved to `previous`
+        assert registry.get_alias(store, version.name, registry.CHALLENGER) is None
+        assert registry.get_alias(store, version.name, registry.PREVIOUS) is None
+    promoted = _json(workspace, "runs", "promotion-prod.json")["promoted"]
+    assert {p["status"] for p in promoted.values()} == {"unchanged"}
     second = _json(workspace, "reports", "gate.json")["partitions"]
     for pid, verdict in second.items():
         if first[pid] == "promote":  # an ensemble champion: the same retrain scores the same
@@ -186,7 +205,11 @@ def test_failing_partition_is_reported_and_others_still_train(workspace):
     assert broken.stem not in registered and registered
     # registering the same training run again reuses its versions instead of adding new ones
     assert workspace.run("register") == 0
-    assert _json(workspace, "runs", "registration.json")["registered"] == registered
+    again = _json(workspace, "runs", "registration.json")["registered"]
+    assert {p: r["version"] for p, r in again.items()} == {
+        p: r["version"] for p, r in registered.items()
+    }
+    assert {r["status"] for r in again.values()} == {"reused"}
     store = registry.resolve_store(_settings(workspace))
     versions = registry.find_versions(store, parent_run_id=training["parent_run_id"])
     assert len(versions) == len(registered)

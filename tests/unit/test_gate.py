@@ -61,10 +61,12 @@ def test_nan_mape_fails_instead_of_passing_silently():
     assert verdict.checks["mape_target"] is False and not verdict.passed
 
 
-def test_dry_run_reports_failures_but_promotes():
+def test_dry_run_reports_what_the_gate_would_decide():
     verdict = judge("p", metrics(0.60, 0.50), GateSettings(run_mode="dry_run"))
     assert not verdict.passed
-    assert verdict.decision == "promote" and verdict.reason.startswith("dry run")
+    assert verdict.decision == "fallback_baseline" and verdict.reason.startswith("dry run")
+    kept = judge("p", metrics(0.60, 0.50), GateSettings(run_mode="dry_run"), champion_version="3")
+    assert kept.decision == "keep_champion" and "v3 keeps serving" in kept.reason
 
 
 def test_disabled_gate_promotes_everything():

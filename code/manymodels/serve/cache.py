@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from manymodels.serve.metrics import LOAD_BUCKETS, Metrics, redact
+from manymodels.redact import redact
+from manymodels.serve.metrics import LOAD_BUCKETS, Metrics
 
 __all__ = ["Entry", "ModelCache", "ModelNotFound", "RegistryUnavailable"]
 

@@ -7,19 +7,13 @@ rather than in another dependency. Every update takes one lock; rendering copies
 from __future__ import annotations
 
 import bisect
-import re
 import threading
 from collections import defaultdict
 
-__all__ = ["LATENCY_BUCKETS", "LOAD_BUCKETS", "Metrics", "redact"]
+__all__ = ["LATENCY_BUCKETS", "LOAD_BUCKETS", "Metrics"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-def redact(text: str) -> str:
-    """Drop credentials (``//user:secret@host``) from any URI in ``text`` before it is shown."""
-    return re.sub(r"//[^/@\s]+@", "//", text)
 
 
 def _labels(labels: dict[str, str]) -> str:

@@ -18,8 +18,9 @@ import pandas as pd
 
 from manymodels.features import COVARIATES, KEYS, build_features
 from manymodels.pyfunc import PackedModel
+from manymodels.redact import redact
 from manymodels.serve.cache import ModelCache, ModelNotFound, RegistryUnavailable
-from manymodels.serve.metrics import Metrics, redact
+from manymodels.serve.metrics import Metrics
 from manymodels.serve.schemas import (
     ForecastRequest,
     ForecastResponse,

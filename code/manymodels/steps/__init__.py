@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from manymodels.config import ConfigError, Settings, load_settings
+from manymodels.errors import RegistryError
+from manymodels.redact import redact
 
 __all__ = [
     "add_data_option",
@@ -29,7 +31,8 @@ __all__ = [
 
 
 def guarded(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
-    """Turn the errors a user can fix (bad settings, a missing input) into a message and exit 2.
+    """Turn the errors a user can fix (bad settings, a missing input) into a message and exit 2,
+    and a registry that cannot be reached (:class:`RegistryError`) into one and exit 3.
 
     Wraps every step's ``main``, so ``python -m manymodels.steps.<step>`` and ``manymodels
     <step>`` report them the same way, without a traceback.
@@ -42,9 +45,15 @@ def guarded(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | No
         except (ConfigError, FileNotFoundError) as exc:
             setup_logging()
             logging.getLogger(main.__module__).error(
-                "%s: %s", main.__module__.rsplit(".", 1)[-1], exc
+                "%s: %s", main.__module__.rsplit(".", 1)[-1], redact(exc)
             )
             return 2
+        except RegistryError as exc:  # the store could not answer: never "nothing there"
+            setup_logging()
+            logging.getLogger(main.__module__).error(
+                "%s: %s", main.__module__.rsplit(".", 1)[-1], exc
+            )
+            return 3
 
     return wrapper
 

@@ -1,11 +1,16 @@
 """Step ``promote``: move ``champion`` to the new versions, in dev or from dev into prod.
 
-``manymodels promote`` (dev): each ``challenger`` of the last ``register`` becomes ``champion``;
-the version it replaces keeps the alias ``previous`` (``manymodels rollback`` swaps them back).
+``manymodels promote`` (dev): every version the dev registry aliases ``challenger`` becomes
+``champion``; the version it replaces keeps the alias ``previous`` (``manymodels rollback``
+swaps them back). A challenger that was rolled back (tag ``rolled_back=true``) is not promoted
+again. With ``training.gate.run_mode: dry_run`` (or ``--dry-run``) it reports and moves nothing.
 
 ``manymodels promote --to prod``: each dev ``champion`` is copied into the prod registry (its
 artifacts, tags and lineage: source registry, version, run, git sha, data version) and becomes
-``champion`` there. Versions already copied are not copied again. Nothing is trained in prod.
+``champion`` there. A version already copied is not copied again; one rolled back in prod is not
+re-copied. It refuses when the dev and prod stores are the same, when prod is a server but no
+dev store is configured (``MANYMODELS_DEV_TRACKING_URI``), and when a champion was trained by
+code this checkout does not contain (``--allow-foreign-code`` overrides). Nothing trains in prod.
 
 Per partition, ``previous`` is set before ``champion`` moves, so a crash half-way leaves every
 partition with a valid champion: the old one, or the new one.
@@ -18,12 +23,13 @@ import logging
 from mlflow.entities.model_registry import ModelVersion
 
 from manymodels import registry
-from manymodels.config import load_settings
-from manymodels.io import read_json, write_json
-from manymodels.registry import CHALLENGER, CHAMPION, PREVIOUS, Store
+from manymodels.config import ConfigError, Settings, load_settings
+from manymodels.io import write_json
+from manymodels.provenance import foreign_code
+from manymodels.registry import CHALLENGER, CHAMPION, PREVIOUS, ROLLED_BACK, Store
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
-__all__ = ["main", "move_champion"]
+__all__ = ["main", "move_champion", "promote_dev", "promote_prod", "stores"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,7 @@ def move_champion(store: Store, name: str, version: str, current: ModelVersion |
         False when ``version`` already was the champion (nothing moved), else True.
     """
     if current is not None and str(current.version) == str(version):
+        registry.delete_alias(store, name, CHALLENGER)  # a crash may have left it behind
         return False
     if current is not None:
         registry.set_alias(store, name, PREVIOUS, current.version)
@@ -43,48 +50,113 @@ def move_champion(store: Store, name: str, version: str, current: ModelVersion |
     return True
 
 
-def promote_dev(store: Store, registration: dict) -> dict:
+def _rolled_back(version: ModelVersion) -> bool:
+    return version.tags.get(ROLLED_BACK) == "true"
+
+
+def promote_dev(store: Store, prefix: str, *, dry_run: bool = False) -> dict:
+    """Each ``challenger`` of the registry -> ``champion``; ``{partition: what happened}``."""
     moved = {}
-    for pid, reg in registration["registered"].items():
-        current = registry.get_alias(store, reg["name"], CHAMPION)
-        changed = move_champion(store, reg["name"], reg["version"], current)
-        replaced = str(current.version) if changed and current is not None else None
-        moved[pid] = {
-            "name": reg["name"],
-            "version": reg["version"],
-            "replaced": replaced,
-            "changed": changed,
-        }
+    current = registry.champions(store, prefix)
+    for name, challenger in registry.aliased(store, prefix, CHALLENGER).items():
+        version, champion = str(challenger.version), current.get(name)
+        entry = {"name": name, "version": version, "changed": False}
+        entry["replaced"] = str(champion.version) if champion is not None else None
+        if _rolled_back(challenger):
+            entry["status"] = "refused: rolled back"
+            if not dry_run:
+                registry.delete_alias(store, name, CHALLENGER)
+        elif dry_run:
+            same = champion is not None and str(champion.version) == version
+            entry["status"] = "unchanged" if same else "dry run: would promote"
+        else:
+            entry["changed"] = move_champion(store, name, version, champion)
+            entry["status"] = "promoted" if entry["changed"] else "unchanged"
+        moved[name.removeprefix(f"{prefix}.")] = entry
     return moved
 
 
-def promote_prod(source: Store, target: Store, prefix: str, experiment: str) -> dict:
-    moved = {}
-    serving = registry.champions(target, prefix)
+def promote_prod(
+    source: Store, target: Store, prefix: str, experiment: str, *, dry_run: bool = False
+) -> dict:
+    """Copy each dev champion into prod (once) and make it prod's champion; what happened."""
+    plan, serving = {}, registry.champions(target, prefix)
+    copies: dict[tuple[str, str, str], ModelVersion] = {}  # copies made before, newest first
+    for v in registry.find_versions(target, source_env=source.env):
+        copies.setdefault(
+            (v.name, v.tags.get("source_version", ""), v.tags.get("source_run_id", "")), v
+        )
     for name, version in registry.champions(source, prefix).items():
         current = serving.get(name)
-        if (
-            current is not None
-            and current.tags.get("source_version") == str(version.version)
-            and current.tags.get("training_run_id") == version.tags.get("training_run_id")
-        ):
-            moved[name] = {
-                "version": str(current.version),
-                "source_version": str(version.version),
-                "copied": False,
-                "changed": False,
-            }
-            continue
-        copy = registry.copy_version(source, target, name, str(version.version), experiment)
-        move_champion(target, name, str(copy.version), current)
-        moved[name] = {
-            "version": str(copy.version),
+        copy = copies.get((name, str(version.version), version.run_id or ""))
+        entry = {
             "source_version": str(version.version),
-            "copied": True,
+            "git_sha": version.tags.get("git_sha", "unknown"),
+            "version": str(copy.version) if copy is not None else None,
             "replaced": str(current.version) if current is not None else None,
-            "changed": True,
+            "copied": False,
+            "changed": False,
         }
-    return moved
+        if copy is not None and current is not None and copy.version == current.version:
+            entry |= {"status": "unchanged", "replaced": None}
+        elif copy is not None and _rolled_back(copy):
+            entry["status"] = "refused: rolled back in prod"
+        else:
+            entry["status"] = "dry run: would copy" if dry_run else "copy"
+        plan[name] = (version, current, copy, entry)
+    if not dry_run:
+        for version, current, made, entry in plan.values():
+            if entry["status"] != "copy":
+                continue
+            copy = made  # a copy whose alias a crash never set is reused, not made again
+            if copy is None:
+                copy = registry.copy_version(
+                    source, target, version.name, str(version.version), experiment
+                )
+                entry["copied"] = True
+            entry["version"] = str(copy.version)
+            entry["changed"] = move_champion(target, version.name, str(copy.version), current)
+            entry["status"] = "promoted"
+    return {name: item[-1] for name, item in plan.items()}
+
+
+def stores(settings: Settings, args) -> tuple[Store, Store]:
+    """The dev source and prod target of ``promote --to prod``.
+
+    Raises:
+        ConfigError: they are the same store, or prod is a server and no dev store is set.
+    """
+    dev = (
+        load_settings(args.config_dir, "dev", args.overrides) if settings.env != "dev" else settings
+    )
+    # MLFLOW_TRACKING_URI configures the environment a command runs in: never dev's source here
+    source = registry.resolve_store(dev, "dev", local=args.local, generic=False)
+    target = registry.resolve_store(settings, "prod", local=args.local)
+    if target.artifact_root is None and source.artifact_root is not None:
+        raise ConfigError(
+            f"the prod store is {registry.redact_uri(target.registry_uri)} but no dev store is "
+            "configured (MLFLOW_TRACKING_URI applies only to the environment a command runs "
+            "in): set MANYMODELS_DEV_TRACKING_URI (or mlflow.dev.tracking_uri) to the dev "
+            "registry to copy from"
+        )
+    if _same(source.registry_uri, target.registry_uri):
+        raise ConfigError(
+            f"the dev and prod stores are the same ({registry.redact_uri(target.registry_uri)}): "
+            "prod would be copied onto itself; set MANYMODELS_DEV_TRACKING_URI to the dev "
+            "registry and MANYMODELS_PROD_TRACKING_URI (or MLFLOW_TRACKING_URI) to prod's"
+        )
+    return source, target
+
+
+def _same(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
+
+
+def _summary(moved: dict) -> str:
+    counts: dict[str, int] = {}
+    for entry in moved.values():
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to do"
 
 
 @guarded
@@ -96,41 +168,54 @@ def main(argv: list[str] | None = None) -> int:
         default="dev",
         help="dev: challengers -> champion; prod: copy dev champions into the prod registry",
     )
+    parser.add_argument("--dry-run", action="store_true", help="report; move and copy nothing")
+    parser.add_argument(
+        "--allow-foreign-code",
+        action="store_true",
+        help="prod: copy champions trained by commits this checkout does not contain",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     settings = settings_from(args)
+    prefix = settings.mlflow.model_prefix
     if args.to == "dev":
-        registration = read_json(settings.path("runs", "registration.json"), step="register")
-        store = registry.resolve_store(settings, "dev", local=args.local or registration["local"])
-        moved = promote_dev(store, registration)
-        where = store.tracking_uri
+        dry_run = args.dry_run or settings.training.gate.run_mode == "dry_run"
+        store = registry.resolve_store(settings, "dev", local=args.local)
+        moved = promote_dev(store, prefix, dry_run=dry_run)
+        where = registry.redact_uri(store.tracking_uri)
     else:
-        dev = (
-            load_settings(args.config_dir, "dev", args.overrides)
-            if settings.env != "dev"
-            else settings
-        )
-        source = registry.resolve_store(dev, "dev", local=args.local)
-        target = registry.resolve_store(settings, "prod", local=args.local)
-        if not registry.champions(source, settings.mlflow.model_prefix):
+        dry_run = args.dry_run
+        source, target = stores(settings, args)
+        where = " -> ".join(registry.redact_uri(s.tracking_uri) for s in (source, target))
+        if not registry.champions(source, prefix):
             log.error(
                 "promote: no champion in the dev registry %s: run the training pipeline first",
-                source.tracking_uri,
+                where,
             )
             return 2
-        moved = promote_prod(
-            source, target, settings.mlflow.model_prefix, settings.mlflow.experiment
-        )
-        where = f"{source.tracking_uri} -> {target.tracking_uri}"
+        moved = promote_prod(source, target, prefix, settings.mlflow.experiment, dry_run=True)
+        foreign = foreign_code(moved, registry.git_tags()["git_sha"])
+        if foreign and not args.allow_foreign_code:
+            for name, why in sorted(foreign.items()):
+                log.error("promote: %s v%s: %s", name, moved[name]["source_version"], why)
+            log.error(
+                "promote: refused: %d champion(s) were not trained by code this release "
+                "contains; nothing was copied. Release the code they were trained with, retrain, "
+                "or pass --allow-foreign-code",
+                len(foreign),
+            )
+            return 1
+        if not dry_run:
+            moved = promote_prod(source, target, prefix, settings.mlflow.experiment)
     write_json(
-        {"to": args.to, "promoted": moved}, settings.path("runs", f"promotion-{args.to}.json")
+        {"to": args.to, "dry_run": dry_run, "promoted": moved},
+        settings.path("runs", f"promotion-{args.to}.json"),
     )
-    changed = sum(m["changed"] for m in moved.values())
     log.info(
-        "promote (%s): %d partition(s) have a champion, %d changed; %s",
+        "promote (%s)%s: %s; %s",
         args.to,
-        len(moved),
-        changed,
+        " DRY RUN, no alias moved" if dry_run else "",
+        _summary(moved),
         where,
     )
     return 0

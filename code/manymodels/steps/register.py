@@ -3,8 +3,14 @@
 ``promote`` decisions register the candidate ensemble; ``fallback_baseline`` registers the
 partition's baseline model (so every partition has something to serve); ``keep_champion`` and
 ``training_failed`` register nothing. Versions are tagged with the partition keys, the metrics,
-the baseline's metrics, the data version, git sha and the training run. Re-running the step for
-the same training run reuses the versions it made instead of adding duplicates.
+the baseline's metrics, the data version, git sha, settings hash and the training run.
+
+Nothing is registered twice: re-running the step for the same training run reuses the versions
+it made, and an identical re-run (same ``git_sha`` and ``code_version``, ``config_hash`` and
+``data_version``: same code, settings and data) reuses the version an earlier run registered.
+Such a partition is ``unchanged`` when that version is already champion (no alias moves), and a
+version that was rolled back is not proposed again. With the gate's ``run_mode: dry_run`` nothing
+is registered.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from manymodels import registry
 from manymodels.io import read_json, write_json
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
-__all__ = ["main", "version_tags"]
+__all__ = ["IDENTITY", "main", "version_tags"]
 
 log = logging.getLogger(__name__)
 KIND_OF = {"promote": "ensemble", "fallback_baseline": "baseline"}
+IDENTITY = ("git_sha", "code_version", "config_hash", "data_version")  # code, settings, data
 
 
 def version_tags(
@@ -60,42 +67,76 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     store = registry.resolve_store(settings, local=training["local"])
-    lineage = registry.git_tags()
-    # versions a previous run of this step made for this training run: reused, not duplicated
-    made = {}
-    for v in registry.find_versions(store, parent_run_id=training["parent_run_id"]):
-        made.setdefault((v.name, v.tags.get("model_kind")), v)  # newest first
+    wanted = {
+        p: KIND_OF[v["decision"]] for p, v in gate["partitions"].items() if v["decision"] in KIND_OF
+    }
+    handoff = {
+        "parent_run_id": training["parent_run_id"],
+        "store": registry.redact_uri(store.tracking_uri),
+        "local": training["local"],
+        "dry_run": gate.get("run_mode") == "dry_run",
+    }
+    if handoff["dry_run"]:
+        handoff |= {"registered": {}, "would_register": wanted}
+        write_json(handoff, settings.path("runs", "registration.json"))
+        log.info(
+            "register: DRY RUN (training.gate.run_mode=dry_run): would register %d version(s); "
+            "registered nothing, moved no alias",
+            len(wanted),
+        )
+        return 0
+    lineage = registry.git_tags() | {"code_version": registry.code_version()}
+    lineage["config_hash"] = registry.run_tags(store, training["parent_run_id"]).get(
+        "config_hash", "unknown"
+    )
+    known = _known_versions(store, training, lineage)
+    champions = registry.champions(store, settings.mlflow.model_prefix)
     registered = {}
-    for pid, verdict in gate["partitions"].items():
-        kind = KIND_OF.get(verdict["decision"])
-        if kind is None:
-            continue
+    for pid, kind in wanted.items():
         part = training["partitions"][pid] | {"partition": pid}
         name = registry.model_name(settings, pid)
-        version = made.get((name, kind)) or registry.register(
-            store, part[f"{kind}_uri"], name, version_tags(part, verdict, kind, training, lineage)
-        )
-        registry.set_alias(store, name, registry.CHALLENGER, version.version)
+        version = known.get((name, kind))
+        status = "reused"
+        if version is None:
+            tags = version_tags(part, gate["partitions"][pid], kind, training, lineage)
+            version, status = registry.register(store, part[f"{kind}_uri"], name, tags), "new"
+        champion = champions.get(name)
+        if champion is not None and str(champion.version) == str(version.version):
+            status = "unchanged"  # already serving: no alias moves
+        elif version.tags.get(registry.ROLLED_BACK) == "true":
+            status = "rolled back: not proposed again"
+        else:
+            registry.set_alias(store, name, registry.CHALLENGER, version.version)
         registered[pid] = {"name": name, "version": str(version.version), "kind": kind}
-    write_json(
-        {
-            "parent_run_id": training["parent_run_id"],
-            "store": store.tracking_uri,
-            "local": training["local"],
-            "registered": registered,
-        },
-        settings.path("runs", "registration.json"),
-    )
-    kinds = [r["kind"] for r in registered.values()]
+        registered[pid]["status"] = status
+    write_json(handoff | {"registered": registered}, settings.path("runs", "registration.json"))
+    statuses = [r["status"] for r in registered.values()]
     log.info(
-        "register: %d versions aliased %r (%d ensembles, %d baseline fallbacks) in %s",
-        len(registered),
+        "register: %d new version(s), %d reused, %d unchanged (already champion), %d rolled "
+        "back; %d aliased %r in %s",
+        statuses.count("new"),
+        statuses.count("reused"),
+        statuses.count("unchanged"),
+        sum(s.startswith("rolled back") for s in statuses),
+        statuses.count("new") + statuses.count("reused"),
         registry.CHALLENGER,
-        kinds.count("ensemble"),
-        kinds.count("baseline"),
-        store.tracking_uri,
+        handoff["store"],
     )
     return 0
+
+
+def _known_versions(store, training: dict, lineage: dict[str, str]) -> dict:
+    """``{(name, kind): version}`` already registered for this training run, or by an identical
+    run (same code, settings and data; not when the commit is unknown)."""
+    known = {}
+    for v in registry.find_versions(store, parent_run_id=training["parent_run_id"]):
+        known.setdefault((v.name, v.tags.get("model_kind")), v)  # newest first
+    identity = {k: lineage[k] for k in IDENTITY if k != "data_version"}
+    identity["data_version"] = training["data_version"]
+    if "unknown" not in identity.values():
+        for v in registry.find_versions(store, **identity):
+            known.setdefault((v.name, v.tags.get("model_kind")), v)
+    return known
 
 
 if __name__ == "__main__":

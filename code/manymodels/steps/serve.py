@@ -15,7 +15,7 @@ import os
 
 from manymodels import registry
 from manymodels.config import Settings, load_settings
-from manymodels.serve.metrics import redact
+from manymodels.redact import redact
 from manymodels.steps import base_parser, guarded, setup_logging
 
 __all__ = ["build_service", "env_overrides", "main"]

@@ -120,12 +120,8 @@ class Switchable:
     def client(self):
         return self.store.client()
 
-    def get_model_version_download_uri(self, *args):
-        return self.store.client().get_model_version_download_uri(*args)
-
-    @property
-    def tracking_uri(self):
-        return self.store.tracking_uri
+    def __getattr__(self, name):  # env, tracking_uri, registry_uri, ...
+        return getattr(self.__dict__["store"], name)
 
 
 def test_registry_unreachable_is_503_while_cached_models_keep_answering(reg, serve):

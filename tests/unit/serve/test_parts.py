@@ -9,7 +9,7 @@ import pytest
 
 from manymodels.config import ConfigError
 from manymodels.serve.cache import ModelCache, ModelNotFound, RegistryUnavailable
-from manymodels.serve.metrics import Metrics, redact
+from manymodels.serve.metrics import Metrics
 from manymodels.serve.snapshot import Snapshot, SnapshotError, snapshot_path, write_snapshot
 from manymodels.steps import serve as serve_step
 
@@ -66,10 +66,6 @@ def test_metrics_render_escapes_labels_and_counts_histograms():
     assert 't_h_bucket{le="0.1"} 1' in text and 't_h_bucket{le="1.0"} 1' in text
     assert 't_h_bucket{le="+Inf"} 2' in text and "t_h_count 2" in text
     assert m.value("h") == 2 and m.value("c") == 0 and m.value("c", route='a"b\\c') == 1
-
-
-def test_redact_drops_credentials():
-    assert redact("http://user:s3cret@host/api and https://t@x") == "http://host/api and https://x"
 
 
 def _cache(**kw):
