@@ -32,6 +32,7 @@ STEPS = {
     "score": "batch forecasts with each partition's champion",
     "init": "turn the template into a new project: names, registry, cloud resources",
     "doctor": "what a fork still has to set up: GitHub variables, environments, OIDC",
+    "serve": "online forecast API: models loaded by alias on demand (docs/serving.md)",
 }
 
 

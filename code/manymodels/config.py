@@ -40,6 +40,7 @@ __all__ = [
     "MlflowSettings",
     "MockSettings",
     "PartitionSettings",
+    "ServingSettings",
     "Settings",
     "SourceSettings",
     "load_settings",
@@ -331,6 +332,25 @@ class ScoringSettings:
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    """``manymodels serve``: the online API (pipelines/serving.yaml; docs/serving.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    alias: str = "champion"  # the alias requests are answered with
+    alias_ttl_s: float = 30.0  # an alias that moved is picked up at most this long after
+    max_models: int = 64  # the LRU bound by count ...
+    max_model_mb: float = 512.0  # ... and by estimated memory of models + their feature rows
+    max_series: int = 200  # per request
+    max_body_kb: int = 1024  # larger requests get 413
+    retry_after_s: int = 30  # Retry-After of a 503 while the registry is unreachable
+    registry_timeout_s: float = 5.0  # one registry HTTP call (no retries: the cache answers)
+    snapshot: str = ""  # empty: <workdir>/serving/snapshot.parquet
+    snapshot_check_s: float = 10.0  # how often the server looks for a newer snapshot
+    history_weeks: int = 104  # weeks of history per series the batch step writes to the snapshot
+
+
+@dataclass(frozen=True)
 class Settings:
     env: Literal["dev", "prod"] = "dev"
     project: ProjectSettings = field(default_factory=ProjectSettings)
@@ -341,6 +361,7 @@ class Settings:
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
 
     @property
     def workdir(self) -> Path:
