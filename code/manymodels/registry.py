@@ -562,6 +562,8 @@ def data_tags(index: dict) -> dict[str, str]:
     tags |= {f"data_source.{n}": s["sha256"] for n, s in index.get("sources", {}).items()}
     tags["data_mock"] = str(bool(index.get("mock", False))).lower()
     return tags
+
+
 # -- the online API (manymodels.serve) ----------------------------------------------------------
 
 
