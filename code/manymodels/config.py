@@ -173,11 +173,49 @@ class TrainingSettings:
 
 @dataclass(frozen=True)
 class ScoringSettings:
-    steps: tuple[str, ...] = ("condition", "validate", "score")
+    steps: tuple[str, ...] = ("condition", "validate", "score", "monitor")
     max_model_age_days: int = 60
     sql_url: str = ""
     sql_table: str = "predictions"
     workers: int = 0
+
+
+@dataclass(frozen=True)
+class AccuracyMonitorSettings:
+    """Accuracy against actuals: rolling window, breach rule, allowed decay vs the backtest."""
+
+    rolling_weeks: int = 4
+    breach_weeks: int = 3  # alert when the rolling MAPE is above the gate's bar this many weeks
+    max_backtest_ratio: float = 1.5  # alert when rolling MAPE > backtest MAPE x this
+    min_rows: int = 20  # weeks with fewer matched rows are reported but never alert
+
+
+@dataclass(frozen=True)
+class DriftMonitorSettings:
+    """Input drift against the profile stored with each model at training time."""
+
+    window_weeks: int = 8
+    psi_warn: float = 0.1
+    psi_alert: float = 0.25
+    ks_pvalue: float = 0.01
+    ks_statistic: float = 0.2  # the KS test alerts only with a shift this large (big samples)
+    category_shift_alert: float = 0.2  # total variation distance of category shares
+    min_features: int = 1  # features in alert for the partition to alert
+    min_rows: int = 50  # a window with fewer rows of a feature is not judged
+
+
+@dataclass(frozen=True)
+class StalenessMonitorSettings:
+    warn_days: int = 14  # "about to go stale": within this many days of scoring's age limit
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    steps: tuple[str, ...] = ("condition", "validate", "monitor")
+    accuracy: AccuracyMonitorSettings = field(default_factory=AccuracyMonitorSettings)
+    drift: DriftMonitorSettings = field(default_factory=DriftMonitorSettings)
+    staleness: StalenessMonitorSettings = field(default_factory=StalenessMonitorSettings)
+    history_runs: int = 50  # MLflow runs read back for the pipeline and data-quality panels
 
 
 @dataclass(frozen=True)
@@ -190,6 +228,7 @@ class Settings:
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
     @property
     def workdir(self) -> Path:

@@ -24,6 +24,7 @@ import pandas as pd
 from manymodels import registry
 from manymodels.config import Settings
 from manymodels.io import read_json, write_json
+from manymodels.monitoring.drift import write_profile
 from manymodels.parallel import effective_workers, run_partitions
 from manymodels.plots import residual_plot
 from manymodels.report import markdown_table
@@ -64,7 +65,8 @@ def fit_and_stage(path: str, partition: str, settings: Settings, stage: str) -> 
     import torch  # noqa: PLC0415 (the import costs seconds; only training pays it)
 
     torch.set_num_threads(1)
-    fit = train_partition(pd.read_parquet(path), partition, settings)
+    frame = pd.read_parquet(path)
+    fit = train_partition(frame, partition, settings)
     folder = Path(stage) / partition
     artifacts = folder / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -75,6 +77,7 @@ def fit_and_stage(path: str, partition: str, settings: Settings, stage: str) -> 
     )
     for kind in ("ensemble", "baseline"):
         registry.save_pyfunc(getattr(fit, kind), folder / kind, fit.example)
+    write_profile(frame, fit, folder)  # input drift reference (manymodels.monitoring.drift)
     return fit
 
 
