@@ -68,6 +68,12 @@ def promote_prod(source: Store, target: Store, prefix: str, experiment: str) -> 
             and current.tags.get("source_version") == str(version.version)
             and current.tags.get("training_run_id") == version.tags.get("training_run_id")
         ):
+            validated = {  # a re-validation in dev (issue 10's stale trap) reaches the copy
+                k: v for k, v in version.tags.items()
+                if k.startswith("last_validated") and current.tags.get(k) != v
+            }  # fmt: skip
+            if validated:
+                registry.set_version_tags(target, name, current.version, validated)
             moved[name] = {
                 "version": str(current.version),
                 "source_version": str(version.version),

@@ -6,7 +6,9 @@ registry of ``--env`` (prod on release branches). A champion trained more than
 reported either way); a partition without a model is reported, never skipped silently. The
 forecasts go to ``<workdir>/predictions/scoring_date=<date>/predictions.parquet`` and to a SQL
 table (SQLite by default; any SQLAlchemy URL in ``scoring.sql_url``). Re-scoring a date
-replaces that date's predictions. Exits 1 when any partition could not be scored.
+replaces that date's predictions. The age counts from the champion's last validation: its
+training, or the last time the gate kept it against a retrained challenger on fresh data (tag
+``last_validated_at``); the report says which. Exits 1 when any partition could not be scored.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 from manymodels import registry
 from manymodels.data.partition import split_partitions
 from manymodels.io import write_parquet, write_text
+from manymodels.monitoring.staleness import age_basis
 from manymodels.parallel import run_partitions
 from manymodels.report import markdown_table
 from manymodels.scoring import PREDICTION_COLUMNS, model_age_days, predict_future, write_sql
@@ -53,14 +56,15 @@ def plan(parts: dict, store: registry.Store, settings, scoring_date: dt.date, al
             status[pid] = {"model": name, "status": "no model"}
             continue
         created = dt.datetime.fromtimestamp(champion.creation_timestamp / 1000, dt.UTC)
-        age = model_age_days(champion.tags.get("trained_at") or created.isoformat(), scoring_date)
+        stamp, basis = age_basis(champion.tags, created.isoformat())  # last validation first
+        age = model_age_days(stamp, scoring_date)
         stale = age > limit
         if stale:
-            log.warning("score: %s v%s was trained %d days before %s (limit: %d)",
-                        name, champion.version, age, scoring_date, limit)  # fmt: skip
+            log.warning("score: %s v%s was last %s %d days before %s (limit: %d)",
+                        name, champion.version, basis, age, scoring_date, limit)  # fmt: skip
         usable = allow_stale or not stale
         status[pid] = {
-            "model": name, "version": str(champion.version), "age_days": age,
+            "model": name, "version": str(champion.version), "age_days": age, "age_basis": basis,
             "kind": champion.tags.get("model_kind", "?"),
             "status": ("scored (stale)" if stale else "scored") if usable else "stale: refused",
         }  # fmt: skip
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(predictions):
         write_sql(predictions, url, table, scoring_date)
     rows = [{"partition": p, **s} for p, s in status.items()]
-    columns = ["partition", "model", "version", "kind", "age_days", "rows", "status"]
+    columns = ["partition", "model", "version", "kind", "age_days", "age_basis", "rows", "status"]
     header = (
         f"## Batch scoring {scoring_date}\n\nregistry: {store.tracking_uri} ({settings.env})  \n"
         f"predictions: {out} and table `{table}` in {url}\n\n"
