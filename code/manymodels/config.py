@@ -169,6 +169,7 @@ class TrainingSettings:
     workers: int = 0
     fail_on_partition_error: bool = True
     gate: GateSettings = field(default_factory=GateSettings)
+    partitions: tuple[str, ...] = ()  # train only these (what a monitoring alert retrains)
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ class AccuracyMonitorSettings:
 
     rolling_weeks: int = 4
     breach_weeks: int = 3  # alert when the rolling MAPE is above the gate's bar this many weeks
-    max_backtest_ratio: float = 1.5  # alert when rolling MAPE > backtest MAPE x this
+    max_backtest_ratio: float = 2.0  # alert when rolling MAPE > backtest MAPE x this
     min_rows: int = 20  # weeks with fewer matched rows are reported but never alert
 
 
@@ -195,10 +196,10 @@ class DriftMonitorSettings:
     """Input drift against the profile stored with each model at training time."""
 
     window_weeks: int = 8
-    psi_warn: float = 0.1
-    psi_alert: float = 0.25
+    psi_warn: float = 0.25
+    psi_alert: float = 1.0
     ks_pvalue: float = 0.01
-    ks_statistic: float = 0.2  # the KS test alerts only with a shift this large (big samples)
+    ks_statistic: float = 0.3  # the KS test alerts only with a shift this large (big samples)
     category_shift_alert: float = 0.2  # total variation distance of category shares
     min_features: int = 1  # features in alert for the partition to alert
     min_rows: int = 50  # a window with fewer rows of a feature is not judged
@@ -216,6 +217,7 @@ class MonitoringSettings:
     drift: DriftMonitorSettings = field(default_factory=DriftMonitorSettings)
     staleness: StalenessMonitorSettings = field(default_factory=StalenessMonitorSettings)
     history_runs: int = 50  # MLflow runs read back for the pipeline and data-quality panels
+    predictions_from: str = "parquet"  # parquet (<workdir>/predictions) or sql (scoring.sql_url)
 
 
 @dataclass(frozen=True)

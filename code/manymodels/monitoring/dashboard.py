@@ -210,18 +210,24 @@ def _drift(report: dict) -> str:
             y=parts,
             colorscale="YlOrRd",
             zmin=0,
-            zmax=0.5,
+            zmax=2,
             colorbar={"title": "PSI"},
         )
     )
     fig.update_layout(title="Population stability index per partition and feature")
-    hot = [
+    flagged = [
         {"partition": p, **r, "new_categories": ", ".join(r.get("new_categories", []))}
         for p in parts
         for r in drift[p]
         if r.get("status") in ("alert", "warn", "no profile")
     ]
-    hot.sort(key=lambda r: (r["status"] != "alert", r["partition"]))
+    flagged.sort(key=lambda r: (r["status"] != "alert", -(r.get("psi") or 0)))
+    alerts = [r for r in flagged if r["status"] != "warn"]
+    warns = [r for r in flagged if r["status"] == "warn"]
+    note = (
+        f'<p class="note">{len(alerts)} feature(s) in alert; {len(warns)} warning(s), the '
+        f"{min(len(warns), 15)} largest shown</p>"
+    )
     cols = [
         "partition",
         "feature",
@@ -234,7 +240,8 @@ def _drift(report: dict) -> str:
         "reference_median",
         "status",
     ]
-    return _fig(fig, "plot-drift", max(320, 18 * len(parts) + 120)) + _table(hot[:200], cols)
+    table = _table(alerts + warns[:15], cols)
+    return _fig(fig, "plot-drift", max(320, 18 * len(parts) + 120)) + note + table
 
 
 def _quality(report: dict) -> str:
@@ -251,7 +258,8 @@ def _quality(report: dict) -> str:
         yaxis2={"overlaying": "y", "side": "right", "title": "rows"},
     )
     cols = ["run", "as_of", "data_version", "rows", "errors", "warnings", "checks"]
-    return _fig(fig, "plot-quality", 300) + _table(list(reversed(rows)), cols)
+    shown = [r | {"rows": int(r["rows"] or 0), "checks": ", ".join(r["checks"])} for r in rows]
+    return _fig(fig, "plot-quality", 300) + _table(list(reversed(shown)), cols)
 
 
 def _series_data(report: dict) -> dict:
@@ -320,11 +328,7 @@ def render_dashboard(report: dict) -> str:
         ),
         ("alerts", f"Alerts ({len(report['alerts'])})", alerts),
         ("input", "Input checks", problems),
-        ("pipeline", "Pipeline steps", _runs(report)),
         ("health", "Model health per partition", _health(report)),
-        ("stale", "Stale models", _stale(report)),
-        ("drift", "Input drift", _drift(report)),
-        ("quality", "Data quality", _quality(report)),
         (
             "series",
             "Predictions vs actuals",
@@ -333,6 +337,10 @@ def render_dashboard(report: dict) -> str:
             '<div id="plot-series"></div>'
             + ("" if series else '<p class="note">no served prediction yet</p>'),
         ),
+        ("drift", "Input drift", _drift(report)),
+        ("stale", "Stale models", _stale(report)),
+        ("quality", "Data quality", _quality(report)),
+        ("pipeline", "Pipeline steps", _runs(report)),
     ]
     nav = "".join(f'<a href="#{k}">{html.escape(t.split(" (")[0])}</a>' for k, t, _ in sections)
     body = "".join(

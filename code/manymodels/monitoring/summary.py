@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-__all__ = ["RETRAINABLE", "build_report", "quality_row", "records"]
+__all__ = ["RETRAINABLE", "build_report", "dedupe_quality", "quality_row", "records"]
 
 RETRAINABLE = ("accuracy", "drift", "staleness")
 
@@ -49,6 +49,12 @@ def quality_row(validation: dict | None, run: str = "current") -> dict | None:
         "warnings": sum(f.get("severity") == "warning" for f in findings),
         "checks": checks,
     }
+
+
+def dedupe_quality(rows: list[dict]) -> list[dict]:
+    """One point per (data version, as-of date), the latest; in their order."""
+    seen = {(r["data_version"], r["as_of"]): r for r in rows}
+    return list(seen.values())
 
 
 def build_report(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
+from mlflow.exceptions import MlflowException
 
 from manymodels import registry
 from manymodels.config import Settings
@@ -116,6 +117,22 @@ def _drift(store, champs: dict, parts: dict, settings: Settings) -> dict[str, li
     return out
 
 
+def _runs(store, settings: Settings, local: bool, problems: list[dict]) -> list[dict]:
+    """This store's pipeline runs; in prod also dev's training runs (where models come from)."""
+    n, experiment = settings.monitoring.history_runs, settings.mlflow.experiment
+    runs = registry.recent_runs(store, experiment, ("training", "monitoring"), n)
+    if settings.env == "prod":
+        dev = registry.resolve_store(settings, "dev", local=local)
+        try:
+            runs += registry.recent_runs(dev, experiment, ("training",), n)
+        except MlflowException as exc:  # reported, never taken for "no training runs"
+            problems.append({
+                "severity": "warning", "what": "dev training runs unreadable",
+                "message": f"could not read training runs from the dev store: {exc}"[:500],
+            })  # fmt: skip
+    return sorted(runs, key=lambda r: r["start"])
+
+
 @guarded
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0914 (one place wires the panels)
     parser = base_parser("monitor", __doc__)
@@ -133,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0914 (one place wire
     table, manifest = read_conditioned(args.data or settings.path("conditioned"))
     as_of = as_of_date(args.as_of, settings)
     store = registry.resolve_store(settings, local=args.local)
-    predictions, where = read_predictions(settings, args.from_sql)
+    from_sql = args.from_sql or m.predictions_from == "sql"
+    predictions, where = read_predictions(settings, from_sql)
     joined = accuracy.join_actuals(predictions, table, where)
     weekly = accuracy.weekly_metrics(joined.joined)
     rolling = accuracy.rolling_metrics(joined.joined, m.accuracy.rolling_weeks)
@@ -164,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0914 (one place wire
         m.staleness.warn_days,
     )
     validation = settings.path("reports", "validation.json")
-    runs = registry.recent_runs(
-        store, settings.mlflow.experiment, ("training", "monitoring"), m.history_runs
-    )
+    runs = _runs(store, settings, args.local, joined.problems)
     quality = [
         {
             "run": r["run_id"][:8],
@@ -181,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0914 (one place wire
         if r["pipeline"] == "monitoring" and "quality_rows" in r["metrics"]
     ]
     current = summary.quality_row(read_json(validation) if validation.exists() else None)
-    quality += [current] if current else []
+    quality = summary.dedupe_quality([*quality, *([current] if current else [])])
     report = summary.build_report(
         as_of=str(as_of),
         env=settings.env,

@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     workers = settings.training.workers if args.workers is None else args.workers
     index = read_json(settings.path("partitions", "index.json"), step="partition")
     try:
-        chosen = select_partitions(index, args.partitions, args.sample)
+        only = args.partitions or list(settings.training.partitions)  # monitoring's retrain
+        chosen = select_partitions(index, only, args.sample)
     except ValueError as exc:
         log.error("train: %s", exc)
         return 2
