@@ -17,6 +17,7 @@ from manymodels.metrics import evaluate
 __all__ = ["JoinResult", "accuracy_alerts", "join_actuals", "rolling_metrics", "weekly_metrics"]
 
 SERIES = ["store_id", "product_id"]
+REQUIRED = ("scoring_date", "partition", "store_id", "product_id", "week", "prediction")
 
 
 class JoinResult:
@@ -52,7 +53,20 @@ def join_actuals(predictions: pd.DataFrame, table: pd.DataFrame, where: str = ""
         )
         empty = predictions.assign(units=pd.Series(dtype=float))
         return JoinResult(empty, empty, problems)
-    preds = predictions.assign(week=pd.to_datetime(predictions["week"]))
+    missing = [c for c in REQUIRED if c not in predictions.columns]
+    if missing:
+        problems.append(
+            {
+                "severity": "error",
+                "what": "predictions not readable",
+                "message": f"{where}: the predictions lack column(s) {missing}: they are not "
+                "the `score` step's output (see manymodels.scoring.PREDICTION_COLUMNS)",
+            }
+        )
+        empty = predictions.iloc[0:0].assign(units=pd.Series(dtype=float))
+        return JoinResult(empty, empty, problems)
+    preds = predictions.drop(columns=["units"], errors="ignore")
+    preds = preds.assign(week=pd.to_datetime(preds["week"]))
     preds["horizon"] = preds.groupby(["scoring_date", "partition"])["week"].rank(method="dense")
     known_series = table[SERIES].drop_duplicates()
     merged = preds.merge(known_series.assign(_known=True), on=SERIES, how="left")

@@ -76,3 +76,10 @@ def test_alerts_for_a_breach_of_the_bar_and_for_decay_against_the_backtest(predi
     # too few rows in a week: reported, never an alert
     few = AccuracyMonitorSettings(min_rows=1000)
     assert accuracy.accuracy_alerts(rolling, {"b": 0.45}, {}, few) == {}
+
+
+def test_a_table_that_is_not_predictions_is_an_error_naming_the_columns(actuals):
+    result = accuracy.join_actuals(actuals, actuals, "elsewhere.parquet")
+    (problem,) = result.problems
+    assert problem["severity"] == "error" and "prediction" in problem["message"]
+    assert result.joined.empty
