@@ -197,7 +197,7 @@ class DriftMonitorSettings:
 
     window_weeks: int = 8
     psi_warn: float = 0.25
-    psi_alert: float = 1.0
+    psi_alert: float = 2.0
     ks_pvalue: float = 0.01
     ks_statistic: float = 0.3  # the KS test alerts only with a shift this large (big samples)
     category_shift_alert: float = 0.2  # total variation distance of category shares
