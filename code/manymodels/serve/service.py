@@ -278,7 +278,7 @@ class Service:
             idx = served.rows.get((item.store_id, item.product_id))
             return served.future.iloc[idx] if idx is not None else served.future.iloc[:0]
         base = self.snapshot.series(item.store_id, item.product_id) if self.snapshot else None
-        frame = _merge(base, item)
+        frame = _merge(base, item, dict(served.packed.features.get("covariates") or COVARIATES))
         try:
             features = build_features(frame, **served.packed.features)
         except ValueError as exc:
@@ -289,20 +289,25 @@ class Service:
         return _predict(served.packed, future_rows(features, last))
 
 
-def _merge(base: pd.DataFrame | None, item: SeriesRequest) -> pd.DataFrame:
+def _merge(base: pd.DataFrame | None, item: SeriesRequest, covariates: dict) -> pd.DataFrame:
     """The snapshot rows of a series with the request's rows on top: a value the request gives
-    wins, one it leaves out comes from the snapshot's row for that week."""
+    wins, one it leaves out comes from the snapshot's row for that week. ``covariates`` are the
+    model's (``{name: mode}``); those known in advance must be there for every week."""
     given = pd.DataFrame([r.model_dump() for r in (*item.history, *item.future)])
     given = given.assign(week=pd.to_datetime(given["week"])).drop_duplicates("week", keep="last")
     store, product = item.store_id, item.product_id
     if base is not None and len(base):
-        columns = [c for c in ("units", *COVARIATES) if c in base.columns]
+        columns = [c for c in ("units", *covariates) if c in base.columns]
         merged = given.set_index("week").combine_first(base.set_index("week")[columns])
         future = pd.to_datetime([r.week for r in item.future])
         merged.loc[merged.index.isin(future), "units"] = np.nan
         given = merged.rename_axis("week").reset_index()
         store, product = base["store_id"].iloc[0], base["product_id"].iloc[0]
-    missing = [c for c in COVARIATES if given[c].isna().any()]
+    for name in covariates:
+        if name not in given.columns:
+            given[name] = np.nan
+    known = [c for c, mode in covariates.items() if mode == "known"]
+    missing = [c for c in known if given[c].isna().any()]
     if missing:
         weeks = given.loc[given[missing].isna().any(axis=1), "week"].dt.strftime("%F").tolist()
         raise ServeError(
