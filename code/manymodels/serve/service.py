@@ -6,6 +6,7 @@ Errors are :class:`ServeError` with the HTTP status they mean, so the web layer 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import threading
@@ -324,7 +325,8 @@ def _predict(packed: PackedModel, future: pd.DataFrame) -> pd.DataFrame:
     out["prediction"] = packed.predict(future) if len(future) else np.array([], float)
     interval = getattr(packed, "predict_interval", None)
     if callable(interval) and len(future):  # models that carry intervals answer with them
-        out["lower"], out["upper"] = (np.asarray(b, float) for b in interval(future))
+        with contextlib.suppress(AttributeError):  # one saved before intervals existed
+            out["lower"], out["upper"] = (np.asarray(b, float) for b in interval(future))
     return out
 
 
