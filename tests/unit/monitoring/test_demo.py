@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from manymodels import cli
-from manymodels.data.condition import condition, read_raw
 from manymodels.monitoring import demo
 
 
@@ -23,11 +22,11 @@ def test_rounds_hold_back_eight_weeks_in_two_arrivals():
         demo.rounds(60, start)
 
 
-def test_drift_raw_shifts_one_regions_large_stores_and_weather_from_a_date(raw_dir):
-    before = condition(read_raw(raw_dir))[0]
+def test_drift_raw_shifts_one_regions_large_stores_and_weather_from_a_date(raw_dir, conditioner):
+    before = conditioner(raw_dir)[0]
     since = dt.date(2018, 1, 1)
     region = demo.drift_raw(raw_dir, since)
-    after = condition(read_raw(raw_dir))[0]
+    after = conditioner(raw_dir)[0]
     assert region == sorted(set(before["region"]), key=list(before["region"]).index)[0]
     key = ["week", "store_id", "product_id"]
     both = before.merge(after, on=key, suffixes=("", "_new"))
@@ -39,9 +38,10 @@ def test_drift_raw_shifts_one_regions_large_stores_and_weather_from_a_date(raw_d
     assert ratio.between(2.5, 3.5).all()
     assert (both.loc[~(late & mine & large), "shipped_new"]
             .equals(both.loc[~(late & mine & large), "shipped"]))  # fmt: skip
-    warmer = both.loc[late & mine, "temp_f_new"] - both.loc[late & mine, "temp_f"]
-    assert warmer.round(1).eq(demo.TEMP_SHIFT_F).all()
-    assert both.loc[~late, "temp_f_new"].equals(both.loc[~late, "temp_f"])
+    for column in ("tmax_f", "tmin_f"):  # the weather covariates pipelines/data.yaml declares
+        warmer = both.loc[late & mine, f"{column}_new"] - both.loc[late & mine, column]
+        assert warmer.dropna().round(1).eq(demo.TEMP_SHIFT_F).all() and warmer.notna().any()
+        assert both.loc[~late, f"{column}_new"].equals(both.loc[~late, column])
 
 
 def test_the_demo_scores_early_lets_weeks_arrive_and_monitors(monkeypatch, tmp_path, caplog):
