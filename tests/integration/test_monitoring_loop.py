@@ -49,7 +49,7 @@ def test_monitor_compares_served_forecasts_with_actuals_and_logs_the_dashboard(t
     assert {r["partition"] for r in report["weekly"]} == set(report["partitions"])
     for pid, rows in report["drift"].items():  # every model carries its training profile
         assert rows and all(r["status"] != "no profile" for r in rows), pid
-        assert {"temp_f", "store_id"} <= {r["feature"] for r in rows}
+        assert {"tmax_f", "store_id"} <= {r["feature"] for r in rows}
     assert all(r["status"] == "fresh" for r in report["staleness"])
     assert "training" in {r["pipeline"] for r in report["runs"]}  # dev training runs, in prod
     settings = load_settings("pipelines", "prod", [f"project.workdir={trained.work}"])
