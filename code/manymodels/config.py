@@ -102,6 +102,7 @@ class DataSettings:
     # it) or "zero" (sparse data such as order lines, where no row means no sale)
     unreported_weeks: str = "missing"
     store_formats: dict[str, str] = field(default_factory=dict)  # your format -> model format
+    allow_mock: Flag = False  # mock data with a real MLflow store (tests only; see condition)
     default_region: str = "all"  # when no source gives a store's region
     default_store_format: str = "all"  # when no source gives a store's format
 

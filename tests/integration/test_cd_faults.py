@@ -156,6 +156,7 @@ def server(tmp_path):
 def test_a_stopped_mlflow_server_gives_a_clear_error_and_a_rerun_completes(
     workspace, server, monkeypatch, caplog
 ):
+    monkeypatch.setenv("MANYMODELS_ALLOW_MOCK", "true")  # the sample is mock data
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     url = server.start()

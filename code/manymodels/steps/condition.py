@@ -30,6 +30,8 @@ __all__ = ["DATA_URI_VAR", "MOCK_MARKER", "TABLE", "main", "manifest_for", "read
 
 log = logging.getLogger(__name__)
 TABLE = "demand.parquet"
+ALLOW_MOCK_VAR = "MANYMODELS_ALLOW_MOCK"  # explicit consent to mock data with a real store
+TRUE = ("1", "true", "yes")
 DATA_URI_VAR = "MANYMODELS_DATA_URI"
 MOCK_MARKER = "MOCK_DATA.json"  # `manymodels mock` writes it beside the files it generates
 
@@ -98,7 +100,7 @@ def mock_refusal(settings: Settings, local: bool) -> str | None:
     The store is found as :func:`manymodels.registry.resolve_store` finds it (environment
     variables, then the settings), without creating the embedded one or importing MLflow.
     """
-    if local:
+    if local or settings.data.allow_mock or os.environ.get(ALLOW_MOCK_VAR, "").lower() in TRUE:
         return None
     env = settings.env
     configured = getattr(settings.mlflow, env)
@@ -113,7 +115,8 @@ def mock_refusal(settings: Settings, local: bool) -> str | None:
     return (
         f"refusing to use mock data with the real MLflow store of env {env!r}: set "
         f"{DATA_URI_VAR} to your data's location (a folder or an s3://, abfs://, gs:// URL), "
-        "or run with --local for the embedded store"
+        f"or run with --local for the embedded store (a test that means it: {ALLOW_MOCK_VAR}=true "
+        "or --set data.allow_mock=true)"
     )
 
 

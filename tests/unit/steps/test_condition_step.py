@@ -113,6 +113,11 @@ def test_mock_data_is_refused_with_a_real_registry(  # noqa: PLR0917
     assert "set MANYMODELS_DATA_URI" in caplog.text
     assert not (workdir / "conditioned").exists()
     assert run(raw_dir, workdir / "conditioned", common_args, "--local") == 0  # embedded: fine
+    consent = ["--set", "data.allow_mock=true"]
+    assert run(raw_dir, workdir / "conditioned", [*common_args, *consent]) == 0  # said so: fine
+    monkeypatch.setenv(condition.ALLOW_MOCK_VAR, "true")
+    assert run(raw_dir, workdir / "conditioned", common_args) == 0
+    monkeypatch.delenv(condition.ALLOW_MOCK_VAR)
     (raw_dir / condition.MOCK_MARKER).unlink()  # real data: fine with the real store
     assert run(raw_dir, workdir / "conditioned", common_args) == 0
 
