@@ -421,8 +421,9 @@ def copy_version(
 
 
 def _redact(uri: str) -> str:
-    """Drop credentials from a URI before it becomes a tag."""
-    return redact_uri(uri)
+    """Drop credentials from a URI before it becomes a tag: no ``user:password@`` at all, and
+    secret-looking query values masked."""
+    return redact_uri(re.sub(r"//[^/@\s]+@", "//", uri))
 
 
 # -- errors: "not there" is an answer, anything else is a RegistryError -------------------------

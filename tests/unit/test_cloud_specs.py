@@ -265,7 +265,7 @@ def test_the_batch_deployment_declares_its_inputs_and_outputs():
     endpoint = load(AZUREML / "batch-endpoint.yml")
     assert deployment.endpoint_name == endpoint.name
     assert {"raw", "as_of"} <= set(deployment.component.inputs)
-    assert set(deployment.component.outputs) == {"predictions"}
+    assert set(deployment.component.outputs) == {"predictions", "monitoring"}
     invoke = yaml.safe_load((AZUREML / "scoring-inputs.yaml").read_text())["inputs"]
     assert set(invoke) <= set(deployment.component.inputs)
     assert invoke["raw"]["path"] == f"azureml:{env_values('dev')['RAW_DATA']}@latest"

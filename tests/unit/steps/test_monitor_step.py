@@ -19,7 +19,7 @@ def conditioned(workdir, table, raw_dir):
     folder = workdir / "conditioned"
     folder.mkdir(parents=True)
     table.to_parquet(folder / "demand.parquet", index=False)
-    write_json(manifest_for(table, {}, raw_dir), folder / "manifest.json")
+    write_json(manifest_for(table, {}, {}, str(raw_dir), True), folder / "manifest.json")
     return table
 
 

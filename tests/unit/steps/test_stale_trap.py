@@ -101,6 +101,7 @@ def test_promote_to_prod_carries_a_new_validation_to_an_unchanged_copy(settings,
     dev_name, dev_version = _champion(store, settings, "ensemble")
     prod = registry.resolve_store(settings, "prod", local=True)
     tags = {"source_version": str(dev_version.version), "model_kind": "ensemble",
+            "source_env": "dev", "source_run_id": dev_version.run_id or "",
             "trained_at": OLD}  # fmt: skip
     run = prod.client().create_run(prod.experiment_id("manymodels")).info.run_id
     copy = registry.register(prod, f"runs:/{run}/model", dev_name, tags)
