@@ -4,19 +4,32 @@ Each YAML file under the config folder owns its own top-level sections (a sectio
 files is an error). ``pipelines/env/<env>.yaml`` then overrides any key, and ``--set a.b=value``
 overrides from the command line win over both. Secrets never live here: MLflow URIs and
 credentials come from environment variables (see :mod:`manymodels.registry`).
+
+The frozen dataclasses below are the schema; pydantic validates the merged YAML against them
+(wrong types, ranges, choices, unknown keys) and every error names the key's dotted path and
+the file or ``--set`` it came from. To add a setting, add a field with a default to a dataclass
+(or a new dataclass section to :class:`Settings`); use ``Literal[...]`` for choices and the
+``Count``/``NonNegativeInt``/``Share``/... types (or ``Annotated[int, Field(ge=1)]``) for ranges.
+Nothing else is needed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import pydantic
 import yaml
+from pydantic import Field
+
+from manymodels.redact import redact
 
 __all__ = [
     "ConfigError",
@@ -34,9 +47,25 @@ __all__ = [
 
 ENVIRONMENTS = ("dev", "prod")
 
+# Field types with their checks (pydantic reads them; the dataclasses stay plain). Whole numbers
+# and flags are strict: ``true`` is not 1, ``"yes"`` or 1 is not a flag, 2.5 is not a count.
+Count = Annotated[int, Field(strict=True, ge=1)]
+NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
+Flag = Annotated[bool, Field(strict=True)]
+Share = Annotated[float, Field(ge=0, le=1)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
 
 class ConfigError(ValueError):
-    """A settings file or override is wrong; the message names the file and key."""
+    """A settings file or override is wrong; the message names the file and key.
+
+    The message is redacted: a bad ``--set scoring.sql_url=...`` must not put a password in a log.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 @dataclass(frozen=True)
@@ -47,31 +76,31 @@ class ProjectSettings:
 
 @dataclass(frozen=True)
 class MockSettings:
-    regions: int = 14
-    stores_per_region: int = 4
-    products: int = 20
+    regions: Count = 14
+    stores_per_region: Count = 4
+    products: Count = 20
     start: dt.date = dt.date(2017, 1, 2)
-    weeks: int = 0
-    forecast_weeks: int = 4
-    seed: int = 42
+    weeks: NonNegativeInt = 0
+    forecast_weeks: NonNegativeInt = 4
+    seed: NonNegativeInt = 42
 
 
 @dataclass(frozen=True)
 class DataSettings:
-    horizon_weeks: int = 4
+    horizon_weeks: NonNegativeInt = 4
     as_of: str = ""
     earliest_week: dt.date = dt.date(2000, 1, 1)
-    max_units: float = 1_000_000
-    max_age_days: int = 30
-    max_missing_week_share: float = 0.0
+    max_units: PositiveFloat = 1_000_000
+    max_age_days: NonNegativeInt = 30
+    max_missing_week_share: Share = 0.0
     # the data contract (pipelines/data.yaml; docs/bring-your-own-data.md)
     uri: str = ""  # where relative source paths live; "" = <workdir>/raw; MANYMODELS_DATA_URI wins
-    week_starts: str = "monday"  # the first day of a week in the standard table
-    discontinued_after_weeks: int = 26  # a series with no sale for this long is not forecast
-    min_history_weeks: int = 26  # newer series are reported as new
+    week_starts: Weekday = "monday"  # the first day of a week in the standard table
+    discontinued_after_weeks: Count = 26  # a series with no sale for this long is not forecast
+    min_history_weeks: NonNegativeInt = 26  # newer series are reported as new
     # a week in which a store reported nothing at all: "missing" (an export gap, validate judges
     # it) or "zero" (sparse data such as order lines, where no row means no sale)
-    unreported_weeks: str = "missing"
+    unreported_weeks: Literal["missing", "zero"] = "missing"
     store_formats: dict[str, str] = field(default_factory=dict)  # your format -> model format
     default_region: str = "all"  # when no source gives a store's region
     default_store_format: str = "all"  # when no source gives a store's format
@@ -83,9 +112,13 @@ class CovariateSettings:
 
     name: str = ""
     column: str = ""  # the source's column; "" = ``name``
-    known_in_advance: bool = False  # calendar, events, planned prices: true; weather: false
-    unknown_as: str = "lag"  # when not known in advance: lag (by the horizon) | climatology
-    agg: str = "mean"  # rows of one week (daily data): mean | sum | max | min | last
+    known_in_advance: Flag = False  # calendar, events, planned prices: true; weather: false
+    unknown_as: Literal["lag", "climatology"] = (
+        "lag"  # when not known in advance: lag (by the horizon) | climatology
+    )
+    agg: Literal["mean", "sum", "max", "min", "last"] = (
+        "mean"  # rows of one week (daily data): mean | sum | max | min | last
+    )
     fill: float | None = None  # value where the source has no row; None: validate reports it
     min: float | None = None  # validate's range for the values
     max: float | None = None
@@ -101,30 +134,36 @@ class SourceSettings:
     """
 
     name: str = ""
-    kind: str = "covariates"
+    kind: Literal["sales", "returns", "stores", "products", "events", "covariates"] = "covariates"
     path: str = (
         ""  # relative to data.uri, an absolute path or an fsspec URL (s3://, abfs://, gs://)
     )
-    format: str = ""  # csv | parquet | jsonl | json | yaml | excel; "" = from the extension
+    format: Literal["", "csv", "parquet", "jsonl", "json", "yaml", "excel"] = (
+        ""  # csv | parquet | jsonl | json | yaml | excel; "" = from the extension
+    )
     records: str = ""  # json/yaml: the key holding the list of rows
     sheet: str = ""  # excel: the sheet ("" = the first)
     columns: dict[str, str] = field(default_factory=dict)
     date_formats: tuple[str, ...] = ()  # strptime formats tried in order; () = ISO dates
-    frequency: str = "weekly"  # weekly | daily (daily rows are summed/aggregated to weeks)
-    week_date: str = "start"  # weekly dates name the week's first day (start) or last (end)
-    quantity_scale: float = 1.0  # multiplies the quantity (e.g. 0.001 for thousands)
+    frequency: Literal["weekly", "daily"] = (
+        "weekly"  # weekly | daily (daily rows are summed/aggregated to weeks)
+    )
+    week_date: Literal["start", "end"] = (
+        "start"  # weekly dates name the week's first day (start) or last (end)
+    )
+    quantity_scale: PositiveFloat = 1.0  # multiplies the quantity (e.g. 0.001 for thousands)
     thousands: str = ","  # thousands separator stripped from text quantities
     # rows with the same key and date: "error" (exact repeats are dropped as re-sent rows, different
     # values are an error) or "sum" (the rows are transactions or order lines: they add up)
-    duplicates: str = "error"
+    duplicates: Literal["error", "sum"] = "error"
     covariates: tuple[CovariateSettings, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)  # passed to the fsspec filesystem
 
 
 @dataclass(frozen=True)
 class PartitionSettings:
-    keys: tuple[str, ...] = ("region", "store_format", "speed")
-    slow_zero_share: float = 0.3
+    keys: Annotated[tuple[str, ...], Field(min_length=1)] = ("region", "store_format", "speed")
+    slow_zero_share: Share = 0.3
 
 
 @dataclass(frozen=True)
@@ -143,35 +182,35 @@ class MlflowSettings:
 
 @dataclass(frozen=True)
 class SplitSettings:
-    validation_weeks: int = 8
-    test_weeks: int = 8
+    validation_weeks: Count = 8
+    test_weeks: Count = 8
 
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    lags: tuple[int, ...] = (0, 1, 2, 3, 48)
-    rolling_windows: tuple[int, ...] = (4, 13)
+    lags: tuple[NonNegativeInt, ...] = (0, 1, 2, 3, 48)
+    rolling_windows: tuple[Count, ...] = (4, 13)
 
 
 @dataclass(frozen=True)
 class LassoSettings:
-    alpha: float = 0.003
+    alpha: NonNegativeFloat = 0.003
 
 
 @dataclass(frozen=True)
 class NNSettings:
-    epochs: int = 30
-    batch_size: int = 256
-    learning_rate: float = 0.005
-    hidden_units: int = 32
-    embedding_dim: int = 4
-    patience: int = 5
-    device: str = "auto"
+    epochs: Count = 30
+    batch_size: Count = 256
+    learning_rate: PositiveFloat = 0.005
+    hidden_units: Count = 32
+    embedding_dim: Count = 4
+    patience: Count = 5
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"
 
 
 @dataclass(frozen=True)
 class EnsembleSettings:
-    weighting: str = "nnls"
+    weighting: Literal["nnls", "inverse_error", "equal"] = "nnls"
 
 
 @dataclass(frozen=True)
@@ -180,16 +219,16 @@ class GateOverride:
 
     key: str = "speed"
     value: str = "slow"
-    max_mape: float | None = None
+    max_mape: PositiveFloat | None = None
     min_improvement_vs_baseline: float | None = None
 
 
 @dataclass(frozen=True)
 class GateSettings:
-    run_mode: str = "enabled"
-    max_mape: float = 0.45
+    run_mode: Literal["enabled", "dry_run", "disabled"] = "enabled"
+    max_mape: PositiveFloat = 0.45
     min_improvement_vs_baseline: float = 0.10
-    champion_tolerance: float = 0.02
+    champion_tolerance: NonNegativeFloat = 0.02
     overrides: tuple[GateOverride, ...] = ()
 
     def bars(self, keys: dict[str, str]) -> tuple[float, float]:
@@ -222,24 +261,24 @@ class TrainingSettings:
     lasso: LassoSettings = field(default_factory=LassoSettings)
     nn: NNSettings = field(default_factory=NNSettings)
     ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
-    random_state: int = 0
-    workers: int = 0
-    fail_on_partition_error: bool = True
+    random_state: NonNegativeInt = 0
+    workers: NonNegativeInt = 0
+    fail_on_partition_error: Flag = True
     gate: GateSettings = field(default_factory=GateSettings)
 
 
 @dataclass(frozen=True)
 class ScoringSettings:
     steps: tuple[str, ...] = ("condition", "validate", "score")
-    max_model_age_days: int = 60
+    max_model_age_days: NonNegativeInt = 60
     sql_url: str = ""
-    sql_table: str = "predictions"
-    workers: int = 0
+    sql_table: Annotated[str, Field(min_length=1)] = "predictions"
+    workers: NonNegativeInt = 0
 
 
 @dataclass(frozen=True)
 class Settings:
-    env: str = "dev"
+    env: Literal["dev", "prod"] = "dev"
     project: ProjectSettings = field(default_factory=ProjectSettings)
     mock: MockSettings = field(default_factory=MockSettings)
     data: DataSettings = field(default_factory=DataSettings)
@@ -258,11 +297,17 @@ class Settings:
         return self.workdir.joinpath(*parts)
 
     def replace(self, overrides: dict[str, Any]) -> Settings:
-        """A copy with dotted-key overrides applied, e.g. ``{"training.nn.epochs": 3}``."""
+        """A copy with dotted-key overrides applied, e.g. ``{"training.nn.epochs": 3}``.
+
+        Raises:
+            ConfigError: a key is unknown or a value is invalid (the same checks as loading).
+        """
         data = dataclasses.asdict(self)
+        origin: dict[tuple[str, ...], str] = {}
         for key, value in overrides.items():
             _set_dotted(data, key, value, "override")
-        return _build(Settings, data, "override")
+            origin[tuple(key.split("."))] = f"override {key}={value!r}"
+        return _build(data, origin)
 
 
 def load_settings(
@@ -282,7 +327,9 @@ def load_settings(
 
     Raises:
         ConfigError: a file is missing or malformed, a key is unknown, or a value has the
-            wrong type.
+            wrong type or is out of range (pydantic checks every field against the dataclasses
+            below; the message names each key's dotted path and the file or ``--set`` it came
+            from).
     """
     if env not in ENVIRONMENTS:
         raise ConfigError(f"unknown environment {env!r}: use one of {', '.join(ENVIRONMENTS)}")
@@ -292,6 +339,7 @@ def load_settings(
         raise ConfigError(f"no *.yaml settings in {config_dir}/: run from the repository root")
     merged: dict[str, Any] = {}
     owner: dict[str, Path] = {}
+    origin: dict[tuple[str, ...], str] = {}  # key path -> the file or --set that gave it
     for path in files:
         for section, value in _read_yaml(path).items():
             if section in owner:
@@ -300,20 +348,24 @@ def load_settings(
                 )
             owner[section] = path
             merged[section] = value
+            origin.update(dict.fromkeys(_leaves(value, (str(section),)), str(path)))
     overlay = config_dir / "env" / f"{env}.yaml"
     if overlay.exists():
-        _deep_merge(merged, _read_yaml(overlay))
+        extra = _read_yaml(overlay)
+        _deep_merge(merged, extra)
+        origin.update(dict.fromkeys(_leaves(extra), str(overlay)))
     merged["env"] = env
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"override {item!r} must look like section.key=value")
         try:
-            value = yaml.safe_load(raw)
+            value = yaml.safe_load(raw) if raw.strip() else ""  # `key=` sets empty text
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {item!r}: the value is not valid YAML: {exc}") from exc
         _set_dotted(merged, key.strip(), value, "--set")
-    return _build(Settings, merged, str(config_dir))
+        origin[tuple(key.strip().split("."))] = f"--set {item}"
+    return _build(merged, origin)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -345,48 +397,69 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any, where: str) -> None:
     node[leaf] = value
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
-    kwargs = {name: _coerce(hints[name], value, f"{where}: {name}") for name, value in data.items()}
-    return cls(**kwargs)
+def _build(data: dict[str, Any], origin: dict[tuple[str, ...], str]) -> Settings:
+    """Validate ``data`` against the :class:`Settings` dataclasses with pydantic.
+
+    ``origin`` maps key paths to the file or ``--set`` that gave them, so each error names
+    where to fix it.
+    """
+    try:
+        return _adapter(Settings).validate_python(data)
+    except pydantic.ValidationError as exc:
+        problems = [_describe(error, origin) for error in exc.errors(include_url=False)]
+    count = f"{len(problems)} errors" if len(problems) > 1 else "1 error"
+    raise ConfigError(f"invalid settings ({count}):\n  " + "\n  ".join(problems))
 
 
-def _coerce(hint: Any, value: Any, where: str) -> Any:  # noqa: PLR0911, PLR0912
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        (item,) = typing.get_args(hint)[:1]
-        return tuple(_coerce(item, v, where) for v in value)
-    if origin in (typing.Union, types.UnionType):
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is dt.date:
-        if isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(str(value))
-        except ValueError as exc:
-            raise ConfigError(f"{where}: expected a date like 2017-01-02, got {value!r}") from exc
-    if hint in (int, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if hint is int and value != int(value):
-            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
-        return hint(value)
-    if hint is str:
-        if isinstance(value, dict | list):
-            raise ConfigError(f"{where}: expected text, got {value!r}")
-        return "" if value is None else str(value)
-    return value
+@functools.cache
+def _adapter(cls: type) -> pydantic.TypeAdapter:
+    # The config of the top dataclass applies to every dataclass nested in it: any new section
+    # is validated the same way without naming it here.
+    if "__pydantic_config__" not in vars(cls):
+        cls.__pydantic_config__ = _PYDANTIC_CONFIG
+    return pydantic.TypeAdapter(cls)
+
+
+_PYDANTIC_CONFIG = pydantic.ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+def _describe(error: Any, origin: dict[tuple[str, ...], str]) -> str:
+    loc = tuple(error["loc"])
+    keys = tuple(str(part) for part in loc if not isinstance(part, int))
+    source = next(
+        (origin[keys[:n]] for n in range(len(keys), 0, -1) if keys[:n] in origin), "defaults"
+    )
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    path = path.lstrip(".") or "(top level)"
+    if error["type"] == "unexpected_keyword_argument":
+        known = _known_keys(Settings, loc[:-1])
+        return f"{source}: {path}: unknown key; known: {', '.join(known)}"
+    message = error["msg"]
+    if error["type"] == "literal_error":
+        message = f"Input should be {error['ctx']['expected']}"
+    return f"{source}: {path}: {message}, got {error['input']!r}"
+
+
+def _known_keys(cls: Any, loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the dataclass found at ``loc`` below ``cls`` (empty if none)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        hints = typing.get_type_hints(cls, include_extras=False) if _is_class(cls) else {}
+        cls = hints.get(part)
+        while typing.get_origin(cls) in (tuple, typing.Union, types.UnionType):
+            cls = next((a for a in typing.get_args(cls) if _is_class(a)), None)
+    return sorted(f.name for f in dataclasses.fields(cls)) if _is_class(cls) else []
+
+
+def _is_class(hint: Any) -> bool:
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
+
+
+def _leaves(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every key path in a nested mapping, sections included (lists are leaves)."""
+    if prefix:
+        yield prefix
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _leaves(value, (*prefix, str(key)))

@@ -3,20 +3,24 @@
 The default backend is a local process pool (``spawn``: safe with torch and threads), one
 single-threaded worker per core, so ``n`` cores train ``n`` partitions at once instead of one
 partition on ``n`` threads. ``workers=1`` runs in-process (easy to debug, and what tests use).
-Each outcome carries the value or the error with its traceback, and the seconds it took.
+Each outcome carries the value or the error with its traceback, and the seconds it took. A
+worker that dies (SIGKILL, the out-of-memory killer) fails its own partition only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 __all__ = ["Outcome", "effective_workers", "run_partitions"]
@@ -48,6 +52,10 @@ def run_partitions(
 ) -> dict[str, Outcome]:
     """Call ``fn(*tasks[key])`` for every key; returns ``{key: Outcome}`` in the order of ``tasks``.
 
+    A worker process that dies (killed, out of memory) fails only the partition it was running:
+    the pool is restarted for the others, and the partitions that were running beside it are
+    run again, each alone, to tell the culprit from its neighbours.
+
     Args:
         fn: a module-level function (it is pickled by reference for the worker processes).
         tasks: positional arguments per partition; keep them small (paths, settings), not frames.
@@ -57,22 +65,62 @@ def run_partitions(
     if n == 1:
         return {key: _call(fn, key, args) for key, args in tasks.items()}
     outcomes: dict[str, Outcome] = {}
+    pending = list(tasks)
+    with tempfile.TemporaryDirectory(prefix="manymodels-pool-") as markers:
+        while pending:
+            in_flight = _pool_round(fn, tasks, pending, n, outcomes=outcomes, markers=markers)
+            for key in in_flight:  # alone, so a second death is this partition's own
+                if _pool_round(fn, tasks, [key], 1, outcomes=outcomes, markers=markers):
+                    outcomes[key] = Outcome(key, False, error=_DIED)
+                    log.info("  %-40s FAILED (%s)", key, _DIED)
+            stuck = not in_flight and not any(k in outcomes for k in pending)
+            for key in pending if stuck else ():  # died before any task started
+                outcomes[key] = Outcome(key, False, error=f"{_DIED} (before starting)")
+            pending = [k for k in pending if k not in outcomes]
+    return {key: outcomes[key] for key in tasks}
+
+
+_DIED = "worker process died (killed, or out of memory?)"
+
+
+def _pool_round(
+    fn: Callable[..., Any],
+    tasks: dict[str, tuple],
+    keys: list[str],
+    n: int,
+    *,
+    outcomes: dict[str, Outcome],
+    markers: str,
+) -> list[str]:
+    """Run ``keys`` in one fresh pool into ``outcomes``; the keys in flight if a worker died."""
     context = multiprocessing.get_context("spawn")
+    marker = {key: os.path.join(markers, str(i)) for i, key in enumerate(keys)}
+    broken = False
     with ProcessPoolExecutor(max_workers=n, mp_context=context, initializer=_init_worker) as pool:
-        futures = {pool.submit(_call, fn, key, args): key for key, args in tasks.items()}
+        futures = {pool.submit(_call, fn, key, tasks[key], marker[key]): key for key in keys}
         for future in as_completed(futures):
             key = futures[future]
             try:
                 outcomes[key] = future.result()
-            except BrokenProcessPool as exc:  # a worker died (killed, out of memory)
-                outcomes[key] = Outcome(key, False, error=f"worker process died: {exc}")
+            except BrokenProcessPool:  # a worker died: every unfinished future fails with it
+                broken = True
+                continue
             log.info(
                 "  %-40s %s (%.1f s)",
                 key,
                 "ok" if outcomes[key].ok else "FAILED",
                 outcomes[key].seconds,
             )
-    return {key: outcomes[key] for key in tasks}
+    if not broken:
+        return []
+    # a started task's marker stays when its worker dies (or is stopped with the broken pool)
+    in_flight = [k for k in keys if k not in outcomes and os.path.exists(marker[k])]
+    for k in keys:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker[k])
+    log.warning("a worker process died; restarting the pool for %d partition(s)",
+                sum(k not in outcomes for k in keys))  # fmt: skip
+    return in_flight
 
 
 def _init_worker() -> None:
@@ -82,8 +130,10 @@ def _init_worker() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
-def _call(fn: Callable[..., Any], key: str, args: tuple) -> Outcome:
+def _call(fn: Callable[..., Any], key: str, args: tuple, marker: str | None = None) -> Outcome:
     start = time.perf_counter()
+    if marker:  # removed when the call returns; left behind if this process dies
+        Path(marker).touch()
     try:
         value = fn(*args)
     except Exception as exc:  # noqa: BLE001 (one partition's failure is reported, not raised)
@@ -94,4 +144,8 @@ def _call(fn: Callable[..., Any], key: str, args: tuple) -> Outcome:
             traceback=traceback.format_exc(),
             seconds=time.perf_counter() - start,
         )
+    finally:
+        if marker:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)
     return Outcome(key, True, value=value, seconds=time.perf_counter() - start)

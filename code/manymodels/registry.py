@@ -41,6 +41,7 @@ from mlflow.models import infer_signature
 from manymodels.config import Settings
 from manymodels.errors import RegistryError
 from manymodels.pyfunc import PackedModel
+from manymodels.redact import redact
 
 __all__ = [
     "CHALLENGER",
@@ -418,20 +419,15 @@ def _redact(uri: str) -> str:
 
 # -- errors: "not there" is an answer, anything else is a RegistryError -------------------------
 
-_SECRET_PARAM = re.compile(
-    r"(?i)([?&;](?:[\w.-]*(?:token|password|passwd|pwd|secret|key|sig|signature|credential|auth)"
-    r"[\w.-]*)=)[^&;#\s'\"]*"
-)
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]+@")
 # what sqlite's and the HTTP server's registries answer for a model or alias that is not there
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 _REACHING = (MlflowException, requests.RequestException, ConnectionError, TimeoutError)
 
 
 def redact_uri(text: str) -> str:
-    """``text`` (a URI, or a message quoting URIs) without ``user:password@`` and without the
-    values of secret-looking query parameters (``?token=...``, ``sig=``, ``password=``)."""
-    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1", text))
+    """``text`` (a URI, or a message quoting URIs) with credentials masked: see
+    :func:`manymodels.redact.redact`, the one implementation every step uses."""
+    return redact(text)
 
 
 def _not_found(exc: MlflowException) -> bool:

@@ -1,18 +1,46 @@
 """The pure core of batch scoring: forecasts for the future rows of one partition, model age
-checks, and an idempotent write of predictions to a SQL table.
+checks, merging a re-run into the earlier predictions, and an idempotent write of predictions to
+a SQL table.
+
+Nothing is lost on a re-run: only the partitions a run scored replace their rows (in the parquet
+output and in SQL); a partition that fails now keeps what it had. A warehouse that cannot be
+reached or whose driver is missing is a :class:`WarehouseError` naming the redacted URL and what
+to do, never a traceback.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import pandas as pd
 import sqlalchemy as sa
 
 from manymodels.features import build_features
 from manymodels.pyfunc import PackedModel
+from manymodels.redact import redact
 
-__all__ = ["PREDICTION_COLUMNS", "model_age_days", "predict_future", "write_sql"]
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "WarehouseError",
+    "merge_predictions",
+    "model_age_days",
+    "predict_future",
+    "write_sql",
+]
+
+# the PyPI package that provides a DBAPI module SQLAlchemy could not import
+_DRIVER_PACKAGES = {
+    "psycopg": "psycopg[binary]",
+    "psycopg2": "psycopg2-binary",
+    "MySQLdb": "mysqlclient",
+    "cx_Oracle": "oracledb",
+}
+
+
+class WarehouseError(RuntimeError):
+    """The predictions could not be written to the SQL warehouse; the message says why."""
+
 
 PREDICTION_COLUMNS = (
     "scoring_date",
@@ -55,15 +83,92 @@ def model_age_days(trained_at: str, scoring_date: dt.date) -> int:
     return (scoring_date - dt.datetime.fromisoformat(trained_at).date()).days
 
 
-def write_sql(predictions: pd.DataFrame, url: str, table: str, scoring_date: dt.date) -> int:
-    """Replace the predictions of ``scoring_date`` in ``table`` (one transaction); returns rows."""
-    engine = sa.create_engine(url)
+def merge_predictions(
+    previous: pd.DataFrame | None, new: pd.DataFrame, scored: Iterable[str]
+) -> pd.DataFrame:
+    """This run's predictions plus the earlier rows of every partition it did not score.
+
+    Args:
+        previous: the predictions written earlier for the same scoring date, or None.
+        new: this run's predictions.
+        scored: the partitions this run scored (their earlier rows are replaced).
+    """
+    if previous is None or previous.empty:
+        return new.reset_index(drop=True)
+    kept = previous[~previous["partition"].isin(set(scored))]
+    frames = [f for f in (kept, new) if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else new
+
+
+def write_sql(
+    predictions: pd.DataFrame,
+    url: str,
+    table: str,
+    scoring_date: dt.date,
+    partitions: Iterable[str] | None = None,
+) -> int:
+    """Replace the rows of ``partitions`` (default: all) for ``scoring_date`` in one transaction.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        WarehouseError: the URL is malformed, its driver is not installed, the database cannot
+            be reached, or the write failed; the message carries the redacted URL.
+    """
     frame = predictions.assign(week=predictions["week"].dt.strftime("%Y-%m-%d"))
-    with engine.begin() as conn:
-        if sa.inspect(conn).has_table(table):
-            conn.execute(
-                sa.text(f'DELETE FROM "{table}" WHERE scoring_date = :d'), {"d": str(scoring_date)}
-            )  # noqa: S608
-        frame.to_sql(table, conn, if_exists="append", index=False)
-    engine.dispose()
+    parts = sorted(set(frame["partition"]) if partitions is None else set(partitions))
+    try:
+        engine = sa.create_engine(url)
+    except sa.exc.NoSuchModuleError as exc:
+        scheme = url.split("://", 1)[0]
+        raise WarehouseError(
+            f"{redact(url)}: {scheme!r} is not a SQLAlchemy dialect installed here: check the "
+            "URL's scheme (e.g. postgresql+psycopg://user@host/db) or install its dialect"
+        ) from exc
+    except ImportError as exc:
+        module = (exc.name or "").split(".")[0]
+        package = _DRIVER_PACKAGES.get(module, module)
+        raise WarehouseError(
+            f"{redact(url)}: the database driver {module!r} is not installed: "
+            f"pip install {package} (or choose an installed driver in the URL)"
+        ) from exc
+    except sa.exc.ArgumentError as exc:
+        raise WarehouseError(f"{redact(url)} is not a valid SQLAlchemy URL: {exc}") from exc
+    try:
+        _connect(engine, url)
+        with engine.begin() as conn:
+            if sa.inspect(conn).has_table(table):
+                target = sa.Table(table, sa.MetaData(), autoload_with=conn)
+                conn.execute(
+                    target.delete().where(
+                        target.c.scoring_date == str(scoring_date),
+                        target.c.partition.in_(parts),
+                    )
+                )
+            frame.to_sql(table, conn, if_exists="append", index=False)
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        raise WarehouseError(
+            f"writing table {table!r} in {redact(url)} failed: {_reason(exc)}"
+        ) from exc
+    finally:
+        engine.dispose()
     return len(frame)
+
+
+def _connect(engine: sa.Engine, url: str) -> None:
+    """Open and close one connection, so an unreachable database is told apart from a bad write."""
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.SQLAlchemyError as exc:
+        raise WarehouseError(
+            f"cannot reach {redact(url)}: {_reason(exc)}; check that the database is running "
+            "and reachable from here, and the user's credentials"
+        ) from exc
+
+
+def _reason(exc: Exception) -> str:
+    """The driver's own first line, without SQLAlchemy's SQL echo and links (redacted)."""
+    orig = getattr(exc, "orig", None) or exc
+    return redact(str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__)

@@ -205,7 +205,11 @@ def test_failing_partition_is_reported_and_others_still_train(workspace):
     assert broken.stem not in registered and registered
     # registering the same training run again reuses its versions instead of adding new ones
     assert workspace.run("register") == 0
-    assert _json(workspace, "runs", "registration.json")["registered"] == registered
+    again = _json(workspace, "runs", "registration.json")["registered"]
+    assert {p: r["version"] for p, r in again.items()} == {
+        p: r["version"] for p, r in registered.items()
+    }
+    assert {r["status"] for r in again.values()} == {"reused"}
     store = registry.resolve_store(_settings(workspace))
     versions = registry.find_versions(store, parent_run_id=training["parent_run_id"])
     assert len(versions) == len(registered)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from manymodels.parallel import effective_workers, run_partitions
 
@@ -38,3 +39,29 @@ def test_process_pool_runs_in_other_processes_and_isolates_failures():
     assert out["a"].value == 9 and not out["b"].ok
     pids = run_partitions(pid_of, {"x": (0,), "y": (0,)}, workers=2)
     assert all(o.value != os.getpid() for o in pids.values())
+
+
+def die_on(x: int, how: str) -> int:
+    """``x * 10``, unless ``how`` says to kill this very worker process."""
+    if how == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if how == "exit":  # what the kernel's out-of-memory killer leaves: no exception, no cleanup
+        os._exit(137)
+    return x * 10
+
+
+def test_a_worker_that_dies_fails_only_its_own_partition():
+    tasks = {
+        "a": (1, ""),
+        "killed": (2, "sigkill"),
+        "c": (3, ""),
+        "out-of-memory": (4, "exit"),
+        "e": (5, ""),
+        "f": (6, ""),
+    }
+    out = run_partitions(die_on, tasks, workers=2)
+    assert list(out) == list(tasks)
+    assert {k: o.value for k, o in out.items() if o.ok} == {"a": 10, "c": 30, "e": 50, "f": 60}
+    for key in ("killed", "out-of-memory"):
+        assert not out[key].ok
+        assert "worker process died" in out[key].error

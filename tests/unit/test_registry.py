@@ -78,7 +78,8 @@ def test_model_name_and_redaction(tmp_path, clean_env):
         registry.model_name(settings_for(tmp_path), "north-texas.large.fast")
         == "demand.north-texas.large.fast"
     )
-    assert registry._redact("https://user:secret@host/path") == "https://host/path"
+    assert registry._redact("https://user:secret@host/path") == "https://user:***@host/path"
+    assert "secret" not in registry.redact_uri("https://h/p?token=secret&x=1")
 
 
 def test_pip_requirements_pin_the_installed_runtime_dependencies():

@@ -77,7 +77,7 @@ def test_an_http_error_is_a_registry_error_not_no_champion(failing_server, statu
         registry.get_alias(store, "demand.a.b.c", registry.CHAMPION)
     message = str(caught.value)
     assert "looking up demand.a.b.c@champion" in message and "dev store" in message
-    assert "s3cret" not in message and "user:" not in message
+    assert "s3cret" not in message and "user:***@" in message
 
 
 def test_a_server_that_is_down_is_a_registry_error_everywhere():
@@ -109,13 +109,13 @@ def test_missing_model_or_alias_is_none_on_sqlite(tmp_path):
 @pytest.mark.parametrize(
     ("uri", "redacted"),
     [
-        ("https://user:secret@host/path", "https://host/path"),
-        ("postgresql+psycopg://me:pw@db:5432/x", "postgresql+psycopg://db:5432/x"),
+        ("https://user:secret@host/path", "https://user:***@host/path"),
+        ("postgresql+psycopg://me:pw@db:5432/x", "postgresql+psycopg://me:***@db:5432/x"),
         ("https://host/p?token=abc&x=1", "https://host/p?token=***&x=1"),
         ("https://acct.blob/c?sv=1&sig=ABC%3D", "https://acct.blob/c?sv=1&sig=***"),
         ("databricks://profile", "databricks://profile"),
         ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
-        ("see http://u:p@h/a?access_token=t for", "see http://h/a?access_token=*** for"),
+        ("see http://u:p@h/a?access_token=t for", "see http://u:***@h/a?access_token=*** for"),
     ],
 )
 def test_redact_uri(uri, redacted):
@@ -137,4 +137,4 @@ def test_steps_turn_a_registry_outage_into_exit_3_and_a_readable_message(
     assert code == 3
     text = caplog.text
     assert "MLflow registry error" in text and "Traceback" not in text
-    assert "pw@" not in text and "me:" not in text
+    assert "pw@" not in text and ":pw" not in text

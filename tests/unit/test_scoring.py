@@ -10,7 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from manymodels.pyfunc import PackedModel
-from manymodels.scoring import model_age_days, predict_future, write_sql
+from manymodels.scoring import (
+    WarehouseError,
+    merge_predictions,
+    model_age_days,
+    predict_future,
+    write_sql,
+)
 
 
 class Constant:
@@ -45,26 +51,72 @@ def test_packed_model_names_missing_feature_columns():
         packed.predict(pd.DataFrame({"lag_4": [1.0]}))
 
 
+def frame_of(date: str, partition: str, predictions: list[float]) -> pd.DataFrame:
+    weeks = pd.date_range("2024-01-08", periods=len(predictions), freq="7D")
+    return pd.DataFrame(
+        {"scoring_date": date, "partition": partition, "week": weeks, "prediction": predictions}
+    )
+
+
+def read_rows(url: str) -> list[tuple]:
+    with sa.create_engine(url).connect() as conn:
+        return conn.execute(
+            sa.text("SELECT scoring_date, partition, prediction FROM predictions ORDER BY 1, 2, 3")
+        ).fetchall()
+
+
 def test_write_sql_replaces_the_scoring_date_instead_of_duplicating(tmp_path):
     url = f"sqlite:///{tmp_path / 'p.db'}"
-    frame = pd.DataFrame(
-        {
-            "scoring_date": ["2024-01-01"] * 2,
-            "week": pd.to_datetime(["2024-01-08", "2024-01-15"]),
-            "prediction": [1.0, 2.0],
-        }
-    )
-    other = frame.assign(scoring_date="2024-01-08")
+    frame = frame_of("2024-01-01", "a", [1.0, 2.0])
     assert write_sql(frame, url, "predictions", dt.date(2024, 1, 1)) == 2
-    write_sql(other, url, "predictions", dt.date(2024, 1, 8))
+    write_sql(frame.assign(scoring_date="2024-01-08"), url, "predictions", dt.date(2024, 1, 8))
     write_sql(frame.assign(prediction=[5.0, 6.0]), url, "predictions", dt.date(2024, 1, 1))
-    with sa.create_engine(url).connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT scoring_date, prediction FROM predictions ORDER BY 1, 2")
-        ).fetchall()
-    assert rows == [
-        ("2024-01-01", 5.0),
-        ("2024-01-01", 6.0),
-        ("2024-01-08", 1.0),
-        ("2024-01-08", 2.0),
+    assert read_rows(url) == [
+        ("2024-01-01", "a", 5.0),
+        ("2024-01-01", "a", 6.0),
+        ("2024-01-08", "a", 1.0),
+        ("2024-01-08", "a", 2.0),
     ]
+
+
+def test_write_sql_replaces_only_the_partitions_given(tmp_path):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    day = dt.date(2024, 1, 1)
+    both = pd.concat([frame_of("2024-01-01", "a", [1.0]), frame_of("2024-01-01", "b", [2.0])])
+    write_sql(both, url, "predictions", day)
+    write_sql(frame_of("2024-01-01", "b", [9.0]), url, "predictions", day, ["b"])
+    assert read_rows(url) == [("2024-01-01", "a", 1.0), ("2024-01-01", "b", 9.0)]
+    # a partition named but with no rows now is cleared: the caller scored it to nothing
+    write_sql(frame_of("2024-01-01", "b", []), url, "predictions", day, ["a"])
+    assert read_rows(url) == [("2024-01-01", "b", 9.0)]
+
+
+def test_write_sql_errors_name_the_redacted_url_and_what_to_do(tmp_path):
+    frame = frame_of("2024-01-01", "a", [1.0])
+    day = dt.date(2024, 1, 1)
+    cases = {
+        "mysql+pymysql://u:pw@127.0.0.1:1/db": "pip install pymysql",
+        "nosuch://u:pw@h/db": "'nosuch' is not a SQLAlchemy dialect",
+        "no url at all": "is not a valid SQLAlchemy URL",
+        f"sqlite:///{tmp_path}/missing/dir/p.db": "cannot reach",
+    }
+    for url, message in cases.items():
+        with pytest.raises(WarehouseError, match=message) as err:
+            write_sql(frame, url, "predictions", day)
+        assert "pw" not in str(err.value)
+    sqlite = f"sqlite:///{tmp_path / 'p.db'}"
+    write_sql(frame, sqlite, "predictions", day)
+    with pytest.raises(WarehouseError, match="writing table 'predictions' .* failed"):
+        write_sql(frame.assign(extra=1), sqlite, "predictions", day)  # no such column
+
+
+def test_merge_predictions_keeps_the_partitions_not_scored_now():
+    previous = pd.concat([frame_of("d", "a", [1.0]), frame_of("d", "b", [2.0, 3.0])])
+    new = frame_of("d", "b", [7.0])
+    merged = merge_predictions(previous, new, ["b"])
+    assert sorted(zip(merged["partition"], merged["prediction"], strict=True)) == [
+        ("a", 1.0),
+        ("b", 7.0),
+    ]
+    assert merge_predictions(None, new, ["b"]).equals(new)
+    assert len(merge_predictions(previous, new.iloc[:0], [])) == 3

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from manymodels.config import ConfigError, Settings, load_settings
 from manymodels.errors import RegistryError
+from manymodels.redact import redact
 
 __all__ = [
     "add_data_option",
@@ -44,7 +45,7 @@ def guarded(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | No
         except (ConfigError, FileNotFoundError) as exc:
             setup_logging()
             logging.getLogger(main.__module__).error(
-                "%s: %s", main.__module__.rsplit(".", 1)[-1], exc
+                "%s: %s", main.__module__.rsplit(".", 1)[-1], redact(exc)
             )
             return 2
         except RegistryError as exc:  # the store could not answer: never "nothing there"

@@ -18,19 +18,18 @@ partition with a valid champion: the old one, or the new one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import subprocess
 
 from mlflow.entities.model_registry import ModelVersion
 
 from manymodels import registry
 from manymodels.config import ConfigError, Settings, load_settings
 from manymodels.io import write_json
+from manymodels.provenance import foreign_code
 from manymodels.registry import CHALLENGER, CHAMPION, PREVIOUS, ROLLED_BACK, Store
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
-__all__ = ["foreign_code", "main", "move_champion", "promote_dev", "promote_prod", "stores"]
+__all__ = ["main", "move_champion", "promote_dev", "promote_prod", "stores"]
 
 log = logging.getLogger(__name__)
 
@@ -151,44 +150,6 @@ def stores(settings: Settings, args) -> tuple[Store, Store]:
 
 def _same(a: str, b: str) -> bool:
     return a.rstrip("/").lower() == b.rstrip("/").lower()
-
-
-def foreign_code(promoted: dict, release: str) -> dict[str, str]:
-    """``{model: why}`` for each champion about to change whose ``git_sha`` is not ``release``
-    or one of its ancestors (also when it cannot be told: unknown sha, commit not in the clone)."""
-    verdicts: dict[str, str | None] = {}
-    problems = {}
-    for name, entry in promoted.items():
-        sha = entry["git_sha"]
-        if not entry["status"].endswith("copy"):
-            continue
-        if sha not in verdicts:
-            verdicts[sha] = _ancestry(sha, release)
-        if verdicts[sha]:
-            problems[name] = f"git_sha {sha[:12]}: {verdicts[sha]}"
-    return problems
-
-
-def _ancestry(sha: str, release: str) -> str | None:
-    """None when commit ``sha`` is ``release`` or an ancestor of it, else why not."""
-    if "unknown" in (sha, release):
-        return "unknown commit (trained outside a git checkout?): cannot be verified"
-    if sha == release:
-        return None
-    done = None
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(
-            ["git", "merge-base", "--is-ancestor", sha, release],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    if done is not None and done.returncode == 0:
-        return None
-    if done is not None and done.returncode == 1:
-        return f"not in this release ({release[:12]}): trained by code the release lacks"
-    return "commit not in this clone (shallow checkout? fetch-depth: 0): cannot be verified"
 
 
 def _summary(moved: dict) -> str:

@@ -5,23 +5,39 @@ registry of ``--env`` (prod on release branches). A champion trained more than
 ``scoring.max_model_age_days`` before the scoring date is refused unless ``--allow-stale`` (and
 reported either way); a partition without a model is reported, never skipped silently. The
 forecasts go to ``<workdir>/predictions/scoring_date=<date>/predictions.parquet`` and to a SQL
-table (SQLite by default; any SQLAlchemy URL in ``scoring.sql_url``). Re-scoring a date
-replaces that date's predictions. Exits 1 when any partition could not be scored.
+table (SQLite by default; any SQLAlchemy URL in ``scoring.sql_url``).
+
+Re-scoring a date replaces, per partition, only what this run scored, in both outputs; a
+partition that scored before and fails now keeps its earlier predictions (the report says so),
+and a run that scores nothing writes nothing. A warehouse that cannot be reached (or whose driver
+is missing) is reported with its redacted URL; the parquet output is written all the same. Every
+URI in the report and the logs is redacted. Exits 1 when any partition could not be scored or
+the SQL write failed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import pandas as pd
 
 from manymodels import registry
+from manymodels.config import ConfigError
 from manymodels.data.partition import split_partitions
 from manymodels.io import write_parquet, write_text
 from manymodels.parallel import run_partitions
+from manymodels.redact import redact
 from manymodels.report import markdown_table
-from manymodels.scoring import PREDICTION_COLUMNS, model_age_days, predict_future, write_sql
+from manymodels.scoring import (
+    PREDICTION_COLUMNS,
+    WarehouseError,
+    merge_predictions,
+    model_age_days,
+    predict_future,
+    write_sql,
+)
 from manymodels.steps import (
     add_data_option,
     as_of_date,
@@ -33,7 +49,7 @@ from manymodels.steps import (
 )
 from manymodels.steps.condition import read_conditioned
 
-__all__ = ["collect", "main", "plan"]
+__all__ = ["collect", "main", "plan", "write_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +92,7 @@ def collect(outcomes: dict, status: dict, scoring_date: dt.date) -> pd.DataFrame
     for pid, outcome in outcomes.items():
         s = status[pid]
         if not outcome.ok:
-            s["status"] = f"failed: {outcome.error}"
+            s["status"] = f"failed: {redact(outcome.error)}"
             continue
         s["rows"] = len(outcome.value)
         frames.append(outcome.value.assign(
@@ -106,31 +122,94 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from(args)
     folder = args.data or settings.path("conditioned")
     scoring_date = as_of_date(args.as_of, settings)
+    out = settings.path("predictions", f"scoring_date={scoring_date}", "predictions.parquet")
+    previous = _previous(out)  # before any work: an unreadable file stops the run here
     store = registry.resolve_store(settings, local=args.local)
     table, _ = read_conditioned(folder)
     parts = split_partitions(table, settings.partition.keys)
     status, tasks = plan(parts, store, settings, scoring_date, args.allow_stale)
     workers = settings.scoring.workers if args.workers is None else args.workers
     predictions = collect(run_partitions(_score, tasks, workers), status, scoring_date)
-    out = settings.path("predictions", f"scoring_date={scoring_date}", "predictions.parquet")
-    write_parquet(predictions, out)
+    _note_kept(status, previous, sorted(set(predictions["partition"])))
     url = settings.scoring.sql_url or f"sqlite:///{settings.path('predictions.db').resolve()}"
-    table = settings.scoring.sql_table
-    if len(predictions):
-        write_sql(predictions, url, table, scoring_date)
+    written, sql, sql_ok = write_outputs(
+        predictions, previous, out, url=url, table=settings.scoring.sql_table,
+        scoring_date=scoring_date,
+    )  # fmt: skip
     rows = [{"partition": p, **s} for p, s in status.items()]
     columns = ["partition", "model", "version", "kind", "age_days", "rows", "status"]
     header = (
-        f"## Batch scoring {scoring_date}\n\nregistry: {store.tracking_uri} ({settings.env})  \n"
-        f"predictions: {out} and table `{table}` in {url}\n\n"
+        f"## Batch scoring {scoring_date}\n\nregistry: {redact(store.tracking_uri)} "
+        f"({settings.env})  \npredictions: {written}  \nSQL: {sql}\n\n"
     )
     write_text(header + markdown_table(rows, columns), settings.path("reports", "scoring.md"))
     bad = [r for r in rows if not r["status"].startswith("scored")]
     for r in bad:
         log.error("score: %s: %s", r["partition"], r["status"])
-    log.info("score: %d rows for %d partitions (%d not scored) -> %s and %s#%s",
-             len(predictions), len(rows) - len(bad), len(bad), out, url, table)  # fmt: skip
-    return 1 if bad else 0
+    log.info("score: %d rows for %d partitions (%d not scored) -> %s; SQL %s",
+             len(predictions), len(rows) - len(bad), len(bad), written, sql)  # fmt: skip
+    return 1 if bad or not sql_ok else 0
+
+
+def write_outputs(
+    predictions: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    out: Path,
+    *,
+    url: str,
+    table: str,
+    scoring_date: dt.date,
+) -> tuple[str, str, bool]:
+    """Write this run's partitions to the parquet file and the SQL table, keeping the others.
+
+    Returns:
+        What was written to the parquet file and to SQL (one line each, for the report), and
+        whether the SQL write succeeded (or had nothing to do).
+    """
+    scored = sorted(set(predictions["partition"]))
+    if not scored:
+        log.error("score: no partition scored: the predictions for %s are left as they were",
+                  scoring_date)  # fmt: skip
+        return (
+            f"{out}: not written (no partition scored; an earlier file is left as it was)",
+            f"table `{table}` in {redact(url)}: not written (no partition scored)",
+            True,
+        )
+    merged = merge_predictions(previous, predictions, scored)
+    write_parquet(merged, out)
+    written = f"{out}: {len(predictions)} rows scored now, {len(merged) - len(predictions)} kept"
+    try:
+        rows = write_sql(predictions, url, table, scoring_date, scored)
+    except WarehouseError as exc:
+        log.error("score: SQL predictions not written (the parquet output is): %s", exc)
+        return written, f"table `{table}`: not written: {exc}", False
+    return written, f"table `{table}` in {redact(url)}: {rows} rows replaced", True
+
+
+def _previous(path) -> pd.DataFrame | None:
+    """The predictions written earlier for this date, if any.
+
+    Raises:
+        ConfigError: the file exists but cannot be read (it is left alone).
+    """
+    if not path.exists():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 (pyarrow raises several types)
+        raise ConfigError(
+            f"cannot read the earlier predictions {path} ({exc}): move it aside and re-run"
+        ) from exc
+
+
+def _note_kept(status: dict, previous: pd.DataFrame | None, scored: list[str]) -> None:
+    """Say in each unscored partition's status how many earlier predictions it keeps."""
+    if previous is None or previous.empty:
+        return
+    counts = previous.loc[~previous["partition"].isin(scored), "partition"].value_counts()
+    for pid, n in counts.items():
+        if pid in status:
+            status[pid]["status"] += f" (kept {n} earlier predictions)"
 
 
 if __name__ == "__main__":

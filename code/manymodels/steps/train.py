@@ -26,6 +26,7 @@ from manymodels.config import Settings
 from manymodels.io import read_json, write_json
 from manymodels.parallel import effective_workers, run_partitions
 from manymodels.plots import residual_plot
+from manymodels.redact import redact
 from manymodels.report import markdown_table
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 from manymodels.training import PartitionFit, train_partition
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_seconds,
         log_seconds,
         handoff["parent_run_id"],
-        store.tracking_uri,
+        redact(store.tracking_uri),
     )
     return 1 if failed and settings.training.fail_on_partition_error else 0
 
@@ -159,7 +160,7 @@ def _log_runs(
         "config_hash": config_hash(settings),
     }
     handoff = {
-        "store": store.tracking_uri,
+        "store": redact(store.tracking_uri),
         "env": settings.env,
         "local": local,
         "data_version": index["data_version"],

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from manymodels import registry
+from manymodels import provenance, registry
 from manymodels.config import load_settings
 from manymodels.registry import CHALLENGER, CHAMPION, PREVIOUS
 from manymodels.steps import promote, rollback
@@ -219,9 +219,10 @@ def test_ancestry_tells_a_release_ancestor_from_a_sibling_branch(tmp_path, monke
     git("checkout", "-q", "main")
     git("commit", "-q", "--allow-empty", "-m", "release")
     release = git("rev-parse", "HEAD")
-    assert promote._ancestry(base, release) is None
-    assert promote._ancestry(release, release) is None
-    assert "not in this release" in promote._ancestry(feature, release)
+    assert provenance.ancestry(base, release) is None
+    assert provenance.ancestry(release, release) is None
+    assert "not in this release" in provenance.ancestry(feature, release)
+    assert "not a commit sha" in provenance.ancestry("--output=x", release)
 
 
 def test_settings_from_the_dev_overlay_still_name_the_dev_store(tmp_path, monkeypatch):

@@ -1,0 +1,237 @@
+"""Step ``score``: nothing lost on re-scoring, clear warehouse errors, no secret in any output.
+
+The champions are real MLflow pyfunc models (the historical-average baseline) registered in the
+embedded sqlite store, so the step runs exactly as in production, only smaller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from manymodels import registry, training
+from manymodels.config import load_settings
+from manymodels.data.partition import split_partitions
+from manymodels.features import build_features, feature_columns
+from manymodels.models.baseline import HistoricalAverageBaseline
+from manymodels.pyfunc import PackedModel
+from manymodels.steps import condition, score
+from manymodels.steps.condition import read_conditioned
+
+pytestmark = pytest.mark.usefixtures("in_tmp")
+
+SECRET = "hunter2-s3cret"
+TOKEN = "tok-9f8e7d6c"
+
+
+class ExplodesOnScoring:
+    """An estimator that predicts the two-row MLflow example but fails on real data."""
+
+    def predict(self, X):
+        if len(X) > 2:
+            raise RuntimeError("model exploded")
+        return [1.0] * len(X)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, sample_raw, config_dir) -> tuple[Path, dict[str, str]]:
+    """A workdir with the conditioned sample and a baseline champion per partition.
+
+    Built once per module (registering is the slow part); each test works on a copy.
+    """
+    work = tmp_path_factory.mktemp("score") / "work"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        args = ["--config-dir", str(config_dir), "--set", f"project.workdir={work}"]
+        out = work / "conditioned"
+        assert condition.main(["--raw", str(sample_raw), "--out", str(out), *args]) == 0
+        settings = load_settings(config_dir, "dev", [f"project.workdir={work}"])
+        table, _ = read_conditioned(out)
+        versions = publish(settings, split_partitions(table, settings.partition.keys), None)
+    return work, versions
+
+
+@pytest.fixture
+def conditioned(base, workdir) -> Path:
+    return Path(shutil.copytree(base[0] / "conditioned", workdir / "conditioned"))
+
+
+@pytest.fixture
+def parts(base, settings) -> dict[str, pd.DataFrame]:
+    table, _ = read_conditioned(base[0] / "conditioned")
+    return split_partitions(table, settings.partition.keys)
+
+
+def publish(settings, parts, pids, estimator=None) -> dict[str, str]:
+    """Register a champion per partition in ``pids`` (None: all), the baseline or ``estimator``."""
+    store = registry.resolve_store(settings, local=True)
+    fs = training.feature_settings(settings)
+    categorical, numeric = feature_columns(**fs)
+    columns = [training.TIME_COL, *categorical, *numeric]
+    versions = {}
+    tags = {"trained_at": dt.datetime.now(dt.UTC).isoformat(), "model_kind": "baseline"}
+    with registry.pipeline_run(store, settings.mlflow.experiment, "train", {}) as run:
+        for pid in parts if pids is None else pids:
+            features = build_features(parts[pid], **fs)
+            known = features[features["units"].notna()]
+            model = estimator or HistoricalAverageBaseline().fit(known[columns], known["units"])
+            packed = PackedModel(model, "baseline", pid, fs, columns)
+            folder = registry.save_pyfunc(
+                packed, settings.path("tmp-models", pid), known[columns].head(2)
+            )
+            uris = registry.log_partition(
+                store, run.info.run_id, pid, params={}, metrics={}, tags={},
+                model_dirs={"baseline": folder},
+            )  # fmt: skip
+            name = registry.model_name(settings, pid)
+            version = registry.register(store, uris["baseline_uri"], name, tags)
+            registry.set_alias(store, name, registry.CHAMPION, version.version)
+            versions[pid] = str(version.version)
+    shutil.rmtree(settings.path("tmp-models"))
+    return versions
+
+
+@pytest.fixture
+def published(base, workdir) -> dict[str, str]:
+    """The module's champions, in this test's copy of the workdir."""
+    shutil.copytree(base[0], workdir)
+    return base[1]
+
+
+@pytest.fixture
+def ws(common_args, as_of, settings, parts, workdir) -> SimpleNamespace:
+    """The test's workspace: ``run(*args)`` runs the step; its outputs; ``publish(...)``."""
+
+    def run(*extra: str, local: bool = True) -> int:
+        args = [*common_args, "--as-of", str(as_of), "--workers", "1", *extra]
+        return score.main([*args, "--local"] if local else args)
+
+    def sql_rows() -> pd.DataFrame:
+        with sqlite3.connect(workdir / "predictions.db") as conn:
+            return pd.read_sql("SELECT * FROM predictions", conn)
+
+    return SimpleNamespace(
+        run=run,
+        work=workdir,
+        out=workdir / "predictions" / f"scoring_date={as_of}" / "predictions.parquet",
+        report=(workdir / "reports" / "scoring.md").read_text,
+        sql_rows=sql_rows,
+        publish=lambda pids, estimator=None: publish(settings, parts, pids, estimator),
+        settings=settings,
+    )
+
+
+def test_scoring_writes_every_partition_to_parquet_and_sql(published, ws):
+    assert ws.run() == 0
+    predictions = pd.read_parquet(ws.out)
+    assert set(predictions["partition"]) == set(published)
+    assert len(ws.sql_rows()) == len(predictions)
+    assert "SQL: table `predictions`" in ws.report()
+
+
+def test_rescoring_replaces_only_the_partitions_this_run_scored(published, ws, caplog):
+    assert ws.run() == 0
+    before = pd.read_parquet(ws.out)
+    broken = sorted(published)[0]
+    ws.publish([broken], ExplodesOnScoring())
+    assert ws.run() == 1
+    after = pd.read_parquet(ws.out)
+    # the failing partition keeps the predictions of its previous champion, whole
+    kept = after[after["partition"] == broken].reset_index(drop=True)
+    old = before[before["partition"] == broken].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, old)
+    assert set(after["partition"]) == set(published)
+    assert len(after) == len(before)
+    # the SQL table holds the same rows: replaced per partition, not per date
+    rows = ws.sql_rows()
+    assert len(rows) == len(after)
+    assert set(rows.loc[rows["partition"] == broken, "model_version"]) == {published[broken]}
+    report = ws.report()
+    assert f"kept {len(old)} earlier predictions" in report
+    assert "model exploded" in report
+    assert f"kept {len(old)} earlier predictions" in caplog.text
+
+
+def test_a_run_that_scores_nothing_never_overwrites_the_outputs(published, ws, caplog):
+    assert ws.run() == 0
+    parquet, rows = ws.out.read_bytes(), ws.sql_rows()
+    ws.publish(None, ExplodesOnScoring())
+    assert ws.run() == 1
+    assert ws.out.read_bytes() == parquet
+    pd.testing.assert_frame_equal(ws.sql_rows(), rows)
+    assert "no partition scored: the predictions" in caplog.text
+
+
+def test_a_first_run_that_scores_nothing_writes_no_empty_file(conditioned, ws):
+    assert ws.run() == 1  # no champions at all
+    assert not (ws.work / "predictions").exists()
+    assert "no model" in ws.report()
+
+
+def test_an_unreadable_earlier_output_stops_the_run_and_is_left_alone(published, ws, caplog):
+    ws.out.parent.mkdir(parents=True)
+    ws.out.write_text("not parquet")
+    assert ws.run() == 2
+    assert ws.out.read_text() == "not parquet"
+    assert "cannot read the earlier predictions" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        (f"postgresql+psycopg://scorer:{SECRET}@127.0.0.1:1/db", "check that the database"),
+        (f"mysql+pymysql://scorer:{SECRET}@127.0.0.1:1/db", "pip install pymysql"),
+        (f"nosuchdb://scorer:{SECRET}@127.0.0.1/db", "is not a SQLAlchemy dialect"),
+        ("warehouse.example.com/db", "is not a valid SQLAlchemy URL"),
+    ],
+)
+def test_an_unusable_warehouse_url_is_a_clear_error_and_loses_no_predictions(
+    published, ws, caplog, url, hint
+):
+    if "psycopg" in url:
+        pytest.importorskip("psycopg")
+    caplog.set_level(logging.INFO)
+    assert ws.run("--set", f"scoring.sql_url={url}") == 1
+    assert len(pd.read_parquet(ws.out)) > 0  # the parquet output is written all the same
+    assert "Traceback" not in caplog.text
+    assert hint in caplog.text
+    assert SECRET not in caplog.text
+    if SECRET in url:
+        assert "scorer:***@127.0.0.1" in caplog.text
+    report = ws.report()
+    assert "not written" in report and SECRET not in report
+
+
+def written_files(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_no_secret_in_any_file_or_log_the_step_writes(published, ws, monkeypatch, caplog):
+    pytest.importorskip("psycopg")
+    caplog.set_level(logging.DEBUG)
+    store = registry.resolve_store(ws.settings, local=True)
+    # the same store, reached through a URI that carries a token (SQLite ignores it)
+    db = store.tracking_uri.removeprefix("sqlite:///")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///file:{db}?uri=true&token={TOKEN}")
+    url = f"postgresql+psycopg://scorer:{SECRET}@127.0.0.1:1/warehouse?password={SECRET}"
+    root = ws.work.parent  # the test's folder: the workdir and the folder it runs from
+    before = written_files(root)
+    assert ws.run("--set", f"scoring.sql_url={url}", local=False) == 1
+    wrote = [p for p, t in written_files(root).items() if before.get(p) != t]
+    assert not any(TOKEN in str(p) or SECRET in str(p) for p in wrote)
+    assert ws.out in wrote
+    assert ws.work / "reports" / "scoring.md" in wrote
+    assert "token=***" in ws.report()
+    for path in wrote:
+        data = path.read_bytes()
+        assert SECRET.encode() not in data, path
+        assert TOKEN.encode() not in data, path
+    assert SECRET not in caplog.text
+    assert TOKEN not in caplog.text
