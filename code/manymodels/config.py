@@ -40,6 +40,7 @@ __all__ = [
     "MlflowSettings",
     "MockSettings",
     "PartitionSettings",
+    "ServingSettings",
     "Settings",
     "SourceSettings",
     "load_settings",
@@ -178,12 +179,34 @@ class MlflowSettings:
     model_prefix: str = "demand"
     dev: StoreSettings = field(default_factory=StoreSettings)
     prod: StoreSettings = field(default_factory=StoreSettings)
+    # Unity Catalog (databricks-uc registry) names are <catalog>.<schema>.<model>: see platforms.py
+    catalog: str = ""
+    schema: str = ""
 
 
 @dataclass(frozen=True)
 class SplitSettings:
     validation_weeks: Count = 8
     test_weeks: Count = 8
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """Rolling-origin backtest: ``origins`` windows of ``split.test_weeks``, ``step_weeks`` apart.
+
+    Origin 1 ends at the last week with known units; origin ``k`` ends ``(k - 1) * step_weeks``
+    earlier. ``origins: 1`` is the single held-out window of earlier versions.
+    """
+
+    origins: Count = 2
+    step_weeks: Count = 8
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    """Conformal prediction intervals from the backtest residuals (``coverage`` = P90 - P10)."""
+
+    coverage: Annotated[float, Field(gt=0, lt=1)] = 0.8
 
 
 @dataclass(frozen=True)
@@ -200,17 +223,20 @@ class LassoSettings:
 @dataclass(frozen=True)
 class NNSettings:
     epochs: Count = 30
-    batch_size: Count = 256
-    learning_rate: PositiveFloat = 0.005
+    batch_size: Count = 1024
+    learning_rate: PositiveFloat = 0.01
     hidden_units: Count = 32
     embedding_dim: Count = 4
     patience: Count = 5
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"
+    loss: Literal["mse", "poisson"] = "poisson"  # on each row's sales scale
+    scale_feature: str = "rmean_13"  # poisson: the rolling mean giving a row's level; "": one
 
 
 @dataclass(frozen=True)
 class EnsembleSettings:
     weighting: Literal["nnls", "inverse_error", "equal"] = "nnls"
+    members: tuple[str, ...] = ("lasso", "nn")
 
 
 @dataclass(frozen=True)
@@ -221,6 +247,19 @@ class GateOverride:
     value: str = "slow"
     max_mape: PositiveFloat | None = None
     min_improvement_vs_baseline: float | None = None
+    metric: str | None = None
+    max_wape: float | None = None
+    max_rmse_zero_vs_baseline: float | None = None
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """The bars one partition is held to (see :mod:`manymodels.gate`)."""
+
+    metric: str  # "mape" or "wape": the target, baseline and champion checks use it
+    max_error: float  # the target for ``metric``
+    min_improvement: float  # relative reduction of ``metric`` vs the baseline
+    max_rmse_zero_vs_baseline: float | None  # RMSE on zero weeks <= baseline's x this; None: off
 
 
 @dataclass(frozen=True)
@@ -230,6 +269,31 @@ class GateSettings:
     min_improvement_vs_baseline: float = 0.10
     champion_tolerance: NonNegativeFloat = 0.02
     overrides: tuple[GateOverride, ...] = ()
+    metric: str = "mape"
+    max_wape: float = 0.45
+    max_rmse_zero_vs_baseline: float | None = None
+
+    def rules(self, keys: dict[str, str]) -> GateRules:
+        """The :class:`GateRules` for a partition with these key values (overrides applied)."""
+        found = {
+            "metric": self.metric,
+            "max_mape": self.max_mape,
+            "max_wape": self.max_wape,
+            "min_improvement_vs_baseline": self.min_improvement_vs_baseline,
+            "max_rmse_zero_vs_baseline": self.max_rmse_zero_vs_baseline,
+        }
+        for o in self.overrides:
+            if keys.get(o.key) == o.value:
+                found |= {k: getattr(o, k) for k in found if getattr(o, k) is not None}
+        metric = found["metric"]
+        if metric not in ("mape", "wape"):
+            raise ValueError(f"training.gate metric must be 'mape' or 'wape', got {metric!r}")
+        return GateRules(
+            metric,
+            found[f"max_{metric}"],
+            found["min_improvement_vs_baseline"],
+            found["max_rmse_zero_vs_baseline"],
+        )
 
     def bars(self, keys: dict[str, str]) -> tuple[float, float]:
         """``(max_mape, min_improvement_vs_baseline)`` for a partition with these key values."""
@@ -257,6 +321,8 @@ class TrainingSettings:
         "promote",
     )
     split: SplitSettings = field(default_factory=SplitSettings)
+    backtest: BacktestSettings = field(default_factory=BacktestSettings)
+    intervals: IntervalSettings = field(default_factory=IntervalSettings)
     features: FeatureSettings = field(default_factory=FeatureSettings)
     lasso: LassoSettings = field(default_factory=LassoSettings)
     nn: NNSettings = field(default_factory=NNSettings)
@@ -277,6 +343,25 @@ class ScoringSettings:
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    """``manymodels serve``: the online API (pipelines/serving.yaml; docs/serving.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    alias: str = "champion"  # the alias requests are answered with
+    alias_ttl_s: float = 30.0  # an alias that moved is picked up at most this long after
+    max_models: int = 64  # the LRU bound by count ...
+    max_model_mb: float = 512.0  # ... and by estimated memory of models + their feature rows
+    max_series: int = 200  # per request
+    max_body_kb: int = 1024  # larger requests get 413
+    retry_after_s: int = 30  # Retry-After of a 503 while the registry is unreachable
+    registry_timeout_s: float = 5.0  # one registry HTTP call (no retries: the cache answers)
+    snapshot: str = ""  # empty: <workdir>/serving/snapshot.parquet
+    snapshot_check_s: float = 10.0  # how often the server looks for a newer snapshot
+    history_weeks: int = 104  # weeks of history per series the batch step writes to the snapshot
+
+
+@dataclass(frozen=True)
 class Settings:
     env: Literal["dev", "prod"] = "dev"
     project: ProjectSettings = field(default_factory=ProjectSettings)
@@ -287,6 +372,7 @@ class Settings:
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
 
     @property
     def workdir(self) -> Path:

@@ -3,7 +3,8 @@
 The wrapper stores the estimator (an :class:`~manymodels.models.Ensemble` or the baseline) with
 joblib, and the feature settings it was trained with, so scoring builds features the way the
 model expects even after ``pipelines/training.yaml`` changed. Its input is the feature frame from
-:func:`manymodels.features.build_features`; its output is one non-negative forecast per row.
+:func:`manymodels.features.build_features`; its output is one non-negative forecast per row,
+with P10/P50/P90 bounds beside it (a frame) when the model carries conformal intervals.
 Only this module and :mod:`manymodels.registry` import MLflow.
 """
 
@@ -29,6 +30,8 @@ class PackedModel:
     partition: str
     features: dict = field(default_factory=dict)  # build_features keyword arguments
     columns: list[str] = field(default_factory=list)  # feature-frame columns the estimator reads
+    intervals: Any = None  # a fitted ConformalIntervals (P10/P50/P90), or None
+    trained_through: str = ""  # the last week (ISO date) of the data the estimator was fitted on
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.columns if c not in frame.columns]
@@ -38,6 +41,14 @@ class PackedModel:
                 "build them with manymodels.features.build_features(**model.features)"
             )
         return np.clip(np.asarray(self.estimator.predict(frame[self.columns]), float), 0, None)
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``prediction`` and, when the model has intervals, its P10/P50/P90 columns."""
+        point = self.predict(frame)
+        out = pd.DataFrame({"prediction": point})
+        if getattr(self, "intervals", None) is not None:  # models saved before had none
+            out = pd.concat([out, self.intervals.predict(point)], axis=1)
+        return out
 
     def save(self, path: str) -> str:
         joblib.dump(self, path)
@@ -50,5 +61,8 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.packed: PackedModel = joblib.load(context.artifacts["packed"])
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:  # noqa: ARG002
-        return self.packed.predict(model_input)
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):  # noqa: ARG002
+        """The forecasts; with intervals a frame of ``prediction``, ``p10``, ``p50``, ``p90``."""
+        if getattr(self.packed, "intervals", None) is None:
+            return self.packed.predict(model_input)
+        return self.packed.predict_frame(model_input)

@@ -11,6 +11,10 @@ Registry URIs follow the same order (``..._REGISTRY_URI``) and default to the tr
 ``local=True`` skips 1-3, so nothing leaves the machine. Registered models are named
 ``<prefix>.<partition id>``; promotion uses aliases (``challenger`` -> ``champion``, the old
 champion keeps ``previous``), never the deprecated stages.
+
+A store that cannot answer (down, timeout, 401/403, 5xx) raises :class:`RegistryError` (steps
+exit 3), never "none": only the registry's "model not found" / "alias not found" answers mean
+no such version. URIs in its messages and tags go through :func:`redact_uri`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from manymodels import platforms
 from manymodels.config import Settings
 from manymodels.errors import RegistryError
 from manymodels.pyfunc import PackedModel
@@ -50,6 +55,7 @@ __all__ = [
     "ROLLED_BACK",
     "RegistryError",
     "Store",
+    "alias_version",
     "aliased",
     "champions",
     "code_version",
@@ -60,6 +66,7 @@ __all__ = [
     "get_alias",
     "git_tags",
     "load",
+    "load_version",
     "log_artifact",
     "log_data_inputs",
     "log_metrics",
@@ -67,6 +74,7 @@ __all__ = [
     "model_name",
     "save_pyfunc",
     "pip_requirements",
+    "ping",
     "pipeline_run",
     "redact_uri",
     "register",
@@ -145,7 +153,7 @@ def _uri(settings: Settings, env: str, kind: str, configured: str, generic: bool
 
 
 def model_name(settings: Settings, partition: str) -> str:
-    return f"{settings.mlflow.model_prefix}.{partition}"
+    return platforms.name_for(settings, partition)  # <prefix>.<partition>, or the backend's rule
 
 
 def git_tags() -> dict[str, str]:
@@ -299,7 +307,7 @@ def save_pyfunc(packed: PackedModel, path: str | Path, example: pd.DataFrame) ->
             python_model=_PYFUNC_CODE,
             artifacts={"packed": packed.save(f"{tmp}/packed.joblib")},
             pip_requirements=list(pip_requirements()),
-            signature=infer_signature(example, packed.predict(example)),
+            signature=infer_signature(example, packed.predict_frame(example)),
             input_example=example,
         )
     return path
@@ -554,3 +562,48 @@ def data_tags(index: dict) -> dict[str, str]:
     tags |= {f"data_source.{n}": s["sha256"] for n, s in index.get("sources", {}).items()}
     tags["data_mock"] = str(bool(index.get("mock", False))).lower()
     return tags
+
+
+# -- the online API (manymodels.serve) ----------------------------------------------------------
+
+
+def alias_version(store: Store, name: str, alias: str) -> str | None:
+    """The version number ``alias`` points at, or None when the model or the alias is not there.
+
+    Raises:
+        RegistryError: the registry could not be asked (the online API answers 503, not 404).
+    """
+    found = get_alias(store, name, alias)
+    return None if found is None else str(found.version)
+
+
+def ping(store: Store) -> None:
+    """One cheap registry call; raises when the registry cannot be reached."""
+    with _talking(store, "checking the registry"):
+        store.client().search_registered_models(max_results=1)
+
+
+def load_version(store: Store, name: str, version: str) -> PackedModel:
+    """Load one registered version's :class:`PackedModel` (what the online API calls).
+
+    Reads only the model's ``packed`` artifact, the state its pyfunc wrapper loads too: a
+    third of the time of ``mlflow.pyfunc.load_model``, which also parses MLmodel and checks the
+    requirements on every load. A version without that artifact is loaded as a pyfunc. Sets no
+    fluent-API state and writes no registered-model metadata, so threads may call it at once.
+    """
+    import joblib  # noqa: PLC0415
+
+    source = store.client().get_model_version_download_uri(name, str(version)).rstrip("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{source}/artifacts/packed.joblib",
+                dst_path=tmp,
+                tracking_uri=store.tracking_uri,
+            )
+        except (MlflowException, OSError):  # not one of ours: the generic pyfunc way
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=tmp, tracking_uri=store.tracking_uri
+            )
+            return mlflow.pyfunc.load_model(local).unwrap_python_model().packed
+        return joblib.load(path)

@@ -52,11 +52,17 @@ PREDICTION_COLUMNS = (
     "product_id",
     "week",
     "prediction",
+    "p10",  # conformal prediction interval bounds and median (NaN for models without them)
+    "p50",
+    "p90",
     "model_name",
     "model_version",
     "model_kind",
     "scored_at",
 )
+
+
+INTERVAL_COLUMNS = ("p10", "p50", "p90")
 
 
 def predict_future(frame: pd.DataFrame, packed: PackedModel) -> pd.DataFrame:
@@ -74,8 +80,11 @@ def predict_future(frame: pd.DataFrame, packed: PackedModel) -> pd.DataFrame:
         )
     keys = ["region", "store_format", "speed", "store_id", "product_id", "week"]
     out = future[[k for k in keys if k in future.columns]].copy()
-    out["prediction"] = packed.predict(future)
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    forecast = packed.predict_frame(future.reset_index(drop=True))
+    for column in ("prediction", *INTERVAL_COLUMNS):
+        out[column] = forecast[column] if column in forecast else float("nan")
+    return out
 
 
 def model_age_days(trained_at: str, scoring_date: dt.date) -> int:

@@ -1,19 +1,36 @@
-"""The pure core of training one partition: features, a time-based split, the baseline and the
-ensemble (LASSO + embedding net), and their metrics on the held-out window.
+"""The pure core of training one partition: features, a rolling-origin backtest of the
+baseline and the ensemble (LASSO + embedding net by default), and the models to deploy.
 
 No file or MLflow I/O here; :mod:`manymodels.steps.train` runs this per partition in parallel.
-The split, by week: the last ``test_weeks`` weeks with known units are held out for metrics and
-the gate; the ensemble takes its own last ``validation_weeks`` of the rest for weights and early
-stopping; the models never see the test window. Test metrics are ``horizon_weeks``-ahead
-forecasts: every feature of a test week was known ``horizon_weeks`` earlier.
+
+**Backtest.** ``training.backtest.origins`` windows of ``split.test_weeks`` weeks, each ending
+``backtest.step_weeks`` before the next; the latest ends at the last week with known units. At
+each origin the members and the baseline are fitted on the weeks before the window only (the NN
+early-stops on its last ``validation_weeks``) and forecast the window ``horizon_weeks`` ahead
+(every feature of a test week was known ``horizon_weeks`` earlier). Metrics are computed per
+origin (``o<k>_<model>_<metric>``) and pooled over all origins (``<model>_<metric>``, what the
+gate reads).
+
+**Weights and intervals from the backtest.** The ensemble's member weights are learned
+(``ensemble.weighting``) from the members' out-of-sample forecasts of all origins, and the
+P10/P50/P90 intervals are calibrated on the ensemble's backtest residuals (conformal; their
+coverage is measured leaving one origin out). The ensemble's backtest metrics use those pooled
+weights: a handful of weights fitted on thousands of rows, a negligible optimism.
+
+**Deployed models see every week.** After the backtest the ensemble and the baseline are fitted
+again on ALL known weeks (the NN for the epochs its latest-origin fit early-stopped at), so
+what is served has seen the latest data; the backtest is what vouches for it.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from manymodels.config import Settings
 from manymodels.data.sources import covariate_modes
@@ -25,23 +42,33 @@ from manymodels.models import (
     HistoricalAverageBaseline,
     LassoForecaster,
 )
+from manymodels.models.ensemble import learn_weights
+from manymodels.models.intervals import ConformalIntervals, origin_coverage
 from manymodels.pyfunc import PackedModel
 
-__all__ = ["PartitionFit", "feature_settings", "split_test", "train_partition"]
+__all__ = [
+    "PartitionFit",
+    "backtest_windows",
+    "feature_settings",
+    "make_members",
+    "split_test",
+    "train_partition",
+]
 
 TIME_COL = "week"
+SCORED_KEYS = [TIME_COL, "store_id", "product_id", "units"]
 
 
 @dataclass
 class PartitionFit:
-    """A trained partition: packed models, metrics on the test window, and what to log."""
+    """A trained partition: packed models, backtest metrics, and what to log."""
 
     partition: str
     ensemble: PackedModel
     baseline: PackedModel
-    metrics: dict[str, float]  # "<model>_<metric>": ensemble, lasso, nn, baseline
+    metrics: dict[str, float]  # "<model>_<metric>" pooled, "o<k>_<model>_<metric>" per origin
     weights: dict[str, float]
-    test: pd.DataFrame  # week, store_id, product_id, units and one column per model
+    test: pd.DataFrame  # backtest rows: week, keys, units, origin, one column per model
     example: pd.DataFrame  # two rows of model input: the MLflow input example and signature
     info: dict = field(default_factory=dict)
 
@@ -73,68 +100,194 @@ def split_test(features: pd.DataFrame, test_weeks: int) -> tuple[pd.DataFrame, p
     )
 
 
-def train_partition(frame: pd.DataFrame, partition: str, settings: Settings) -> PartitionFit:
-    """Fit and score one partition's models.
+def backtest_windows(weeks: list, origins: int, step_weeks: int, test_weeks: int) -> list[list]:
+    """The test weeks of each backtest origin, latest origin first.
+
+    Origin ``k`` (1-based) holds the ``test_weeks`` weeks ending ``(k - 1) * step_weeks`` weeks
+    before the last of ``weeks`` (sorted, distinct). The earliest origin must leave more than
+    ``test_weeks`` weeks before it to train on.
 
     Raises:
-        ValueError: the partition's data cannot be split or fitted (the message names it).
+        ValueError: a setting is not a positive integer, or there are too few weeks (the message
+            says how many are needed).
     """
-    start = time.perf_counter()
+    given = {"origins": origins, "step_weeks": step_weeks, "test_weeks": test_weeks}
+    for name, value in given.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"backtest {name} must be a positive integer, got {value!r}")
+    need = (origins - 1) * step_weeks + 2 * test_weeks + 1
+    if len(weeks) < need:
+        raise ValueError(
+            f"only {len(weeks)} weeks with known units; a backtest of {origins} origin(s) "
+            f"{step_weeks} weeks apart with test_weeks={test_weeks} needs at least {need}: "
+            "lower training.backtest.origins or split.test_weeks"
+        )
+    windows = []
+    for k in range(origins):
+        end = len(weeks) - k * step_weeks
+        windows.append(list(weeks[end - test_weeks : end]))
+    return windows
+
+
+def make_members(settings: Settings, categorical, numeric) -> dict:
+    """The ensemble's unfitted members, as ``training.ensemble.members`` names them."""
     t = settings.training
-    fs = feature_settings(settings)
-    categorical, numeric = feature_columns(**fs)
-    columns = [TIME_COL, *categorical, *numeric]
-    try:
-        train, test, test_weeks = split_test(build_features(frame, **fs), t.split.test_weeks)
-    except ValueError as exc:
-        raise ValueError(f"partition {partition}: {exc}") from exc
     common = {"categorical_features": categorical, "numeric_features": numeric}
-    members = {
-        "lasso": LassoForecaster(alpha=t.lasso.alpha, random_state=t.random_state, **common),
-        "nn": EmbeddingNetForecaster(
+    factories = {
+        "lasso": lambda: LassoForecaster(
+            alpha=t.lasso.alpha, random_state=t.random_state, **common
+        ),
+        "nn": lambda: EmbeddingNetForecaster(
             embedding_dim=t.nn.embedding_dim,
             hidden_units=t.nn.hidden_units,
             epochs=t.nn.epochs,
             batch_size=t.nn.batch_size,
             learning_rate=t.nn.learning_rate,
             patience=t.nn.patience,
+            loss=t.nn.loss,
+            scale_feature=t.nn.scale_feature or None,
             device=t.nn.device,
             random_state=t.random_state,
             **common,
         ),
     }
-    ensemble = Ensemble(
-        members,
-        weighting=t.ensemble.weighting,
-        validation_weeks=t.split.validation_weeks,
-        time_col=TIME_COL,
-    ).fit(train[columns], train["units"])
-    baseline = HistoricalAverageBaseline().fit(train[columns], train["units"])
-    scored = test[[TIME_COL, "store_id", "product_id", "units"]].copy()
-    scored["ensemble"] = ensemble.predict(test[columns])
-    for name, values in ensemble.predict_members(test[columns]).items():
-        scored[name] = values.to_numpy()
-    scored["baseline"] = baseline.predict(test[columns])
+    names = list(t.ensemble.members)
+    unknown = [n for n in names if n not in factories]
+    if unknown or not names:
+        raise ValueError(
+            f"training.ensemble.members: unknown member(s) {unknown or names}; "
+            f"choose from {sorted(factories)}"
+        )
+    return {name: factories[name]() for name in names}
+
+
+def train_partition(frame: pd.DataFrame, partition: str, settings: Settings) -> PartitionFit:
+    """Backtest one partition's models, then fit the deployed ones on all known weeks.
+
+    Raises:
+        ValueError: the partition's data cannot be backtested or fitted (the message names it).
+    """
+    start = time.perf_counter()
+    t = settings.training
+    fs = feature_settings(settings)
+    categorical, numeric = feature_columns(**fs)
+    columns = [TIME_COL, *categorical, *numeric]
+    features = build_features(frame, **fs)
+    known = features[features["units"].notna()]
+    weeks = sorted(known[TIME_COL].unique())
+    try:
+        windows = backtest_windows(
+            weeks, t.backtest.origins, t.backtest.step_weeks, t.split.test_weeks
+        )
+        members = make_members(settings, categorical, numeric)
+    except ValueError as exc:
+        raise ValueError(f"partition {partition}: {exc}") from exc
+    parts, fitted_at = [], {}
+    for k, window in enumerate(windows, start=1):
+        train = known[known[TIME_COL] < window[0]]
+        test = known[known[TIME_COL].isin(window)]
+        fitted = _fit_members(members, train[columns], train["units"], t.split.validation_weeks)
+        fitted_at[k] = fitted
+        baseline = HistoricalAverageBaseline().fit(train[columns], train["units"])
+        scored = test[SCORED_KEYS].copy()
+        scored["origin"] = k
+        for name, est in fitted.items():
+            scored[name] = est.predict(test[columns])
+        scored["baseline"] = baseline.predict(test[columns])
+        parts.append(scored)
+    scored = pd.concat(parts)
+    weights = learn_weights(scored[list(members)], scored["units"], t.ensemble.weighting)
+    scored["ensemble"] = np.clip(scored[list(members)].to_numpy() @ list(weights.values()), 0, None)
+    models = ("ensemble", *members, "baseline")
     metrics = {
         f"{model}_{name}": value
-        for model in ("ensemble", *members, "baseline")
+        for model in models
         for name, value in evaluate(scored["units"], scored[model]).items()
     }
+    for k, group in scored.groupby("origin"):
+        for model in ("ensemble", "baseline"):
+            for name, value in evaluate(group["units"], group[model]).items():
+                metrics[f"o{k}_{model}_{name}"] = value
+    for model in ("ensemble", "baseline"):
+        cover = origin_coverage(scored, model, t.intervals.coverage)
+        metrics[f"{model}_coverage"] = cover["coverage"]
+        metrics[f"{model}_interval_width"] = cover["width"]
+    final_members = _final_members(members, fitted_at[1])
+    ensemble = Ensemble(final_members, time_col=TIME_COL, weights=weights).fit(
+        known[columns], known["units"]
+    )
+    baseline = HistoricalAverageBaseline().fit(known[columns], known["units"])
+    # the deployed models' forecasts of the backtest weeks (seen in training): the champion
+    # comparison of a retrain on the same data (see manymodels.gate)
+    scored["deployed_ensemble"] = ensemble.predict(known.loc[scored.index, columns])
+    scored["deployed_baseline"] = baseline.predict(known.loc[scored.index, columns])
+    scored = scored.reset_index(drop=True)
+    through = str(pd.Timestamp(weeks[-1]).date())
+    packs = {
+        kind: PackedModel(
+            model,
+            kind,
+            partition,
+            fs,
+            columns,
+            intervals=ConformalIntervals(t.intervals.coverage).fit(scored["units"], scored[kind]),
+            trained_through=through,
+        )
+        for kind, model in (("ensemble", ensemble), ("baseline", baseline))
+    }
     info = {
-        "train_rows": len(train),
-        "test_rows": len(test),
+        "train_rows": len(known),
+        "test_rows": len(scored),
         "series": int(frame.groupby(["store_id", "product_id"]).ngroups),
-        "train_weeks": f"{train[TIME_COL].min().date()} .. {train[TIME_COL].max().date()}",
-        "test_weeks": [str(pd.Timestamp(w).date()) for w in test_weeks],
+        "train_weeks": f"{pd.Timestamp(weeks[0]).date()} .. {through}",
+        "test_weeks": sorted({str(pd.Timestamp(w).date()) for win in windows for w in win}),
+        "origins": [
+            {"origin": k, "weeks": [str(pd.Timestamp(w).date()) for w in (win[0], win[-1])]}
+            for k, win in enumerate(windows, start=1)
+        ],
         "seconds": time.perf_counter() - start,
     }
     return PartitionFit(
         partition,
-        PackedModel(ensemble, "ensemble", partition, fs, columns),
-        PackedModel(baseline, "baseline", partition, fs, columns),
+        packs["ensemble"],
+        packs["baseline"],
         metrics,
-        dict(ensemble.weights_),
+        weights,
         scored,
-        test[columns].head(2).reset_index(drop=True),
+        known[columns].head(2).reset_index(drop=True),
         info,
     )
+
+
+def _fit_members(members: dict, X: pd.DataFrame, y: pd.Series, validation_weeks: int) -> dict:
+    """Each member fitted on ``X``; one with early stopping (``eval_set``) holds out the last
+    ``validation_weeks`` weeks for it."""
+    weeks = np.sort(X[TIME_COL].unique())
+    if len(weeks) <= validation_weeks:
+        raise ValueError(
+            f"{len(weeks)} training weeks leave none after validation_weeks={validation_weeks}"
+        )
+    is_val = (X[TIME_COL] >= weeks[-validation_weeks]).to_numpy()
+    y = y.to_numpy(dtype=float)
+    fitted = {}
+    for name, template in members.items():
+        est = clone(template)
+        if "eval_set" in inspect.signature(est.fit).parameters:
+            fitted[name] = est.fit(X[~is_val], y[~is_val], eval_set=(X[is_val], y[is_val]))
+        else:
+            fitted[name] = est.fit(X, y)
+    return fitted
+
+
+def _final_members(members: dict, latest: dict) -> dict:
+    """Members for the refit on all weeks: a member that early-stopped trains, with nothing held
+    out, for the epochs its latest-origin fit chose."""
+    final = {}
+    for name, est in members.items():
+        best = getattr(latest[name], "best_epoch_", None)
+        final[name] = (
+            clone(est).set_params(epochs=int(best), validation_fraction=0.0)
+            if best is not None and "validation_fraction" in est.get_params()
+            else clone(est)
+        )
+    return final

@@ -72,7 +72,9 @@ def test_registered_version_loads_by_name_and_predicts(trained):
     import mlflow.pyfunc
 
     model = mlflow.pyfunc.load_model(f"models:/{registry.model_name(settings, pid)}@champion")
-    assert model.predict(features[packed.columns].head(5)).shape == (5,)
+    out = model.predict(features[packed.columns].head(5))
+    assert list(out.columns) == ["prediction", "p10", "p50", "p90"] and len(out) == 5
+    assert (out["p10"] <= out["p90"]).all()
 
 
 def test_parent_and_nested_runs_carry_lineage(trained):
@@ -119,7 +121,9 @@ def test_identical_rerun_registers_nothing_and_moves_no_alias(workspace):
     for pid, verdict in second.items():
         if first[pid] == "promote":  # an ensemble champion: the same retrain scores the same
             assert verdict["checks"]["not_worse_than_champion"] is True, verdict
-            assert verdict["champion_mape"] == pytest.approx(verdict["mape"], rel=1e-6)
+            assert verdict["champion_error"] == pytest.approx(
+                verdict["candidate_error_vs_champion"], rel=1e-6
+            )
         assert (
             registry.get_alias(store, registry.model_name(settings, pid), registry.CHAMPION)
             is not None

@@ -89,7 +89,7 @@ def test_an_unknown_nested_key_and_section_are_named(tmp_path):
         load_settings(conf)
     assert (
         "training.gate.overrides[0].kee: unknown key; known: key, max_mape, "
-        "min_improvement_vs_baseline, value"
+        "max_rmse_zero_vs_baseline, max_wape, metric, min_improvement_vs_baseline, value"
     ) in str(err.value)
 
 
@@ -213,7 +213,7 @@ def test_values_are_converted_to_the_declared_type(tmp_path):
 def test_settings_stay_plain_dataclasses(settings):
     data = dataclasses.asdict(settings)
     assert data["training"]["gate"]["run_mode"] == "enabled"
-    assert settings.training.gate.bars({"speed": "slow"}) == (0.65, 0.02)
+    assert settings.training.gate.rules({"speed": "slow"}).metric == "wape"
     assert dataclasses.is_dataclass(settings.training.gate.overrides[0])
 
 

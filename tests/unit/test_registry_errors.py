@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import shutil
 import socket
 import threading
 
@@ -15,7 +16,7 @@ import pytest
 
 from manymodels import registry
 from manymodels.cli import run_step
-from manymodels.config import load_settings
+from manymodels.io import write_json
 from manymodels.registry import RegistryError, Store
 
 VARS = (
@@ -122,10 +123,6 @@ def test_redact_uri(uri, redacted):
     assert registry.redact_uri(uri) == redacted
 
 
-def _settings(tmp_path, env="dev"):
-    return load_settings("pipelines", env, [f"project.workdir={tmp_path}"])
-
-
 def test_steps_turn_a_registry_outage_into_exit_3_and_a_readable_message(
     tmp_path, monkeypatch, caplog
 ):
@@ -138,3 +135,24 @@ def test_steps_turn_a_registry_outage_into_exit_3_and_a_readable_message(
     text = caplog.text
     assert "MLflow registry error" in text and "Traceback" not in text
     assert "pw@" not in text and ":pw" not in text
+
+
+def test_evaluate_and_score_stop_on_an_outage_instead_of_finding_no_champion(
+    tmp_path, monkeypatch, caplog, sample_raw
+):
+    down = f"http://127.0.0.1:{_closed_port()}"
+    work = tmp_path / "work"
+    args = ["--set", f"project.workdir={work}"]
+    shutil.copytree(sample_raw, work / "raw")
+    assert run_step("condition", args) == 0
+    monkeypatch.setenv("MANYMODELS_PROD_TRACKING_URI", down)
+    assert run_step("score", ["--env", "prod", "--as-of", "2018-02-26", *args]) == 3
+    assert not (work / "predictions").exists()  # nothing scored or written as "no model"
+    monkeypatch.setenv("MANYMODELS_DEV_TRACKING_URI", down)
+    partition = {"status": "trained", "keys": {}, "metrics": {}, "test_weeks": []}
+    training = {"parent_run_id": "r", "local": False, "data_version": "d"}
+    write_json(training | {"partitions": {"a.b.c": partition}}, work / "runs" / "training.json")
+    caplog.clear()
+    assert run_step("evaluate", args) == 3
+    assert "looking up demand.a.b.c@champion" in caplog.text
+    assert not (work / "reports" / "gate.json").exists()  # no gate without the champion

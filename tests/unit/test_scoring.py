@@ -38,6 +38,25 @@ def test_predict_future_forecasts_only_weeks_after_the_last_actual(table):
     assert {"region", "store_format", "speed", "store_id", "product_id", "week"} <= set(out.columns)
 
 
+def test_predict_future_carries_the_models_prediction_interval(table):
+    from manymodels.models.intervals import ConformalIntervals
+
+    rng = np.random.default_rng(0)
+    rate = rng.uniform(1, 20, 500)
+    intervals = ConformalIntervals(0.8).fit(rng.poisson(rate), rate)
+    packed = PackedModel(
+        Constant(), "ensemble", "p", {"horizon_weeks": 4}, ["lag_4"], intervals=intervals
+    )
+    out = predict_future(table, packed)
+    assert (out["p10"] < out["prediction"]).all() and (out["prediction"] <= out["p90"]).all()
+    assert out["p50"].notna().all()
+    # a model without intervals (saved before they existed) scores with empty bounds
+    plain = predict_future(
+        table, PackedModel(Constant(), "baseline", "p", {"horizon_weeks": 4}, ["lag_4"])
+    )
+    assert plain[["p10", "p50", "p90"]].isna().all().all()
+
+
 def test_predict_future_without_future_rows_is_an_error(table):
     packed = PackedModel(Constant(), "ensemble", "p", {"horizon_weeks": 4}, ["lag_4"])
     history = table[table["units"].notna()]

@@ -4,6 +4,12 @@ Each categorical column (store, product, week of year) gets its own embedding ta
 is reserved for categories unseen in training; the embeddings are concatenated with the
 standardized numeric features and fed to a two-layer MLP that predicts the transformed target.
 
+With ``loss="poisson"`` the net works on each row's own sales scale instead: the level ``s`` is
+``1 +`` the row's ``scale_feature`` (a rolling mean known at the forecast origin, e.g.
+``rmean_13``), the history features enter as multiples of it, and the net predicts
+``log(E[y] / s)`` under a Poisson likelihood, so one net fits series selling 1 or 10,000 a week
+and weeks with no sales are likely outcomes rather than outliers of a log scale.
+
 torch is imported inside the methods, not at module import: ``import torch`` costs seconds and
 scoring paths that never touch this model should not pay it.
 """
@@ -51,6 +57,10 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
         target_transform: ``"log1p"`` (also applied to ``lag_*``/``rmean_*`` features),
             ``"none"``, or ``"auto"``: ``"none"`` when half or more of the training weeks sold
             nothing, else ``"log1p"`` (:func:`manymodels.models._input.choose_target_transform`).
+        loss: ``"mse"`` on the (standardised, transformed) target, or ``"poisson"``: the Poisson
+            deviance of units on each row's scale (``target_transform`` is then unused).
+        scale_feature: with ``loss="poisson"``, the numeric column whose value (plus 1) is a
+            row's sales level; None: one level for all rows (the training mean plus 1).
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``...; the fitted
             module always ends on the CPU so a pickled model loads anywhere.
         random_state: seeds weight initialisation and batch order (the global torch RNG is
@@ -77,6 +87,8 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
         patience: int = 5,
         validation_fraction: float = 0.1,
         target_transform: str = "auto",
+        loss: str = "mse",
+        scale_feature: str | None = None,
         device: str = "auto",
         random_state=None,
     ):
@@ -90,6 +102,8 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.target_transform = target_transform
+        self.loss = loss
+        self.scale_feature = scale_feature
         self.device = device
         self.random_state = random_state
 
@@ -101,23 +115,43 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
         """
         self._check_params()
         frame, y = check_model_input(self, X, y, reset=True)
-        self.target_transform_ = choose_target_transform(self.target_transform, y)
+        poisson = self.loss == "poisson"
+        if poisson and (y < 0).any():
+            raise ValueError("loss='poisson' needs non-negative units: use loss='mse'")
+        self.target_transform_ = (
+            "none" if poisson else choose_target_transform(self.target_transform, y)
+        )
         cat, num = resolve_feature_types(frame, self.categorical_features, self.numeric_features)
+        if poisson and self.scale_feature is not None and self.scale_feature not in num:
+            raise ValueError(
+                f"scale_feature {self.scale_feature!r} is not a numeric feature of X: name one "
+                "of the rolling means (e.g. 'rmean_13') or None"
+            )
         self.categorical_features_, self.numeric_features_ = cat, num
         self.categories_ = [_categories(frame[c]) for c in cat]
+        self.level_ = 1.0 + float(np.mean(y))  # the level when there is no scale_feature
         codes, numeric = self._inputs(frame)
         self.numeric_mean_ = numeric.mean(axis=0)
         self.numeric_scale_ = np.where(numeric.std(axis=0) > 0, numeric.std(axis=0), 1.0)
         target = self._forward_target(y)
-        self.target_mean_, self.target_scale_ = float(target.mean()), float(target.std() or 1.0)
+        if poisson:
+            self.target_mean_, self.target_scale_ = 0.0, 1.0
+        else:
+            self.target_mean_ = float(target.mean())
+            self.target_scale_ = float(target.std() or 1.0)
         target = ((target - self.target_mean_) / self.target_scale_).astype(np.float32)
-        train = (codes, self._scale(numeric), target)
+        train = (codes, self._scale(numeric), target, self._log_level(frame))
         if eval_set is not None:
             X_val, y_val = eval_set
             val_frame, y_val = check_model_input(self, X_val, y_val, reset=False)
             val_codes, val_numeric = self._inputs(val_frame)
             target_val = (self._forward_target(y_val) - self.target_mean_) / self.target_scale_
-            val = (val_codes, self._scale(val_numeric), target_val.astype(np.float32))
+            val = (
+                val_codes,
+                self._scale(val_numeric),
+                target_val.astype(np.float32),
+                self._log_level(val_frame),
+            )
         else:
             n_val = round(self.validation_fraction * len(y))
             val = None if n_val < 1 or n_val >= len(y) else tuple(a[-n_val:] for a in train)
@@ -137,6 +171,8 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
             out = _forward(
                 self.module_, torch.as_tensor(codes), torch.as_tensor(self._scale(numeric))
             )
+        if getattr(self, "loss", "mse") == "poisson":
+            return np.exp(np.minimum(out.double().numpy() + self._log_level(frame), 30.0))
         pred = out.double().numpy() * self.target_scale_ + self.target_mean_
         if self.target_transform_ == "log1p":
             pred = signed_expm1(pred)
@@ -157,12 +193,11 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             sizes = [len(c) + 1 for c in self.categories_]
-            module = _build(
-                sizes, len(self.numeric_features_), self.embedding_dim, self.hidden_units
-            )
+            module = _build(sizes, np.shape(train[1])[1], self.embedding_dim, self.hidden_units)
             module.to(device)
-            codes, numeric, target = (torch.as_tensor(a, device=device) for a in train)
+            codes, numeric, target, offset = (torch.as_tensor(a, device=device) for a in train)
             val = None if val is None else [torch.as_tensor(a, device=device) for a in val]
+            loss_of = _poisson_loss if self.loss == "poisson" else _mse_loss
             order = torch.Generator().manual_seed(seed)
             optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
             best, self.validation_loss_, waited = None, [], 0
@@ -172,13 +207,13 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
                     batch = rows.to(device)
                     pred = _forward(module, codes[batch], numeric[batch])
                     optimizer.zero_grad()
-                    torch.mean((pred - target[batch]) ** 2).backward()
+                    loss_of(pred, target[batch], offset[batch]).backward()
                     optimizer.step()
                 if val is None:
                     continue
                 module.eval()
                 with torch.no_grad():
-                    loss = float(torch.mean((_forward(module, val[0], val[1]) - val[2]) ** 2))
+                    loss = float(loss_of(_forward(module, val[0], val[1]), val[2], val[3]))
                 if best is None or loss < min(self.validation_loss_):
                     best, self.best_epoch_, waited = copy.deepcopy(module.state_dict()), epoch, 0
                 else:
@@ -201,10 +236,24 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
         ]
         codes = np.stack(codes, axis=1) if codes else np.zeros((len(frame), 0), dtype=np.int64)
         numeric = numeric_matrix(frame, self.numeric_features_)
+        history = [str(c).startswith(HISTORY_PREFIXES) for c in self.numeric_features_]
+        if getattr(self, "loss", "mse") == "poisson":
+            # history as multiples of the row's level, and the level itself on a log scale
+            level = np.exp(self._log_level(frame).astype(float))
+            numeric[:, history] = numeric[:, history] / level[:, None]
+            return codes, np.column_stack([numeric, np.log(level)])
         if self.target_transform_ == "log1p":
-            history = [str(c).startswith(HISTORY_PREFIXES) for c in self.numeric_features_]
             numeric[:, history] = signed_log1p(numeric[:, history])
         return codes, numeric
+
+    def _log_level(self, frame: pd.DataFrame) -> np.ndarray:
+        """log of each row's sales level (see ``scale_feature``); zeros unless Poisson."""
+        if getattr(self, "loss", "mse") != "poisson":
+            return np.zeros(len(frame), dtype=np.float32)
+        if self.scale_feature is None:
+            return np.full(len(frame), np.log(self.level_), dtype=np.float32)
+        values = numeric_matrix(frame, [self.scale_feature])[:, 0]
+        return np.log1p(np.clip(values, 0, None)).astype(np.float32)
 
     def _scale(self, numeric: np.ndarray) -> np.ndarray:
         return ((numeric - self.numeric_mean_) / self.numeric_scale_).astype(np.float32)
@@ -218,6 +267,8 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.loss not in ("mse", "poisson"):
+            raise ValueError(f"loss must be 'mse' or 'poisson', got {self.loss!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0 <= self.validation_fraction < 1:
@@ -257,6 +308,21 @@ def _build(cardinalities: list[int], n_numeric: int, dim: int, hidden: int):
             ),
         }
     )
+
+
+def _mse_loss(pred, target, offset):  # noqa: ARG001 (one signature for both losses)
+    import torch  # noqa: PLC0415
+
+    return torch.mean((pred - target) ** 2)
+
+
+def _poisson_loss(pred, target, offset):
+    """Poisson negative log-likelihood (up to a constant) of ``target`` with log-mean
+    ``pred + offset``."""
+    import torch  # noqa: PLC0415
+
+    log_mean = pred + offset
+    return torch.mean(torch.exp(log_mean) - target * log_mean)
 
 
 def _forward(module, codes, numeric):

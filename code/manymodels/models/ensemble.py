@@ -13,6 +13,10 @@ for early stopping), and weighs the members by their forecasts of the held-out w
 
 With ``refit=True`` the members are fitted again on all rows, without ``eval_set`` (a member with
 early stopping then holds out its own tail), and the weights are kept.
+
+With fixed ``weights`` (e.g. learned from a rolling-origin backtest, see
+:mod:`manymodels.training`) there is no validation window: every member is fitted on all rows
+and blended with those weights.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from manymodels.models._input import check_model_input
 from manymodels.models.embedding_nn import EmbeddingNetForecaster
 from manymodels.models.lasso import LassoForecaster
 
-__all__ = ["Ensemble"]
+__all__ = ["WEIGHTINGS", "Ensemble", "fixed_weights", "learn_weights"]
 
 WEIGHTINGS = ("nnls", "inverse_error", "equal")
 
@@ -46,6 +50,8 @@ class Ensemble(RegressorMixin, BaseEstimator):
         validation_weeks: how many of the latest distinct ``time_col`` values weigh members.
         time_col: the column of X ordering rows in time (members may ignore it).
         refit: fit the members again on all rows after weighting.
+        weights: ``{name: weight}`` to use as they are (normalised to sum to 1): the members are
+            fitted on all rows and nothing is held out; None learns them (``weighting``).
 
     Attributes:
         members_: ``{name: fitted estimator}``.
@@ -60,12 +66,15 @@ class Ensemble(RegressorMixin, BaseEstimator):
         validation_weeks: int = 8,
         time_col="week",
         refit: bool = False,
+        *,
+        weights: dict | None = None,
     ):
         self.members = members
         self.weighting = weighting
         self.validation_weeks = validation_weeks
         self.time_col = time_col
         self.refit = refit
+        self.weights = weights
 
     def fit(self, X, y):
         """Fit the members on the earlier rows, weigh them on the validation window.
@@ -90,6 +99,11 @@ class Ensemble(RegressorMixin, BaseEstimator):
             )
         if frame[self.time_col].isna().any():
             raise ValueError(f"time column {self.time_col!r} has empty values: fill or drop them")
+        if self.weights is not None:
+            self.weights_ = fixed_weights(self.weights, list(members))
+            self.members_ = {name: _fit(clone(est), frame, y) for name, est in members.items()}
+            self.validation_metrics_ = {}
+            return self
         times = np.sort(frame[self.time_col].unique())
         if len(times) <= weeks:
             raise ValueError(
@@ -137,6 +151,32 @@ class Ensemble(RegressorMixin, BaseEstimator):
     @staticmethod
     def _default_members() -> dict:
         return {"lasso": LassoForecaster(), "nn": EmbeddingNetForecaster(random_state=0)}
+
+
+def fixed_weights(weights: dict, names: list[str]) -> dict[str, float]:
+    """``weights`` checked against the member ``names`` and normalised to sum to 1.
+
+    Raises:
+        ValueError: a member has no weight (or a weight names no member), or a weight is
+            negative, or none is positive.
+    """
+    if set(weights) != set(names):
+        raise ValueError(f"weights name {sorted(weights)} but the members are {sorted(names)}")
+    raw = np.array([float(weights[n]) for n in names])
+    if (raw < 0).any() or not raw.sum() > 0:
+        raise ValueError(f"weights must be >= 0 with a positive sum, got {weights}")
+    return {n: float(w) for n, w in zip(names, raw / raw.sum(), strict=True)}
+
+
+def learn_weights(pred: pd.DataFrame, y: np.ndarray, weighting: str) -> dict[str, float]:
+    """Member weights from their forecasts ``pred`` (one column each) of actuals ``y``.
+
+    Raises:
+        ValueError: ``weighting`` is not one of :data:`WEIGHTINGS`.
+    """
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    return _weights(pred, np.asarray(y, dtype=float), weighting)
 
 
 def _fit(estimator, X, y, eval_set=None):

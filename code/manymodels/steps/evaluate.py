@@ -1,8 +1,11 @@
 """Step ``evaluate``: the gate (see :mod:`manymodels.gate`) for every trained partition.
 
-Each partition's current champion is loaded from the registry and scored on the SAME held-out
-weeks as the candidate. Writes ``<workdir>/reports/gate.json`` and ``gate.md`` (a table that
-also suits a GitHub job summary) and logs both to the pipeline's MLflow run.
+Each partition's current champion is loaded from the registry and scored on the SAME backtest
+weeks as the candidate: the weeks of the backtest origins it never trained on, against the
+candidate's backtest forecasts; or, when it trained on them all, all backtest weeks against the
+candidate's deployed model (see :mod:`manymodels.gate`). Writes ``<workdir>/reports/gate.json``
+and ``gate.md`` (a table that also suits a GitHub job summary) and logs both to the pipeline's
+MLflow run.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from manymodels.pyfunc import PackedModel
 from manymodels.report import fmt, markdown_table
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
-__all__ = ["champion_metrics", "main", "render_gate"]
+__all__ = ["champion_comparison", "champion_metrics", "main", "render_gate"]
 
 log = logging.getLogger(__name__)
 MARK = {True: "✅", False: "❌", None: "–"}
@@ -36,19 +39,53 @@ def champion_metrics(
     return evaluate(test["units"], packed.predict(test))
 
 
+def champion_comparison(
+    packed: PackedModel, frame: pd.DataFrame, backtest: pd.DataFrame
+) -> tuple[dict[str, float], dict[str, float], str]:
+    """``(champion metrics, candidate metrics, basis)`` on the same backtest weeks.
+
+    ``backtest`` holds the candidate's backtest rows (``week``, keys, ``units``, ``ensemble``
+    and ``deployed_ensemble``). The weeks after the champion's ``trained_through`` compare it
+    with the candidate's out-of-sample forecasts; when there are none, all backtest weeks
+    compare the two deployed models (both saw them).
+
+    Raises:
+        ValueError: the champion cannot build its features from ``frame`` or lacks columns.
+        KeyError: the backtest rows lack a column.
+    """
+    weeks = pd.to_datetime(backtest["week"])
+    through = getattr(packed, "trained_through", "")
+    unseen = weeks > pd.Timestamp(through) if through else pd.Series(False, index=weeks.index)
+    if unseen.any():
+        rows, column = backtest[unseen.to_numpy()], "ensemble"
+        basis = "weeks the champion never saw"
+    else:
+        rows, column = backtest, "deployed_ensemble"
+        basis = "backtest weeks (both trained on them)"
+    rows = rows.drop_duplicates(["week", "store_id", "product_id"])
+    features = build_features(frame, **packed.features)
+    keys = ["week", "store_id", "product_id"]
+    joined = rows.assign(week=pd.to_datetime(rows["week"])).merge(
+        features[features["units"].notna()], on=keys, suffixes=("", "_f")
+    )
+    if joined.empty:
+        raise ValueError("none of the backtest weeks is in the partition's data")
+    champion = evaluate(joined["units"], packed.predict(joined))
+    return champion, evaluate(joined["units"], joined[column]), basis
+
+
 def render_gate(verdicts: list[Verdict], gate: GateSettings, header: dict) -> str:
     """The gate report in Markdown: thresholds, counts per decision, and one row per partition."""
     counts = pd.Series([v.decision for v in verdicts]).value_counts().to_dict() if verdicts else {}
     special = ""
     for o in gate.overrides:
-        max_mape, improvement = gate.bars({o.key: o.value})
-        special += f"; for {o.key} = {o.value}: MAPE <= {max_mape}, reduction >= {improvement:.0%}"
+        special += f"; for {o.key} = {o.value}: {_bars(gate.rules({o.key: o.value}))}"
     lines = [
         "## Model gate",
         "",
-        f"run mode **{gate.run_mode}**; bars: MAPE <= {gate.max_mape}, MAPE reduction vs "
-        f"baseline >= {gate.min_improvement_vs_baseline:.0%}{special}; never worse than the "
-        f"champion by more than {gate.champion_tolerance:.0%}",
+        f"run mode **{gate.run_mode}**; metrics pooled over the backtest origins; bars: "
+        f"{_bars(gate.rules({}))}{special}; never worse than the champion by more than "
+        f"{gate.champion_tolerance:.0%} on the same weeks",
         "",
         " · ".join(f"{k}: **{v}**" for k, v in {**header, **counts}.items()),
         "",
@@ -63,29 +100,47 @@ def render_gate(verdicts: list[Verdict], gate: GateSettings, header: dict) -> st
     ]
     cols = [
         "partition",
-        "mape",
-        "baseline_mape",
+        "metric",
+        "error",
+        "baseline_error",
         "improvement",
-        "champion_mape",
-        "mape_target",
+        "rmse_zero",
+        "baseline_rmse_zero",
+        "champion_error",
+        "error_target",
         "beats_baseline",
+        "zero_weeks",
         "not_worse_than_champion",
         "decision",
         "reason",
     ]
     heads = [
         "partition",
-        "MAPE",
-        "baseline MAPE",
+        "metric",
+        "error",
+        "baseline",
         "vs baseline",
-        "champion MAPE",
-        "MAPE target",
+        "RMSE0",
+        "baseline RMSE0",
+        "champion",
+        "target",
         "beats baseline",
+        "zero weeks",
         "vs champion",
         "decision",
         "why",
     ]
     return "\n".join(lines) + markdown_table(rows, cols, heads)
+
+
+def _bars(rules) -> str:
+    text = (
+        f"{rules.metric.upper()} <= {rules.max_error}, {rules.metric.upper()} reduction vs "
+        f"baseline >= {rules.min_improvement:.0%}"
+    )
+    if rules.max_rmse_zero_vs_baseline is not None:
+        text += f", RMSE0 <= {rules.max_rmse_zero_vs_baseline:g} x the baseline's"
+    return text
 
 
 @guarded
@@ -108,12 +163,14 @@ def main(argv: list[str] | None = None) -> int:
                 "champion_version": champion.version if champion else None,
             }
             continue
-        champion_mape = None
+        compared, candidate = None, None
         if champion is not None:
             try:
                 packed = registry.load(store, name, version=champion.version)
                 frame = pd.read_parquet(settings.path("partitions", f"{pid}.parquet"))
-                champion_mape = champion_metrics(packed, frame, part["test_weeks"])["mape"]
+                backtest = pd.read_parquet(part["backtest_file"])
+                compared, candidate, basis = champion_comparison(packed, frame, backtest)
+                log.info("evaluate: %s: champion v%s compared on %s", pid, champion.version, basis)
             except (ValueError, KeyError) as exc:  # e.g. the champion expects other features
                 log.warning(
                     "evaluate: %s: champion v%s could not be scored (%s): not compared",
@@ -126,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             part["metrics"],
             gate,
             keys=part["keys"],
-            champion_mape=champion_mape,
             champion_version=champion.version if champion else None,
+            champion_metrics=compared,
+            candidate_metrics=candidate,
         )
         verdicts.append(verdict)
         records[pid] = verdict.as_dict()

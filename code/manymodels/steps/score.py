@@ -38,6 +38,7 @@ from manymodels.scoring import (
     predict_future,
     write_sql,
 )
+from manymodels.serve.snapshot import snapshot_path, write_snapshot
 from manymodels.steps import (
     add_data_option,
     as_of_date,
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         predictions, previous, out, url=url, table=settings.scoring.sql_table,
         scoring_date=scoring_date,
     )  # fmt: skip
+    # the online API's features (docs/serving.md): latest history per series of this data
+    write_snapshot(parts, snapshot_path(settings), settings.serving.history_weeks)
     rows = [{"partition": p, **s} for p, s in status.items()]
     columns = ["partition", "model", "version", "kind", "age_days", "rows", "status"]
     header = (

@@ -1,11 +1,13 @@
-"""Step ``train``: one ensemble (LASSO + embedding net) and the baseline per partition, in
-parallel across processes; each partition logged as an MLflow run nested in the pipeline's
-parent run, with its metrics, plots and both models as pyfunc models (registering them is the
-``register`` step's job, after the ``evaluate`` gate).
+"""Step ``train``: a rolling-origin backtest, then one ensemble (LASSO + embedding net by
+default) and the baseline per partition fitted on all known weeks, in parallel across
+processes; each partition logged as an MLflow run nested in the pipeline's parent run, with
+its metrics, plots and both models as pyfunc models (registering them is the ``register``
+step's job, after the ``evaluate`` gate).
 
 One failing partition does not stop the others: it is logged as a FAILED run with its error and
 the step exits 1 at the end (unless ``training.fail_on_partition_error`` is false). The hand-off
-to later steps is ``<workdir>/runs/training.json``.
+to later steps is ``<workdir>/runs/training.json``, with each partition's backtest forecasts in
+``<workdir>/runs/backtest/<partition>.parquet`` (the gate compares champions on them).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from manymodels.report import markdown_table
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 from manymodels.training import PartitionFit, train_partition
 
-__all__ = ["config_hash", "fit_and_stage", "main", "select_partitions"]
+__all__ = ["backtest_path", "config_hash", "fit_and_stage", "main", "select_partitions"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,11 @@ log = logging.getLogger(__name__)
 def config_hash(settings: Settings) -> str:
     text = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def backtest_path(settings: Settings, partition: str) -> Path:
+    """Where a partition's backtest forecasts are kept for the gate (``runs/backtest/``)."""
+    return settings.path("runs", "backtest", f"{partition}.parquet")
 
 
 def select_partitions(index: dict, only: list[str], sample: int) -> list[str]:
@@ -74,6 +81,10 @@ def fit_and_stage(path: str, partition: str, settings: Settings, stage: str) -> 
         {"features": fit.ensemble.columns, "weights": fit.weights, "info": fit.info},
         artifacts / "features.json",
     )
+    fit.test.to_parquet(artifacts / "backtest.parquet", index=False)
+    keep = backtest_path(settings, partition)
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    fit.test.to_parquet(keep, index=False)
     for kind in ("ensemble", "baseline"):
         registry.save_pyfunc(getattr(fit, kind), folder / kind, fit.example)
     return fit
@@ -206,6 +217,7 @@ def _log_runs(
                 "metrics": fit.metrics,
                 "weights": fit.weights,
                 "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "backtest_file": str(backtest_path(settings, pid)),
                 **fit.info,
                 **logged,
             }
@@ -233,6 +245,9 @@ def _params(settings: Settings, fit: PartitionFit) -> dict:
         "weighting": t.ensemble.weighting,
         **fit.ensemble.features,
         "test_weeks": t.split.test_weeks,
+        "backtest_origins": t.backtest.origins,
+        "backtest_step_weeks": t.backtest.step_weeks,
+        "members": ",".join(t.ensemble.members),
         "validation_weeks": t.split.validation_weeks,
         "train_rows": fit.info["train_rows"],
         "random_state": t.random_state,

@@ -105,3 +105,29 @@ def test_nan_target_is_an_error(split, features):
 def test_empty_input_is_an_error(split, features):
     with pytest.raises(ValueError, match="at least one row"):
         _net(features).fit(split.X.head(0), split.y.head(0))
+
+
+def test_poisson_loss_on_each_rows_scale_fits_the_sample(split, features):
+    model = _net(features, loss="poisson", scale_feature="rmean_13", epochs=5).fit(split.X, split.y)
+    pred = model.predict(split.X_test)
+    assert pred.shape == (len(split.X_test),) and (pred > 0).all()
+    wape = np.abs(pred - split.y_test).sum() / split.y_test.sum()
+    assert wape < 0.6
+    # the level scales the forecast: the same row at 10x the level forecasts more
+    louder = split.X_test.assign(rmean_13=split.X_test["rmean_13"] * 10)
+    assert model.predict(louder).mean() > pred.mean()
+
+
+def test_poisson_without_scale_feature_uses_one_level(split, features):
+    model = _net(features, loss="poisson", epochs=2).fit(split.X, split.y)
+    assert model.level_ == pytest.approx(1 + split.y.mean())
+    assert np.isfinite(model.predict(split.X_test)).all()
+
+
+def test_poisson_rejects_negative_units_and_unknown_scale_columns(split, features):
+    with pytest.raises(ValueError, match="non-negative"):
+        _net(features, loss="poisson").fit(split.X, split.y - 1000)
+    with pytest.raises(ValueError, match="scale_feature 'nope'"):
+        _net(features, loss="poisson", scale_feature="nope").fit(split.X, split.y)
+    with pytest.raises(ValueError, match="loss must be"):
+        _net(features, loss="huber").fit(split.X, split.y)

@@ -145,3 +145,35 @@ def test_nan_target_is_an_error(split):
 def test_empty_input_is_an_error(split):
     with pytest.raises(ValueError, match="at least one row"):
         Ensemble({"spy": Spy()}).fit(split.X.head(0), pd.Series(dtype=float))
+
+
+def test_fixed_weights_fit_every_member_on_all_rows(split, features):
+    from manymodels.models import HistoricalAverageBaseline
+
+    members = {"a": HistoricalAverageBaseline(), "b": HistoricalAverageBaseline(group_cols=())}
+    model = Ensemble(members, weights={"a": 3, "b": 1}).fit(split.X, split.y)
+    assert model.weights_ == {"a": 0.75, "b": 0.25}
+    assert model.validation_metrics_ == {}
+    # fitted on every row: the global member's mean is the mean of all of y
+    assert model.members_["b"].global_mean_ == pytest.approx(split.y.mean())
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [({"a": 1}, "members are"), ({"a": -1, "b": 2}, ">= 0"), ({"a": 0, "b": 0}, "positive")],
+)
+def test_bad_fixed_weights_are_an_error(split, weights, message):
+    from manymodels.models import HistoricalAverageBaseline
+
+    members = {"a": HistoricalAverageBaseline(), "b": HistoricalAverageBaseline()}
+    with pytest.raises(ValueError, match=message):
+        Ensemble(members, weights=weights).fit(split.X, split.y)
+
+
+def test_learn_weights_checks_the_weighting():
+    from manymodels.models.ensemble import learn_weights
+
+    pred = pd.DataFrame({"a": [1.0, 2.0], "b": [2.0, 4.0]})
+    assert learn_weights(pred, [1.0, 2.0], "equal") == {"a": 0.5, "b": 0.5}
+    with pytest.raises(ValueError, match="weighting"):
+        learn_weights(pred, [1.0, 2.0], "median")

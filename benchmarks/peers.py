@@ -1,0 +1,380 @@
+"""Benchmark: the project's ensemble and baseline against the tools a practitioner would use.
+
+Every model forecasts the same rows: the weeks of the project's rolling-origin backtest
+(``training.backtest`` and ``split.test_weeks``), each week 4 weeks ahead (``data.horizon_weeks``)
+from the data known at that time, refitted at each origin; all scored with
+:mod:`manymodels.metrics`. Three stages, because statsforecast, mlforecast and lightgbm need
+pandas < 3 and live in their own environment (``make bench-peers`` creates ``.venv-peers``):
+
+    .venv/bin/python benchmarks/peers.py project --out DIR          # ensemble + baseline
+    .venv-peers/bin/python benchmarks/peers.py peers --out DIR      # statsforecast, mlforecast
+    .venv/bin/python benchmarks/peers.py report --out DIR           # metrics, JSON, Markdown
+
+``--panel mock`` (default) is the demo's mock panel (56 partitions of 20 series x 520 weeks);
+``--panel PATH`` takes any conditioned standard table as parquet (``manymodels condition``
+output) and partitions it by ``--keys``. ``--sample N`` keeps the first N partitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "code"))  # the peers environment does not install the project
+
+from manymodels.metrics import evaluate  # noqa: E402 (numpy only: importable in both envs)
+
+KEYS = ["week", "store_id", "product_id"]
+SEASON = 52
+
+
+def load_panel(panel: str, keys: list[str], sample: int, weeks: int = 520) -> pd.DataFrame:
+    """The conditioned standard table of the panel, with a ``partition`` column.
+
+    Raises:
+        ValueError: a conditioned parquet lacks a column the benchmark needs.
+    """
+    if panel == "mock":
+        from manymodels.data.condition import condition  # noqa: PLC0415
+        from manymodels.data.mock import generate  # noqa: PLC0415
+
+        raw = generate(weeks=weeks, start=dt.date(2017, 1, 2))
+        table, _ = condition(raw, 4, 0.3)
+    else:
+        table = pd.read_parquet(panel)
+    need = ["week", "store_id", "product_id", "units", *keys]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{panel}: lacks column(s) {missing}: pass a conditioned standard table "
+            "(manymodels condition) and partition keys it has (--keys)"
+        )
+    table = table.assign(partition=table[keys].astype(str).agg(".".join, axis=1))
+    if sample:
+        chosen = sorted(table["partition"].unique())[:sample]
+        table = table[table["partition"].isin(chosen)]
+    return table.reset_index(drop=True)
+
+
+def run_project(table: pd.DataFrame, out: Path, workers: int) -> dict:
+    """The ensemble and the baseline through the project's own backtest, per partition."""
+    from manymodels.config import load_settings  # noqa: PLC0415
+    from manymodels.parallel import run_partitions  # noqa: PLC0415
+
+    settings = load_settings(REPO / "pipelines", "dev")
+    tasks = {
+        pid: (frame.drop(columns="partition"), pid, settings)
+        for pid, frame in table.groupby("partition", sort=True)
+    }
+    start, cpu0 = time.perf_counter(), _cpu()
+    outcomes = run_partitions(_fit_partition, tasks, workers)
+    wall, cpu = time.perf_counter() - start, _cpu() - cpu0
+    failed = {p: o.error for p, o in outcomes.items() if not o.ok}
+    if failed:
+        raise RuntimeError(f"partitions failed: {failed}")
+    rows = pd.concat([o.value for o in outcomes.values()], ignore_index=True)
+    rows.to_parquet(out / "project.parquet", index=False)
+    timing = {"ensemble": {"fit_wall_seconds": wall, "cpu_seconds": cpu, "note": "with baseline"}}
+    (out / "project_timing.json").write_text(json.dumps(timing, indent=2))
+    return timing
+
+
+def _fit_partition(frame: pd.DataFrame, pid: str, settings) -> pd.DataFrame:
+    import torch  # noqa: PLC0415
+
+    from manymodels.training import train_partition  # noqa: PLC0415
+
+    torch.set_num_threads(1)
+    fit = train_partition(frame, pid, settings)
+    scored = fit.test.assign(partition=pid)
+    bounds = fit.ensemble.intervals
+    out = scored[[*KEYS, "units", "origin", "partition", "ensemble", "baseline"]].copy()
+    # out-of-sample intervals: calibrate on the other origins (as ensemble_coverage does)
+    out["p10"], out["p90"] = np.nan, np.nan
+    from manymodels.models.intervals import ConformalIntervals  # noqa: PLC0415
+
+    for origin in out["origin"].unique():
+        held = out["origin"] == origin
+        calib = out[~held] if out["origin"].nunique() > 1 else out
+        model = ConformalIntervals(bounds.coverage).fit(calib["units"], calib["ensemble"])
+        b = model.predict(out.loc[held, "ensemble"]).to_numpy()
+        out.loc[held, "p10"], out.loc[held, "p90"] = b[:, 0], b[:, 2]
+    return out
+
+
+def run_peers(table: pd.DataFrame, out: Path, origins: list[dict], horizon: int) -> dict:
+    """statsforecast and mlforecast on the backtest rows of :func:`run_project`."""
+    import lightgbm  # noqa: F401, PLC0415  (fail early when the peers environment is wrong)
+    from mlforecast import MLForecast  # noqa: PLC0415
+    from mlforecast.lag_transforms import RollingMean  # noqa: PLC0415
+    from statsforecast import StatsForecast  # noqa: PLC0415
+    from statsforecast.models import (  # noqa: PLC0415
+        TSB,
+        AutoETS,
+        AutoTheta,
+        CrostonSBA,
+        SeasonalNaive,
+    )
+
+    df = table.assign(unique_id=table["store_id"].astype(str) + "|" + table["product_id"])
+    df = df[df["units"].notna()].rename(columns={"week": "ds", "units": "y"})
+    df = df[["unique_id", "ds", "y"]].sort_values(["unique_id", "ds"])
+    n_windows = sum(o["weeks"] for o in origins)
+    refit = origins[0]["weeks"]  # one fit per origin, forward filtering within its window
+    last = df["ds"].max()
+    first_test = min(o["start"] for o in origins)
+    # the windows are contiguous when step_weeks == test_weeks (the default)
+    test_weeks = sorted(df.loc[df["ds"] >= first_test, "ds"].unique())
+    timing, frames = {}, []
+    stats = {
+        "seasonal_naive": SeasonalNaive(season_length=SEASON),
+        "auto_ets": AutoETS(season_length=SEASON),
+        "auto_theta": AutoTheta(season_length=SEASON),
+        "croston_sba": CrostonSBA(),
+        "tsb": TSB(alpha_d=0.2, alpha_p=0.2),
+    }
+    # AutoETS/AutoTheta on the last ~3 years (minutes on all 520 weeks); seasonal naive needs 1
+    recent = df[df["ds"] > last - pd.Timedelta(weeks=3 * SEASON + n_windows + horizon)]
+    for name, model in stats.items():
+        data = df if name == "seasonal_naive" else recent
+        start, cpu0 = time.perf_counter(), time.process_time()
+        sf = StatsForecast(models=[model], freq="W-MON", n_jobs=1)
+        # intermittent-demand models cannot forward-filter: refit them at every week (cheap)
+        every = refit if hasattr(model, "forward") else True
+        cv = sf.cross_validation(
+            df=data, h=horizon, step_size=1, n_windows=n_windows + horizon - 1, refit=every
+        )
+        timing[name] = {
+            "fit_wall_seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu0,
+        }
+        frames.append(_horizon_rows(cv, horizon, test_weeks, name))
+    for name, objective in (("lightgbm_l2", "l2"), ("lightgbm_tweedie", "tweedie")):
+        start, cpu0 = time.perf_counter(), time.process_time()
+        mlf = MLForecast(
+            models={
+                name: lightgbm.LGBMRegressor(
+                    objective=objective,
+                    n_estimators=300,
+                    learning_rate=0.05,
+                    num_threads=1,
+                    verbose=-1,
+                )
+            },
+            freq="W-MON",
+            lags=[1, 2, 3, 4, 8, 13, 52],
+            lag_transforms={1: [RollingMean(4), RollingMean(13)], 52: [RollingMean(4)]},
+            date_features=["week"],
+        )
+        cv = mlf.cross_validation(
+            df=df, h=horizon, n_windows=n_windows + horizon - 1, step_size=1, refit=refit
+        )
+        timing[name] = {
+            "fit_wall_seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu0,
+        }
+        frames.append(_horizon_rows(cv, horizon, test_weeks, name))
+    peers = frames[0]
+    for frame in frames[1:]:
+        peers = peers.merge(frame, on=["unique_id", "ds"], how="outer")
+    peers.to_parquet(out / "peers.parquet", index=False)
+    (out / "peers_timing.json").write_text(json.dumps(timing, indent=2))
+    return timing
+
+
+def _horizon_rows(cv: pd.DataFrame, horizon: int, weeks: list, name: str) -> pd.DataFrame:
+    """The forecasts made ``horizon`` weeks before each test week (the project's design)."""
+    cv = cv.reset_index() if "unique_id" not in cv.columns else cv
+    ahead = cv[(cv["ds"] - cv["cutoff"]) == pd.Timedelta(weeks=horizon)]
+    ahead = ahead[ahead["ds"].isin(weeks)]
+    column = next(c for c in cv.columns if c not in {"unique_id", "ds", "cutoff", "y"})
+    return ahead[["unique_id", "ds", column]].rename(columns={column: name})
+
+
+def report(out: Path, table_meta: dict) -> dict:
+    """Metrics per model: pooled and per partition kind; JSON and a Markdown table."""
+    rows = pd.read_parquet(out / "project.parquet")
+    timing = json.loads((out / "project_timing.json").read_text())
+    models = ["ensemble", "baseline"]
+    if (out / "peers.parquet").exists():
+        peers = pd.read_parquet(out / "peers.parquet")
+        rows = rows.assign(unique_id=rows["store_id"].astype(str) + "|" + rows["product_id"])
+        rows = rows.merge(
+            peers.rename(columns={"ds": "week"}), on=["unique_id", "week"], how="left"
+        )
+        peer_models = [c for c in peers.columns if c not in ("unique_id", "ds")]
+        missing = rows[peer_models].isna().sum()
+        if missing.any():
+            raise ValueError(f"peer forecasts missing for some backtest rows: {missing.to_dict()}")
+        models += peer_models
+        timing |= json.loads((out / "peers_timing.json").read_text())
+    rows[models] = rows[models].clip(lower=0)
+    parts = []
+    for pid, group in rows.groupby("partition"):
+        for model in models:
+            parts.append(
+                {"partition": pid, "model": model, **evaluate(group["units"], group[model])}
+            )
+    per = pd.DataFrame(parts)
+    per["kind"] = per["partition"].map(_kind)
+    series = rows.groupby(["store_id", "product_id"]).ngroups
+    summary = {}
+    base = per[per["model"] == "baseline"].set_index("partition")["mape"]
+    for model in models:
+        mine = per[per["model"] == model].set_index("partition")
+        reduction = (base - mine["mape"]) / base
+        entry = {
+            "pooled_wape": evaluate(rows["units"], rows[model])["wape"],
+            "median_mape": float(mine["mape"].median()),
+            "median_wape": float(mine["wape"].median()),
+            "median_mape_reduction_vs_baseline": float(reduction.median()),
+            "by_kind": {},
+        }
+        for kind, group in mine.groupby("kind"):
+            entry["by_kind"][kind] = {
+                "median_mape": float(group["mape"].median()),
+                "median_wape": float(group["wape"].median()),
+                "median_rmse_zero": float(group["rmse_zero"].median()),
+                "median_mape_reduction_vs_baseline": float(reduction[group.index].median()),
+            }
+        t = timing.get(model)
+        if t:
+            entry["fit_wall_seconds"] = t["fit_wall_seconds"]
+            entry["vcpu_seconds_per_series"] = t["cpu_seconds"] / series
+        summary[model] = entry
+    inside = (rows["units"] >= rows["p10"]) & (rows["units"] <= rows["p90"])
+    summary["ensemble"]["p10_p90_coverage"] = float(inside.mean())
+    result = {
+        **table_meta,
+        "rows": len(rows),
+        "series": series,
+        "partitions": int(rows["partition"].nunique()),
+        "models": summary,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    (out / "peers.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "peers.md").write_text(markdown(result))
+    return result
+
+
+def markdown(result: dict) -> str:
+    """The results as Markdown tables (overall, then by partition kind)."""
+    models = result["models"]
+    lines = [
+        f"Panel `{result['panel']}`: {result['partitions']} partitions, {result['series']} "
+        f"series, {result['rows']} backtest rows ({result['origins']} origins x "
+        f"{result['test_weeks']} weeks, {result['horizon']}-week-ahead).",
+        "",
+        "| model | pooled WAPE | median MAPE | median WAPE | median MAPE reduction vs "
+        "baseline | fit, wall | vCPU-s per series |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in models.items():
+        wall = f"{m['fit_wall_seconds']:.1f} s" if "fit_wall_seconds" in m else "—"
+        cpu = f"{m['vcpu_seconds_per_series']:.3f}" if "vcpu_seconds_per_series" in m else "—"
+        lines.append(
+            f"| {name} | {m['pooled_wape']:.3f} | {m['median_mape']:.3f} | "
+            f"{m['median_wape']:.3f} | {m['median_mape_reduction_vs_baseline']:.1%} | {wall} | "
+            f"{cpu} |"
+        )
+    kinds = sorted({k for m in models.values() for k in m["by_kind"]})
+    lines += [
+        "",
+        "Median per partition kind: MAPE / WAPE / RMSE on zero weeks (RMSE0)",
+        "",
+        "| model | " + " | ".join(kinds) + " |",
+        "|---|" + "---|" * len(kinds),
+    ]
+    for name, m in models.items():
+        cells = []
+        for kind in kinds:
+            k = m["by_kind"].get(kind)
+            cells.append(
+                "—"
+                if k is None
+                else f"{k['median_mape']:.3f} / {k['median_wape']:.3f} / "
+                f"{k['median_rmse_zero']:.2f}"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "p10_p90_coverage" in models["ensemble"]:
+        lines += [
+            "",
+            f"Ensemble P10-P90 coverage (out of sample, leaving one origin out): "
+            f"{models['ensemble']['p10_p90_coverage']:.1%}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _kind(pid: str) -> str:
+    parts = pid.split(".")
+    size = next((p for p in parts if p in ("large", "small")), "")
+    speed = next((p for p in parts if p in ("fast", "slow")), "")
+    return ".".join(p for p in (size, speed) if p) or "all"
+
+
+def _cpu() -> float:
+    self_, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return self_.ru_utime + self_.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _origins(table: pd.DataFrame) -> tuple[list[dict], dict]:
+    """The backtest origins of the project's settings, read from the project's rows."""
+    rows = pd.read_parquet(table) if isinstance(table, Path) else table
+    origins = [
+        {"origin": int(k), "start": g["week"].min(), "weeks": int(g["week"].nunique())}
+        for k, g in rows.groupby("origin")
+    ]
+    return origins, {"origins": len(origins), "test_weeks": origins[0]["weeks"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("stage", choices=["project", "peers", "report"])
+    parser.add_argument("--panel", default="mock", help="'mock' or a conditioned parquet file")
+    parser.add_argument("--keys", default="region,store_format,speed", help="partition keys")
+    parser.add_argument("--sample", type=int, default=0, help="only the first N partitions")
+    parser.add_argument("--workers", type=int, default=0, help="project: processes (0: cores)")
+    parser.add_argument("--horizon", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=Path("work/bench-peers"))
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.stage == "report":
+        _, meta = _origins(args.out / "project.parquet")
+        meta |= {"panel": args.panel, "horizon": args.horizon}
+        result = report(args.out, meta)
+        print(markdown(result))  # noqa: T201 (a benchmark script's output)
+        return 0
+    cached = args.out / "panel.parquet"  # the mock panel takes minutes to generate: once
+    if args.stage == "peers" and cached.exists():
+        table = pd.read_parquet(cached)
+    else:
+        table = load_panel(args.panel, args.keys.split(","), args.sample)
+        table.to_parquet(cached, index=False)
+    if args.stage == "project":
+        timing = run_project(table, args.out, args.workers)
+    else:
+        origins, _ = _origins(args.out / "project.parquet")
+        timing = run_peers(table, args.out, origins, args.horizon)
+    print(json.dumps(timing, indent=2))  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""What the API does, without the web layer: find each series' partition, get its model from the
+cache, build features (from the snapshot, or the request's own rows) and predict.
+
+Errors are :class:`ServeError` with the HTTP status they mean, so the web layer only maps them.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from manymodels.features import COVARIATES, KEYS, build_features
+from manymodels.pyfunc import PackedModel
+from manymodels.redact import redact
+from manymodels.serve.cache import ModelCache, ModelNotFound, RegistryUnavailable
+from manymodels.serve.metrics import Metrics
+from manymodels.serve.schemas import (
+    ForecastRequest,
+    ForecastResponse,
+    ModelInfo,
+    SeriesForecast,
+    SeriesRequest,
+    WeekForecast,
+)
+from manymodels.serve.snapshot import Snapshot, SnapshotError
+
+__all__ = ["NeedsWork", "ServeError", "ServedModel", "Service"]
+
+log = logging.getLogger(__name__)
+
+
+class NeedsWork(Exception):
+    """Raised by ``forecast(cached_only=True)``: answering needs a load or a model run."""
+
+
+class ServeError(Exception):
+    """An error the API answers with ``status`` and ``detail`` (and ``headers``)."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.headers = status, detail, headers or {}
+
+
+@dataclass
+class ServedModel:
+    """A loaded model plus the forecasts of its partition's snapshot series.
+
+    The model predicts all the snapshot's future rows of its partition once, when it is loaded
+    (one vectorised call); a request that names only keys is then answered from these rows,
+    and one that carries its own rows runs the model on them. Both are this version's forecasts
+    of the same features (the snapshot is fixed until a newer one replaces the whole cache).
+    """
+
+    packed: PackedModel
+    future: pd.DataFrame | None = None  # week + forecast columns, after the last actual week
+    rows: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    snapshot: Snapshot | None = None  # the snapshot these forecasts come from
+
+    @property
+    def horizon(self) -> int:
+        return int(self.packed.features.get("horizon_weeks", 4))
+
+
+def future_rows(features: pd.DataFrame, last_actual) -> pd.DataFrame:
+    return features[features["week"] > last_actual].reset_index(drop=True)
+
+
+class Service:
+    """The online forecaster: snapshot + model cache + prediction.
+
+    Args:
+        snapshot_path: the feature snapshot written by batch scoring.
+        resolve, load: see :class:`~manymodels.serve.cache.ModelCache` (``load`` returns a
+            :class:`PackedModel`).
+        model_name: partition id -> registered model name.
+        settings: the ``serving`` section.
+        ping: () -> None, raises when the registry is unreachable (for /ready).
+    """
+
+    def __init__(self, snapshot_path, *, resolve, load, model_name, settings, ping, metrics=None):
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.model_name = model_name
+        self.snapshot_path = Path(snapshot_path)
+        self.snapshot: Snapshot | None = None
+        self.snapshot_error = ""
+        self._ping = ping
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        self.cache = ModelCache(
+            resolve,
+            lambda name, version: self._prepare(load(name, version)),
+            _size,
+            max_models=settings.max_models,
+            max_bytes=int(settings.max_model_mb * 2**20),
+            ttl_s=settings.alias_ttl_s,
+            metrics=self.metrics,
+        )
+        self.metrics.describe("snapshot_series", "gauge", "Series in the loaded feature snapshot.")
+        self.metrics.describe("snapshot_loads_total", "counter", "Feature snapshots loaded.")
+        self.refresh_snapshot(force=True)
+
+    # -- the snapshot ----------------------------------------------------------------------
+    def refresh_snapshot(self, force: bool = False) -> None:
+        """Load the snapshot when it changed on disk (looked at every ``snapshot_check_s``)."""
+        now = time.monotonic()
+        if not force and now - self._checked < self.settings.snapshot_check_s:
+            return
+        with self._lock:
+            if not force and now - self._checked < self.settings.snapshot_check_s:
+                return
+            self._checked = now
+            try:
+                mtime = self.snapshot_path.stat().st_mtime
+            except OSError:
+                mtime = None
+            if self.snapshot is not None and mtime == self.snapshot.mtime:
+                return
+            try:
+                snapshot = Snapshot(self.snapshot_path)
+            except SnapshotError as exc:
+                self.snapshot_error = str(exc)
+                log.warning(
+                    "serve: %s%s", exc, " (keeping the loaded one)" if self.snapshot else ""
+                )
+                return
+            self.snapshot, self.snapshot_error = snapshot, ""
+            self.cache.clear()  # cached feature rows belong to the old snapshot
+            self.metrics.inc("snapshot_loads_total")
+            self.metrics.set("snapshot_series", snapshot.series_count)
+            log.info(
+                "serve: snapshot %s: %d series in %d partitions",
+                self.snapshot_path,
+                snapshot.series_count,
+                len(snapshot.parts),
+            )
+
+    def _snapshot_due(self) -> bool:
+        return time.monotonic() - self._checked >= self.settings.snapshot_check_s
+
+    def ready(self) -> dict[str, str]:
+        """Problems that make the service not ready (empty: ready)."""
+        problems = {}
+        if self.snapshot is None:
+            problems["snapshot"] = self.snapshot_error or "not loaded"
+        try:
+            self._ping()
+        except Exception as exc:
+            problems["registry"] = f"unreachable: {type(exc).__name__}: {redact(str(exc))[:300]}"
+        return problems
+
+    def _prepare(self, packed: PackedModel) -> ServedModel:
+        snapshot = self.snapshot
+        served = ServedModel(packed, snapshot=snapshot)
+        if snapshot is not None and packed.partition in snapshot.parts:
+            frame = snapshot.parts[packed.partition]
+            features = build_features(frame, **packed.features)
+            future = future_rows(features, frame.loc[frame["units"].notna(), "week"].max())
+            served.future = _predict(packed, future)
+            groups = future.groupby(list(KEYS), observed=True).indices
+            served.rows = {(str(s), str(p)): idx for (s, p), idx in groups.items()}
+        return served
+
+    # -- forecasts -------------------------------------------------------------------------
+    def forecast(self, request: ForecastRequest, cached_only: bool = False) -> ForecastResponse:
+        """Forecasts for every series of ``request``.
+
+        ``cached_only``: answer only from memory (no registry call, no model run, no snapshot
+        load), else raise :class:`NeedsWork`; the API tries that first on its event loop and
+        hands the request to a worker thread when it is raised.
+        """
+        if len(request.series) > self.settings.max_series:
+            raise ServeError(
+                422,
+                f"{len(request.series)} series in one request: the limit is "
+                f"{self.settings.max_series} (serving.max_series); split it",
+            )
+        if cached_only and self._snapshot_due():
+            raise NeedsWork
+        self.refresh_snapshot()
+        alias = request.alias or self.settings.alias
+        out = []
+        for item in request.series:
+            pid, own = self._partition(item)
+            if cached_only and own:
+                raise NeedsWork
+            entry = self._model(pid, alias, cached_only)
+            served: ServedModel = entry.value
+            if request.weeks > served.horizon:
+                raise ServeError(
+                    422,
+                    f"weeks={request.weeks} exceeds the horizon of "
+                    f"{entry.name} v{entry.version} ({served.horizon} weeks)",
+                )
+            future = self._forecasts(item, served, own)
+            if len(future) < request.weeks:
+                raise ServeError(
+                    422,
+                    f"series store_id={item.store_id} product_id="
+                    f"{item.product_id} has {len(future)} future week(s) with "
+                    f"covariates, {request.weeks} wanted: send them in 'future'",
+                )
+            future = future.iloc[: request.weeks]
+            info = ModelInfo(name=entry.name, version=entry.version, alias=alias, stale=entry.stale)
+            out.append(
+                SeriesForecast(
+                    store_id=item.store_id,
+                    product_id=item.product_id,
+                    partition=pid,
+                    source="request" if own else "snapshot",
+                    model=info,
+                    forecasts=_weeks(future),
+                )
+            )
+        self.metrics.inc("series_forecast_total", len(out))
+        written = self.snapshot.manifest.get("written_at") if self.snapshot else None
+        return ForecastResponse(forecasts=out, snapshot_written_at=written)
+
+    def _partition(self, item: SeriesRequest) -> tuple[str, bool]:
+        """The series' partition id, and whether the request carries its own rows."""
+        own = bool(item.history or item.future)
+        known = (
+            self.snapshot.partition_of(item.store_id, item.product_id) if self.snapshot else None
+        )
+        if known is not None:
+            if item.partition is not None and item.partition != known:
+                raise ServeError(
+                    422,
+                    f"series store_id={item.store_id} product_id="
+                    f"{item.product_id} belongs to partition {known!r}, "
+                    f"not {item.partition!r}",
+                )
+            return known, own
+        if self.snapshot is None and not (item.partition and item.history):
+            raise ServeError(
+                503,
+                f"no feature snapshot loaded ({self.snapshot_error}): only "
+                "requests with partition and history can be answered",
+                {"Retry-After": str(self.settings.retry_after_s)},
+            )
+        if item.partition is None or not item.history:
+            raise ServeError(
+                404,
+                f"unknown series store_id={item.store_id} product_id="
+                f"{item.product_id}: it is not in the feature snapshot; send its "
+                "partition and history to forecast it anyway",
+            )
+        return item.partition, True
+
+    def _model(self, pid: str, alias: str, cached_only: bool = False):
+        name = self.model_name(pid)
+        if cached_only:
+            entry = self.cache.peek(name, alias)
+            if entry is None or entry.value.snapshot is not self.snapshot:
+                raise NeedsWork
+            return entry
+        try:
+            entry = self.cache.get(name, alias)
+            if entry.value.snapshot is not self.snapshot:  # loaded while a new one came in
+                self.cache.discard(name, alias)
+                entry = self.cache.get(name, alias)
+            return entry
+        except ModelNotFound as exc:
+            raise ServeError(404, f"unknown partition {pid!r}: {exc}") from exc
+        except RegistryUnavailable as exc:
+            retry = {"Retry-After": str(self.settings.retry_after_s)}
+            raise ServeError(503, str(exc), retry) from exc
+
+    def _forecasts(self, item: SeriesRequest, served: ServedModel, own: bool) -> pd.DataFrame:
+        if not own:
+            idx = served.rows.get((item.store_id, item.product_id))
+            return served.future.iloc[idx] if idx is not None else served.future.iloc[:0]
+        base = self.snapshot.series(item.store_id, item.product_id) if self.snapshot else None
+        frame = _merge(base, item)
+        try:
+            features = build_features(frame, **served.packed.features)
+        except ValueError as exc:
+            raise ServeError(
+                422, f"series store_id={item.store_id} product_id={item.product_id}: {exc}"
+            ) from exc
+        last = frame.loc[frame["units"].notna(), "week"].max()
+        return _predict(served.packed, future_rows(features, last))
+
+
+def _merge(base: pd.DataFrame | None, item: SeriesRequest) -> pd.DataFrame:
+    """The snapshot rows of a series with the request's rows on top: a value the request gives
+    wins, one it leaves out comes from the snapshot's row for that week."""
+    given = pd.DataFrame([r.model_dump() for r in (*item.history, *item.future)])
+    given = given.assign(week=pd.to_datetime(given["week"])).drop_duplicates("week", keep="last")
+    store, product = item.store_id, item.product_id
+    if base is not None and len(base):
+        columns = [c for c in ("units", *COVARIATES) if c in base.columns]
+        merged = given.set_index("week").combine_first(base.set_index("week")[columns])
+        future = pd.to_datetime([r.week for r in item.future])
+        merged.loc[merged.index.isin(future), "units"] = np.nan
+        given = merged.rename_axis("week").reset_index()
+        store, product = base["store_id"].iloc[0], base["product_id"].iloc[0]
+    missing = [c for c in COVARIATES if given[c].isna().any()]
+    if missing:
+        weeks = given.loc[given[missing].isna().any(axis=1), "week"].dt.strftime("%F").tolist()
+        raise ServeError(
+            422,
+            f"series store_id={item.store_id} product_id={item.product_id}: "
+            f"covariate(s) {missing} missing for week(s) {weeks[:5]}",
+        )
+    return given.assign(store_id=store, product_id=product).sort_values("week")
+
+
+def _predict(packed: PackedModel, future: pd.DataFrame) -> pd.DataFrame:
+    """``week``, ``prediction`` (and ``lower``/``upper`` when the model has intervals)."""
+    out = pd.DataFrame({"week": future["week"].to_numpy()})
+    out["prediction"] = packed.predict(future) if len(future) else np.array([], float)
+    interval = getattr(packed, "predict_interval", None)
+    if callable(interval) and len(future):  # models that carry intervals answer with them
+        out["lower"], out["upper"] = (np.asarray(b, float) for b in interval(future))
+    return out
+
+
+def _weeks(forecasts: pd.DataFrame) -> list[WeekForecast]:
+    lower = forecasts["lower"] if "lower" in forecasts else [None] * len(forecasts)
+    upper = forecasts["upper"] if "upper" in forecasts else [None] * len(forecasts)
+    return [
+        WeekForecast(week=w.date(), prediction=float(p), lower=lo, upper=up)
+        for w, p, lo, up in zip(
+            forecasts["week"], forecasts["prediction"], lower, upper, strict=True
+        )
+    ]
+
+
+def _size(served: ServedModel) -> int:
+    """Estimated bytes: the pickled model plus its feature rows."""
+    frame = 0 if served.future is None else int(served.future.memory_usage(deep=True).sum())
+    return len(pickle.dumps(served.packed, protocol=pickle.HIGHEST_PROTOCOL)) + frame
