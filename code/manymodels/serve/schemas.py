@@ -30,7 +30,8 @@ class Row(BaseModel):
 
     week: dt.date = Field(description="the Monday of the week")
     units: float | None = Field(None, ge=0, description="units sold; leave out for future weeks")
-    temp_f: float | None = None
+    tmax_f: float | None = None
+    tmin_f: float | None = None
     precip_in: float | None = None
     events: float | None = None
     median_income: float | None = None

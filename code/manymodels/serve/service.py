@@ -302,9 +302,17 @@ def _merge(base: pd.DataFrame | None, item: SeriesRequest) -> pd.DataFrame:
         merged.loc[merged.index.isin(future), "units"] = np.nan
         given = merged.rename_axis("week").reset_index()
         store, product = base["store_id"].iloc[0], base["product_id"].iloc[0]
-    missing = [c for c in COVARIATES if given[c].isna().any()]
+    # a covariate not known in advance (weather) is only needed for the history weeks: the
+    # features use it lagged or as a climatology (features.py)
+    needed = pd.DataFrame(
+        {
+            c: given[c].isna() & (given["units"].notna() | (m == "known"))
+            for c, m in COVARIATES.items()
+        }
+    )
+    missing = [c for c in COVARIATES if needed[c].any()]
     if missing:
-        weeks = given.loc[given[missing].isna().any(axis=1), "week"].dt.strftime("%F").tolist()
+        weeks = given.loc[needed[missing].any(axis=1), "week"].dt.strftime("%F").tolist()
         raise ServeError(
             422,
             f"series store_id={item.store_id} product_id={item.product_id}: "

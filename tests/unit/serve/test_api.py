@@ -152,7 +152,7 @@ def _rows(reg, pid, series, drop_weeks=0):
     frame = frame[
         (frame["store_id"] == series["store_id"]) & (frame["product_id"] == series["product_id"])
     ]
-    covariates = ["temp_f", "precip_in", "events", "median_income", "household_size",
+    covariates = ["tmax_f", "tmin_f", "precip_in", "events", "median_income", "household_size",
                   "share_age_65_plus"]  # fmt: skip
     known = frame[frame["units"].notna()]
     if drop_weeks:
@@ -161,7 +161,8 @@ def _rows(reg, pid, series, drop_weeks=0):
     def rows(f, units):
         cols = ["week", *(["units"] if units else []), *covariates]
         out = f[cols].assign(week=f["week"].dt.strftime("%F"))
-        return out.to_dict("records")
+        # weather is not known in advance: future rows leave it out (JSON has no NaN)
+        return [{k: v for k, v in r.items() if not pd.isna(v)} for r in out.to_dict("records")]
 
     return {"history": rows(known, True), "future": rows(frame[frame["units"].isna()], False)}
 
@@ -191,10 +192,10 @@ def test_own_rows_with_a_covariate_missing_are_422_naming_it(reg, serve):
     url, _ = serve()
     pid, series = a_series(reg)
     rows = _rows(reg, pid, series)
-    rows["future"] = [{k: v for k, v in r.items() if k != "temp_f"} for r in rows["future"]]
+    rows["future"] = [{k: v for k, v in r.items() if k != "events"} for r in rows["future"]]
     response = post(url, [{"store_id": "new", "product_id": "new", "partition": pid, **rows}])
     assert response.status_code == 422
-    assert "temp_f" in response.json()["detail"]
+    assert "events" in response.json()["detail"]
 
 
 def test_metrics_are_prometheus_text(reg, serve):
