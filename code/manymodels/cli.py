@@ -33,6 +33,7 @@ STEPS = {
     "init": "turn the template into a new project: names, registry, cloud resources",
     "doctor": "what a fork still has to set up: GitHub variables, environments, OIDC",
     "serve": "online forecast API: models loaded by alias on demand (docs/serving.md)",
+    "monitor": "forecasts vs actuals, drift, stale models, data quality; alerts and dashboard",
 }
 
 
@@ -66,18 +67,54 @@ def run_pipeline(
 
 
 def demo(common: list[str], config_dir: str, overrides: tuple[str, ...]) -> int:
-    """Mock data; train, gate, register and promote in dev; copy to prod; score in prod."""
-    dev = [*common, "--env", "dev"]
-    prod = [*common, "--env", "prod"]
-    for stage in (
-        lambda: run_step("mock", dev),
-        lambda: run_pipeline("training", dev, config_dir, "dev", overrides),
-        lambda: run_step("promote", ["--to", "prod", *prod]),
-        lambda: run_pipeline("scoring", prod, config_dir, "prod", overrides),
-    ):
+    """Mock data up to 8 weeks ago; train, gate, register and promote in dev; copy to prod; score
+    in prod; then the weeks that followed arrive (one region drifted: see
+    :mod:`manymodels.monitoring.demo`), scoring runs again, and monitoring compares what was
+    served with what sold."""
+    import datetime as dt  # noqa: PLC0415
+
+    from manymodels.monitoring import demo as monitoring_demo  # noqa: PLC0415
+    from manymodels.steps.mock import weeks_until  # noqa: PLC0415
+
+    settings = load_settings(config_dir, "dev", overrides)
+    total = settings.mock.weeks or weeks_until(settings.mock.start, dt.date.today())
+    rounds = monitoring_demo.rounds(total, settings.mock.start)
+
+    def at(args: list[str], day: dt.date) -> list[str]:
+        return [*args, "--set", f"data.as_of={day}"]
+
+    def pipeline(name: str, env: str, day: dt.date) -> int:
+        more = (*overrides, f"data.as_of={day}")
+        return run_pipeline(name, at([*common, "--env", env], day), config_dir, env, more)
+
+    def arrive(weeks: int) -> int:  # the weeks that followed, with one region drifted
+        code = run_step("mock", [*common, "--env", "prod", "--weeks", str(weeks)])
+        if not code:
+            region = monitoring_demo.drift_raw(settings.path("raw"), rounds[0][1])
+            log.info("demo: %d weeks of data; %s drifted since %s", weeks, region, rounds[0][1])
+        return code
+
+    (start_weeks, first), *later = rounds
+    stages = [
+        lambda: run_step("mock", [*common, "--env", "dev", "--weeks", str(start_weeks)]),
+        lambda: pipeline("training", "dev", first),
+        lambda: run_step("promote", ["--to", "prod", *common, "--env", "prod"]),
+        lambda: pipeline("scoring", "prod", first),
+    ]
+    for i, (weeks, day) in enumerate(later):
+        last = i == len(later) - 1
+        stages += [
+            lambda weeks=weeks: arrive(weeks),
+            lambda day=day, last=last: pipeline("monitoring" if last else "scoring", "prod", day),
+        ]
+    for stage in stages:
         code = stage()
         if code:
             return code
+    log.info(
+        "demo: the monitoring dashboard is %s (open it in a browser)",
+        settings.path("monitoring", "dashboard.html").resolve(),
+    )
     return 0
 
 
@@ -90,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     for step, text in STEPS.items():
         sub.add_parser(step, help=text, add_help=False)
     for name, text in (
-        ("run", "run a pipeline: training | scoring"),
+        ("run", "run a pipeline: training | scoring | monitoring"),
         ("demo", "mock data + all pipelines"),
     ):
         p = sub.add_parser(name, help=text)

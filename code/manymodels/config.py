@@ -331,11 +331,12 @@ class TrainingSettings:
     workers: NonNegativeInt = 0
     fail_on_partition_error: Flag = True
     gate: GateSettings = field(default_factory=GateSettings)
+    partitions: tuple[str, ...] = ()  # train only these (what a monitoring alert retrains)
 
 
 @dataclass(frozen=True)
 class ScoringSettings:
-    steps: tuple[str, ...] = ("condition", "validate", "score")
+    steps: tuple[str, ...] = ("condition", "validate", "score", "monitor")
     max_model_age_days: NonNegativeInt = 60
     sql_url: str = ""
     sql_table: Annotated[str, Field(min_length=1)] = "predictions"
@@ -362,6 +363,45 @@ class ServingSettings:
 
 
 @dataclass(frozen=True)
+class AccuracyMonitorSettings:
+    """Accuracy against actuals: rolling window, breach rule, allowed decay vs the backtest."""
+
+    rolling_weeks: int = 4
+    breach_weeks: int = 3  # alert when the rolling MAPE is above the gate's bar this many weeks
+    max_backtest_ratio: float = 2.0  # alert when rolling MAPE > backtest MAPE x this
+    min_rows: int = 20  # weeks with fewer matched rows are reported but never alert
+
+
+@dataclass(frozen=True)
+class DriftMonitorSettings:
+    """Input drift against the profile stored with each model at training time."""
+
+    window_weeks: int = 8
+    psi_warn: float = 0.25
+    psi_alert: float = 2.0
+    ks_pvalue: float = 0.01
+    ks_statistic: float = 0.3  # the KS test alerts only with a shift this large (big samples)
+    category_shift_alert: float = 0.2  # total variation distance of category shares
+    min_features: int = 1  # features in alert for the partition to alert
+    min_rows: int = 50  # a window with fewer rows of a feature is not judged
+
+
+@dataclass(frozen=True)
+class StalenessMonitorSettings:
+    warn_days: int = 14  # "about to go stale": within this many days of scoring's age limit
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    steps: tuple[str, ...] = ("condition", "validate", "monitor")
+    accuracy: AccuracyMonitorSettings = field(default_factory=AccuracyMonitorSettings)
+    drift: DriftMonitorSettings = field(default_factory=DriftMonitorSettings)
+    staleness: StalenessMonitorSettings = field(default_factory=StalenessMonitorSettings)
+    history_runs: int = 50  # MLflow runs read back for the pipeline and data-quality panels
+    predictions_from: str = "parquet"  # parquet (<workdir>/predictions) or sql (scoring.sql_url)
+
+
+@dataclass(frozen=True)
 class Settings:
     env: Literal["dev", "prod"] = "dev"
     project: ProjectSettings = field(default_factory=ProjectSettings)
@@ -373,6 +413,7 @@ class Settings:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
     @property
     def workdir(self) -> Path:

@@ -50,6 +50,18 @@ class PackedModel:
             out = pd.concat([out, self.intervals.predict(point)], axis=1)
         return out
 
+    def predict_interval(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``(p10, p90)`` per row: the interval the online API answers with.
+
+        Raises:
+            AttributeError: the model has no intervals (saved before they existed); the API
+                then answers without bounds.
+        """
+        if getattr(self, "intervals", None) is None:
+            raise AttributeError(f"model for partition {self.partition!r} has no intervals")
+        bands = self.intervals.predict(self.predict(frame))
+        return bands["p10"].to_numpy(float), bands["p90"].to_numpy(float)
+
     def save(self, path: str) -> str:
         joblib.dump(self, path)
         return path

@@ -607,3 +607,61 @@ def load_version(store: Store, name: str, version: str) -> PackedModel:
             )
             return mlflow.pyfunc.load_model(local).unwrap_python_model().packed
         return joblib.load(path)
+
+
+# --- monitoring (issue 10): version files, validation tags, pipeline runs ---
+
+
+def read_version_json(store: Store, version: ModelVersion, filename: str) -> dict | None:
+    """A JSON file stored in a registered version's model folder, or None when it has none.
+
+    Raises:
+        MlflowException: the store could not be read (never taken for "no file").
+    """
+    import json  # noqa: PLC0415
+
+    store.activate()
+    listed = mlflow.artifacts.list_artifacts(artifact_uri=version.source)
+    if not any(Path(f.path).name == filename for f in listed):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{version.source}/{filename}", dst_path=tmp
+        )
+        return json.loads(Path(local).read_text())
+
+
+def set_version_tags(store: Store, name: str, version: str | int, tags: dict[str, str]) -> None:
+    client = store.client()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))
+
+
+def recent_runs(store: Store, experiment: str, names: tuple[str, ...], limit: int) -> list[dict]:
+    """The latest ``limit`` parent runs named ``names`` (e.g. training, monitoring), as dicts."""
+    client = store.client()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    out = []
+    for name in names:
+        runs = client.search_runs(
+            [found.experiment_id],
+            f"attributes.run_name = '{name}'",
+            max_results=limit,
+            order_by=["attributes.start_time DESC"],
+        )
+        for r in runs:
+            end = r.info.end_time
+            out.append(
+                {
+                    "run_id": r.info.run_id,
+                    "pipeline": name,
+                    "status": r.info.status,
+                    "start": pd.Timestamp(r.info.start_time, unit="ms", tz="UTC").isoformat(),
+                    "seconds": (end - r.info.start_time) / 1000 if end else None,
+                    "metrics": dict(r.data.metrics),
+                    "tags": {k: v for k, v in r.data.tags.items() if not k.startswith("mlflow.")},
+                }
+            )
+    return sorted(out, key=lambda r: r["start"])

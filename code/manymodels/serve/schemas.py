@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "ForecastRequest",
@@ -23,20 +23,26 @@ _ID = {"min_length": 1, "max_length": 200}
 class Row(BaseModel):
     """One week of a series: history (``units`` known) or a future week (covariates only).
 
-    A covariate left out is taken from the snapshot's row for the same week, when it has one.
+    Covariates are further numeric fields named as in ``pipelines/data.yaml`` (e.g. ``events``,
+    ``tmax_f``); one left out is taken from the snapshot's row for the same week, when it has one.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"week": "2018-02-19", "units": 3, "events": 1}]},
+    )
 
-    week: dt.date = Field(description="the Monday of the week")
+    week: dt.date = Field(description="the first day of the week")
     units: float | None = Field(None, ge=0, description="units sold; leave out for future weeks")
-    tmax_f: float | None = None
-    tmin_f: float | None = None
-    precip_in: float | None = None
-    events: float | None = None
-    median_income: float | None = None
-    household_size: float | None = None
-    share_age_65_plus: float | None = None
+
+    @model_validator(mode="after")
+    def _numeric_covariates(self) -> Row:
+        for name, value in (self.model_extra or {}).items():
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise ValueError(f"covariate {name!r} must be a number or null, got {value!r}")
+        return self
 
 
 class SeriesRequest(BaseModel):

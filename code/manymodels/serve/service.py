@@ -6,6 +6,7 @@ Errors are :class:`ServeError` with the HTTP status they mean, so the web layer 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import threading
@@ -278,7 +279,7 @@ class Service:
             idx = served.rows.get((item.store_id, item.product_id))
             return served.future.iloc[idx] if idx is not None else served.future.iloc[:0]
         base = self.snapshot.series(item.store_id, item.product_id) if self.snapshot else None
-        frame = _merge(base, item)
+        frame = _merge(base, item, dict(served.packed.features.get("covariates") or COVARIATES))
         try:
             features = build_features(frame, **served.packed.features)
         except ValueError as exc:
@@ -289,30 +290,27 @@ class Service:
         return _predict(served.packed, future_rows(features, last))
 
 
-def _merge(base: pd.DataFrame | None, item: SeriesRequest) -> pd.DataFrame:
+def _merge(base: pd.DataFrame | None, item: SeriesRequest, covariates: dict) -> pd.DataFrame:
     """The snapshot rows of a series with the request's rows on top: a value the request gives
-    wins, one it leaves out comes from the snapshot's row for that week."""
+    wins, one it leaves out comes from the snapshot's row for that week. ``covariates`` are the
+    model's (``{name: mode}``); those known in advance must be there for every week."""
     given = pd.DataFrame([r.model_dump() for r in (*item.history, *item.future)])
     given = given.assign(week=pd.to_datetime(given["week"])).drop_duplicates("week", keep="last")
     store, product = item.store_id, item.product_id
     if base is not None and len(base):
-        columns = [c for c in ("units", *COVARIATES) if c in base.columns]
+        columns = [c for c in ("units", *covariates) if c in base.columns]
         merged = given.set_index("week").combine_first(base.set_index("week")[columns])
         future = pd.to_datetime([r.week for r in item.future])
         merged.loc[merged.index.isin(future), "units"] = np.nan
         given = merged.rename_axis("week").reset_index()
         store, product = base["store_id"].iloc[0], base["product_id"].iloc[0]
-    # a covariate not known in advance (weather) is only needed for the history weeks: the
-    # features use it lagged or as a climatology (features.py)
-    needed = pd.DataFrame(
-        {
-            c: given[c].isna() & (given["units"].notna() | (m == "known"))
-            for c, m in COVARIATES.items()
-        }
-    )
-    missing = [c for c in COVARIATES if needed[c].any()]
+    for name in covariates:
+        if name not in given.columns:
+            given[name] = np.nan
+    known = [c for c, mode in covariates.items() if mode == "known"]
+    missing = [c for c in known if given[c].isna().any()]
     if missing:
-        weeks = given.loc[needed[missing].any(axis=1), "week"].dt.strftime("%F").tolist()
+        weeks = given.loc[given[missing].isna().any(axis=1), "week"].dt.strftime("%F").tolist()
         raise ServeError(
             422,
             f"series store_id={item.store_id} product_id={item.product_id}: "
@@ -327,7 +325,8 @@ def _predict(packed: PackedModel, future: pd.DataFrame) -> pd.DataFrame:
     out["prediction"] = packed.predict(future) if len(future) else np.array([], float)
     interval = getattr(packed, "predict_interval", None)
     if callable(interval) and len(future):  # models that carry intervals answer with them
-        out["lower"], out["upper"] = (np.asarray(b, float) for b in interval(future))
+        with contextlib.suppress(AttributeError):  # one saved before intervals existed
+            out["lower"], out["upper"] = (np.asarray(b, float) for b in interval(future))
     return out
 
 

@@ -54,7 +54,14 @@ def write_snapshot(
     frames = []
     for pid, frame in parts.items():
         rows = frame.assign(partition=pid)
-        rows = rows[[c for c in SNAPSHOT_COLUMNS if c in rows.columns]]
+        # the declared columns, then every other numeric column: the covariates pipelines/data.yaml
+        # names (shipped and returns add up to the target and are no features)
+        extra = [
+            c
+            for c in rows.select_dtypes("number").columns
+            if c not in SNAPSHOT_COLUMNS and c not in ("shipped", "returns")
+        ]
+        rows = rows[[c for c in (*SNAPSHOT_COLUMNS, *extra) if c in rows.columns]]
         if history_weeks:
             known = rows["units"].notna()
             rank = rows[known].groupby(list(KEYS))["week"].rank(ascending=False)

@@ -99,6 +99,12 @@ def promote_prod(
         }
         if copy is not None and current is not None and copy.version == current.version:
             entry |= {"status": "unchanged", "replaced": None}
+            validated = {  # a re-validation in dev (the stale trap) reaches prod
+                k: v for k, v in version.tags.items()
+                if k.startswith("last_validated") and current.tags.get(k) != v
+            }  # fmt: skip
+            if validated and not dry_run:
+                registry.set_version_tags(target, name, current.version, validated)
         elif copy is not None and _rolled_back(copy):
             entry["status"] = "refused: rolled back in prod"
         else:

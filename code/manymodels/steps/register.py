@@ -2,8 +2,9 @@
 
 ``promote`` decisions register the candidate ensemble; ``fallback_baseline`` registers the
 partition's baseline model (so every partition has something to serve); ``keep_champion`` and
-``training_failed`` register nothing. Versions are tagged with the partition keys, the metrics,
-the baseline's metrics, the data version, git sha, settings hash and the training run.
+``training_failed`` register nothing, except that a kept champion is re-validated: see
+:func:`revalidate`. Versions are tagged with the partition keys, the metrics, the baseline's
+metrics, the data version, git sha, settings hash and the training run.
 
 Nothing is registered twice: re-running the step for the same training run reuses the versions
 it made, and an identical re-run (same ``git_sha`` and ``code_version``, ``config_hash`` and
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 
 from manymodels import registry
 from manymodels.io import read_json, write_json
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
-__all__ = ["IDENTITY", "main", "version_tags"]
+__all__ = ["IDENTITY", "main", "revalidate", "version_tags"]
 
 log = logging.getLogger(__name__)
 KIND_OF = {"promote": "ensemble", "fallback_baseline": "baseline"}
@@ -93,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     known = _known_versions(store, training, lineage)
     champions = registry.champions(store, settings.mlflow.model_prefix)
     registered = {}
+    for pid, verdict in gate["partitions"].items():
+        if verdict["decision"] == "keep_champion":  # the stale trap (issue 10): see revalidate
+            if revalidate(store, registry.model_name(settings, pid), verdict, training):
+                wanted[pid] = "baseline"  # a baseline champion is refit on the latest data
     for pid, kind in wanted.items():
         part = training["partitions"][pid] | {"partition": pid}
         name = registry.model_name(settings, pid)
@@ -138,6 +144,32 @@ def _known_versions(store, training: dict, lineage: dict[str, str]) -> dict:
         for v in registry.find_versions(store, **identity):
             known.setdefault((v.name, v.tags.get("model_kind")), v)
     return known
+
+
+def revalidate(store: registry.Store, name: str, verdict: dict, training: dict) -> str | None:
+    """A champion the gate kept: a baseline is refit, an ensemble is recorded as re-validated.
+
+    A baseline champion is replaced by this run's baseline, fit on the latest data (returns
+    ``"baseline"``: register it). An ensemble champion that was scored on this run's held-out
+    weeks gets ``last_validated_at`` (and the run, data version and its MAPE there), which
+    scoring's age rule counts from (returns None: register nothing).
+    """
+    champion = registry.get_alias(store, name, registry.CHAMPION)
+    if champion is None:
+        return None
+    if champion.tags.get("model_kind") == "baseline":
+        return "baseline"
+    mape = verdict.get("champion_mape")
+    if mape is None or math.isnan(mape):  # not scored on the fresh weeks: not validated
+        return None
+    registry.set_version_tags(store, name, champion.version, {
+        "last_validated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "last_validated_run_id": training["parent_run_id"],
+        "last_validated_data_version": training["data_version"],
+        "last_validated_mape": f"{mape:.6g}",
+    })  # fmt: skip
+    log.info("register: %s v%s kept and re-validated (MAPE %.3f)", name, champion.version, mape)
+    return None
 
 
 if __name__ == "__main__":

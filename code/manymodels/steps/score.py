@@ -13,6 +13,10 @@ and a run that scores nothing writes nothing. A warehouse that cannot be reached
 is missing) is reported with its redacted URL; the parquet output is written all the same. Every
 URI in the report and the logs is redacted. Exits 1 when any partition could not be scored or
 the SQL write failed.
+
+The age counts from the champion's last validation: its training, or the last time the gate kept
+it against a retrained challenger on fresh data (tag ``last_validated_at``); the report says
+which.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from manymodels import registry
 from manymodels.config import ConfigError
 from manymodels.data.partition import split_partitions
 from manymodels.io import write_parquet, write_text
+from manymodels.monitoring.staleness import age_basis
 from manymodels.parallel import run_partitions
 from manymodels.redact import redact
 from manymodels.report import markdown_table
@@ -70,14 +75,15 @@ def plan(parts: dict, store: registry.Store, settings, scoring_date: dt.date, al
             status[pid] = {"model": name, "status": "no model"}
             continue
         created = dt.datetime.fromtimestamp(champion.creation_timestamp / 1000, dt.UTC)
-        age = model_age_days(champion.tags.get("trained_at") or created.isoformat(), scoring_date)
+        stamp, basis = age_basis(champion.tags, created.isoformat())  # last validation first
+        age = model_age_days(stamp, scoring_date)
         stale = age > limit
         if stale:
-            log.warning("score: %s v%s was trained %d days before %s (limit: %d)",
-                        name, champion.version, age, scoring_date, limit)  # fmt: skip
+            log.warning("score: %s v%s was last %s %d days before %s (limit: %d)",
+                        name, champion.version, basis, age, scoring_date, limit)  # fmt: skip
         usable = allow_stale or not stale
         status[pid] = {
-            "model": name, "version": str(champion.version), "age_days": age,
+            "model": name, "version": str(champion.version), "age_days": age, "age_basis": basis,
             "kind": champion.tags.get("model_kind", "?"),
             "status": ("scored (stale)" if stale else "scored") if usable else "stale: refused",
         }  # fmt: skip
@@ -140,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     # the online API's features (docs/serving.md): latest history per series of this data
     write_snapshot(parts, snapshot_path(settings), settings.serving.history_weeks)
     rows = [{"partition": p, **s} for p, s in status.items()]
-    columns = ["partition", "model", "version", "kind", "age_days", "rows", "status"]
+    columns = ["partition", "model", "version", "kind", "age_days", "age_basis", "rows", "status"]
     header = (
         f"## Batch scoring {scoring_date}\n\nregistry: {redact(store.tracking_uri)} "
         f"({settings.env})  \npredictions: {written}  \nSQL: {sql}\n\n"

@@ -26,6 +26,7 @@ import pandas as pd
 from manymodels import registry
 from manymodels.config import Settings
 from manymodels.io import read_json, write_json
+from manymodels.monitoring.drift import write_profile
 from manymodels.parallel import effective_workers, run_partitions
 from manymodels.plots import residual_plot
 from manymodels.redact import redact
@@ -72,7 +73,8 @@ def fit_and_stage(path: str, partition: str, settings: Settings, stage: str) -> 
     import torch  # noqa: PLC0415 (the import costs seconds; only training pays it)
 
     torch.set_num_threads(1)
-    fit = train_partition(pd.read_parquet(path), partition, settings)
+    frame = pd.read_parquet(path)
+    fit = train_partition(frame, partition, settings)
     folder = Path(stage) / partition
     artifacts = folder / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -87,6 +89,7 @@ def fit_and_stage(path: str, partition: str, settings: Settings, stage: str) -> 
     fit.test.to_parquet(keep, index=False)
     for kind in ("ensemble", "baseline"):
         registry.save_pyfunc(getattr(fit, kind), folder / kind, fit.example)
+    write_profile(frame, fit, folder)  # input drift reference (manymodels.monitoring.drift)
     return fit
 
 
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     workers = settings.training.workers if args.workers is None else args.workers
     index = read_json(settings.path("partitions", "index.json"), step="partition")
     try:
-        chosen = select_partitions(index, args.partitions, args.sample)
+        only = args.partitions or list(settings.training.partitions)  # monitoring's retrain
+        chosen = select_partitions(index, only, args.sample)
     except ValueError as exc:
         log.error("train: %s", exc)
         return 2

@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from manymodels import registry
+from manymodels.features import COVARIATES
 from manymodels.scoring import predict_future
 
 
@@ -152,8 +153,7 @@ def _rows(reg, pid, series, drop_weeks=0):
     frame = frame[
         (frame["store_id"] == series["store_id"]) & (frame["product_id"] == series["product_id"])
     ]
-    covariates = ["tmax_f", "tmin_f", "precip_in", "events", "median_income", "household_size",
-                  "share_age_65_plus"]  # fmt: skip
+    covariates = [c for c in COVARIATES if c in frame.columns]
     known = frame[frame["units"].notna()]
     if drop_weeks:
         known = known.iloc[:-drop_weeks]
@@ -161,8 +161,8 @@ def _rows(reg, pid, series, drop_weeks=0):
     def rows(f, units):
         cols = ["week", *(["units"] if units else []), *covariates]
         out = f[cols].assign(week=f["week"].dt.strftime("%F"))
-        # weather is not known in advance: future rows leave it out (JSON has no NaN)
-        return [{k: v for k, v in r.items() if not pd.isna(v)} for r in out.to_dict("records")]
+        # a value the data does not have (weather of future weeks) is left out, as a client would
+        return [{k: v for k, v in r.items() if pd.notna(v)} for r in out.to_dict("records")]
 
     return {"history": rows(known, True), "future": rows(frame[frame["units"].isna()], False)}
 

@@ -1,0 +1,236 @@
+"""Input drift: a reference profile of a model's training inputs, and recent inputs against it.
+
+Demand data are seasonal, so a plain "last 8 weeks vs all of training" comparison flags every
+winter as drift. The profile therefore keeps, per numeric feature, quantiles per season bucket
+(four-week blocks of the year); the reference a window is compared with is the mixture of the
+buckets its rows fall in, weighted like the window. Per numeric feature: the population stability
+index (PSI) on the reference's deciles and a two-sample Kolmogorov-Smirnov test (asymptotic
+p-value). Per categorical feature: the shift in category shares (total variation distance, new
+categories included). Calendar columns (trend, year_sin, year_cos) move by construction and are
+not profiled, nor is ``filled_share`` (how much history a row had). The profile is taken on the
+training rows with their full history where there are enough of them: the first weeks of a
+series, with lags filled in, look nothing like what a model sees later; and only the last two
+years of them, since levels grow and shrink over the years. A feature is in alert when its PSI is
+above ``psi_alert`` AND the KS test finds a shift of at least ``ks_statistic`` at ``ks_pvalue``:
+either alone is noisy on the few hundred rows a partition has per window.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.special import kolmogorov
+
+from manymodels.config import DriftMonitorSettings
+from manymodels.features import build_features, feature_columns
+from manymodels.io import write_json
+
+__all__ = [
+    "PROFILE_FILE",
+    "SKIP",
+    "compare",
+    "current_window",
+    "profile",
+    "season",
+    "training_profile",
+    "write_profile",
+]
+
+PROFILE_FILE = "drift_profile.json"
+SKIP = ("trend", "year_sin", "year_cos", "week_of_year", "filled_share")
+LEVELS = np.linspace(0, 1, 21)  # quantiles kept per bucket
+BUCKET_WEEKS = 4
+MIN_FULL_ROWS = 200
+REFERENCE_WEEKS = 104
+
+
+def season(week: pd.Series) -> np.ndarray:
+    """The season bucket (0..13) of each week: four-week blocks of the ISO year."""
+    woy = pd.to_datetime(week).dt.isocalendar().week.to_numpy(dtype=int)
+    return (woy - 1) // BUCKET_WEEKS
+
+
+def profile(
+    features: pd.DataFrame, numeric: list[str], categorical: list[str], *, extra: dict | None = None
+) -> dict:
+    """The reference profile of ``features`` (the rows a model was trained on).
+
+    Args:
+        features: model input rows with a ``week`` column.
+        numeric: numeric feature columns (calendar columns in :data:`SKIP` are left out).
+        categorical: categorical feature columns.
+        extra: more keys stored with the profile (e.g. the feature settings).
+
+    Returns:
+        A JSON-ready dict: per numeric feature its overall deciles and per-season quantiles with
+        row counts, per categorical feature its category shares.
+
+    Raises:
+        ValueError: ``features`` is empty or lacks a column.
+    """
+    missing = [c for c in ["week", *numeric, *categorical] if c not in features.columns]
+    if missing:
+        raise ValueError(f"drift profile: column(s) {missing} missing from the training rows")
+    if features.empty:
+        raise ValueError("drift profile: no training rows to profile")
+    buckets = season(features["week"])
+    out: dict = {"rows": len(features), "numeric": {}, "categorical": {}, **(extra or {})}
+    for col in (c for c in numeric if c not in SKIP):
+        values = features[col].to_numpy(dtype=float)
+        ok = ~np.isnan(values)
+        by_season = {
+            str(b): {
+                "n": int((ok & (buckets == b)).sum()),
+                "q": _round(np.quantile(values[ok & (buckets == b)], LEVELS)),
+            }
+            for b in np.unique(buckets[ok])
+        }
+        out["numeric"][col] = {
+            "edges": _round(np.unique(np.quantile(values[ok], np.linspace(0, 1, 11)))),
+            "seasons": by_season,
+        }
+    for col in categorical:
+        shares = features[col].astype(str).value_counts(normalize=True)
+        out["categorical"][col] = {str(k): round(float(v), 6) for k, v in shares.items()}
+    return out
+
+
+def compare(ref: dict, current: pd.DataFrame, settings: DriftMonitorSettings) -> list[dict]:
+    """Per feature of ``ref``: PSI, KS statistic and p-value (numeric) or share shift.
+
+    Returns:
+        One dict per feature: ``feature``, ``kind``, the statistics, ``status`` (ok, warn,
+        alert or "no reference" when the window's seasons were never seen in training).
+    """
+    rows = []
+    buckets = season(current["week"])
+    for col, spec in ref.get("numeric", {}).items():
+        if col not in current.columns:
+            rows.append({"feature": col, "kind": "numeric", "status": "missing"})
+            continue
+        stats = _numeric(spec, current[col], buckets, settings.min_rows)
+        r = {"feature": col, "kind": "numeric", **stats}
+        rows.append(r)
+        if "psi" in r:
+            ks = r["ks_pvalue"] < settings.ks_pvalue and r["ks"] > settings.ks_statistic
+            r["status"] = _status(
+                r["psi"] > settings.psi_alert and ks, r["psi"] > settings.psi_warn
+            )
+    for col, shares in ref.get("categorical", {}).items():
+        if col not in current.columns:
+            rows.append({"feature": col, "kind": "categorical", "status": "missing"})
+            continue
+        now = current[col].astype(str).value_counts(normalize=True).to_dict()
+        keys = set(shares) | set(now)
+        tvd = 0.5 * sum(abs(now.get(k, 0.0) - shares.get(k, 0.0)) for k in keys)
+        new = sorted(set(now) - set(shares))
+        limit = settings.category_shift_alert
+        rows.append(
+            {
+                "feature": col,
+                "kind": "categorical",
+                "share_shift": round(tvd, 4),
+                "new_categories": new[:10],
+                "status": _status(tvd > limit, tvd > limit / 2),
+            }
+        )
+    return rows
+
+
+def _numeric(spec: dict, values: pd.Series, buckets: np.ndarray, min_rows: int) -> dict:
+    x = values.to_numpy(dtype=float)
+    ok = ~np.isnan(x)
+    x, b = x[ok], buckets[ok]
+    seasons = spec["seasons"]
+    weights = {s: int((b == int(s)).sum()) for s in seasons if (b == int(s)).any()}
+    if not weights or len(x) < min_rows:
+        why = "no reference" if not weights else f"too few rows (< {min_rows})"
+        return {"status": why, "rows": int(len(x))}
+    total = sum(weights.values())
+
+    def cdf(points: np.ndarray) -> np.ndarray:  # the reference mixture, weighted like the window
+        return sum(w / total * _cdf(seasons[s]["q"], points) for s, w in weights.items())
+
+    edges = np.asarray(spec["edges"], dtype=float)
+    inner = edges[1:-1]
+    ref_p = np.diff(np.concatenate([[0.0], cdf(inner), [1.0]]))
+    cur_p = np.bincount(np.searchsorted(inner, x, side="right"), minlength=len(inner) + 1) / len(x)
+    # half a row of smoothing per bin: an empty bin in a small window is not infinite drift
+    cur_p = (cur_p * len(x) + 0.5) / (len(x) + 0.5 * len(cur_p))
+    ref_p = np.clip(ref_p, 1e-4, None)
+    psi = float(np.sum((cur_p - ref_p) * np.log(cur_p / ref_p)))
+    xs = np.sort(x)
+    grid = np.unique(np.concatenate([xs, *(np.asarray(seasons[s]["q"]) for s in weights)]))
+    cur_cdf = np.searchsorted(xs, grid, side="right") / len(xs)
+    ks = float(np.max(np.abs(cur_cdf - cdf(grid))))
+    n_ref = sum(seasons[s]["n"] for s in weights)
+    n_eff = n_ref * len(xs) / (n_ref + len(xs))
+    return {
+        "psi": round(psi, 4),
+        "ks": round(ks, 4),
+        "ks_pvalue": float(kolmogorov(math.sqrt(n_eff) * ks)) if ks > 0 else 1.0,
+        "mean": round(float(xs.mean()), 4),
+        "reference_median": round(float(_median(seasons, weights)), 4),
+        "rows": int(len(xs)),
+    }
+
+
+def _cdf(quantiles: list[float], points: np.ndarray) -> np.ndarray:
+    """A CDF from quantiles at :data:`LEVELS`: steps at repeated values, linear in between."""
+    q = np.asarray(quantiles, dtype=float)
+    values, last = np.unique(q[::-1], return_index=True)
+    levels = LEVELS[::-1][last]  # the highest level at each distinct value
+    if len(values) == 1:
+        return (points >= values[0]).astype(float)
+    out = np.interp(points, values, levels)
+    return np.where(points < values[0], 0.0, out)
+
+
+def _median(seasons: dict, weights: dict) -> float:
+    return float(np.average([seasons[s]["q"][10] for s in weights], weights=list(weights.values())))
+
+
+def _status(alert: bool, warn: bool) -> str:
+    return "alert" if alert else "warn" if warn else "ok"
+
+
+def _round(values: np.ndarray) -> list[float]:
+    return [float(f"{v:.6g}") for v in values]
+
+
+def training_profile(frame: pd.DataFrame, feature_settings: dict, test_weeks: list[str]) -> dict:
+    """The profile of the rows a partition's models were trained on (before the test weeks)."""
+    features = build_features(frame, **feature_settings)
+    first_test = min(pd.to_datetime(test_weeks))
+    train = features[features["units"].notna() & (features["week"] < first_test)]
+    full = train[train["filled_share"] == 0]
+    train = full if len(full) >= MIN_FULL_ROWS else train
+    # the last two years only: levels grow and shrink, and years-old weeks are no reference
+    train = train[train["week"] >= train["week"].max() - pd.Timedelta(weeks=REFERENCE_WEEKS)]
+    categorical, numeric = feature_columns(**feature_settings)
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in feature_settings.items()}
+    return profile(
+        train,
+        list(numeric),
+        [c for c in categorical if c not in SKIP],
+        extra={"feature_settings": settings, "trained_until": str(first_test.date())},
+    )
+
+
+def write_profile(frame: pd.DataFrame, fit, folder) -> None:
+    """Write a fitted partition's profile into its artifacts and into each model folder, so
+    the profile travels with a registered version (also into prod)."""
+    data = training_profile(frame, fit.ensemble.features, fit.info["test_weeks"])
+    for sub in ("artifacts", "ensemble", "baseline"):
+        write_json(data, folder / sub / PROFILE_FILE)
+
+
+def current_window(frame: pd.DataFrame, ref: dict, weeks: int) -> pd.DataFrame:
+    """The recent inputs of one partition: its last ``weeks`` weeks with actuals and the weeks
+    being forecast, built with the model's own feature settings."""
+    features = build_features(frame, **ref["feature_settings"])
+    known = sorted(features.loc[features["units"].notna(), "week"].unique())
+    start = known[-weeks] if len(known) >= weeks else features["week"].min()
+    return features[features["week"] >= start]
