@@ -56,6 +56,7 @@ Flag = Annotated[bool, Field(strict=True)]
 Share = Annotated[float, Field(ge=0, le=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
 class ConfigError(ValueError):
@@ -95,12 +96,12 @@ class DataSettings:
     max_missing_week_share: Share = 0.0
     # the data contract (pipelines/data.yaml; docs/bring-your-own-data.md)
     uri: str = ""  # where relative source paths live; "" = <workdir>/raw; MANYMODELS_DATA_URI wins
-    week_starts: str = "monday"  # the first day of a week in the standard table
+    week_starts: Weekday = "monday"  # the first day of a week in the standard table
     discontinued_after_weeks: Count = 26  # a series with no sale for this long is not forecast
     min_history_weeks: NonNegativeInt = 26  # newer series are reported as new
     # a week in which a store reported nothing at all: "missing" (an export gap, validate judges
     # it) or "zero" (sparse data such as order lines, where no row means no sale)
-    unreported_weeks: str = "missing"
+    unreported_weeks: Literal["missing", "zero"] = "missing"
     store_formats: dict[str, str] = field(default_factory=dict)  # your format -> model format
     allow_mock: Flag = False  # mock data with a real MLflow store (tests only; see condition)
     default_region: str = "all"  # when no source gives a store's region
@@ -114,8 +115,12 @@ class CovariateSettings:
     name: str = ""
     column: str = ""  # the source's column; "" = ``name``
     known_in_advance: Flag = False  # calendar, events, planned prices: true; weather: false
-    unknown_as: str = "lag"  # when not known in advance: lag (by the horizon) | climatology
-    agg: str = "mean"  # rows of one week (daily data): mean | sum | max | min | last
+    unknown_as: Literal["lag", "climatology"] = (
+        "lag"  # when not known in advance: lag (by the horizon) | climatology
+    )
+    agg: Literal["mean", "sum", "max", "min", "last"] = (
+        "mean"  # rows of one week (daily data): mean | sum | max | min | last
+    )
     fill: float | None = None  # value where the source has no row; None: validate reports it
     min: float | None = None  # validate's range for the values
     max: float | None = None
@@ -131,22 +136,28 @@ class SourceSettings:
     """
 
     name: str = ""
-    kind: str = "covariates"
+    kind: Literal["sales", "returns", "stores", "products", "events", "covariates"] = "covariates"
     path: str = (
         ""  # relative to data.uri, an absolute path or an fsspec URL (s3://, abfs://, gs://)
     )
-    format: str = ""  # csv | parquet | jsonl | json | yaml | excel; "" = from the extension
+    format: Literal["", "csv", "parquet", "jsonl", "json", "yaml", "excel"] = (
+        ""  # csv | parquet | jsonl | json | yaml | excel; "" = from the extension
+    )
     records: str = ""  # json/yaml: the key holding the list of rows
     sheet: str = ""  # excel: the sheet ("" = the first)
     columns: dict[str, str] = field(default_factory=dict)
     date_formats: tuple[str, ...] = ()  # strptime formats tried in order; () = ISO dates
-    frequency: str = "weekly"  # weekly | daily (daily rows are summed/aggregated to weeks)
-    week_date: str = "start"  # weekly dates name the week's first day (start) or last (end)
+    frequency: Literal["weekly", "daily"] = (
+        "weekly"  # weekly | daily (daily rows are summed/aggregated to weeks)
+    )
+    week_date: Literal["start", "end"] = (
+        "start"  # weekly dates name the week's first day (start) or last (end)
+    )
     quantity_scale: PositiveFloat = 1.0  # multiplies the quantity (e.g. 0.001 for thousands)
     thousands: str = ","  # thousands separator stripped from text quantities
     # rows with the same key and date: "error" (exact repeats are dropped as re-sent rows, different
     # values are an error) or "sum" (the rows are transactions or order lines: they add up)
-    duplicates: str = "error"
+    duplicates: Literal["error", "sum"] = "error"
     covariates: tuple[CovariateSettings, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)  # passed to the fsspec filesystem
 

@@ -161,6 +161,8 @@ def test_a_stopped_mlflow_server_gives_a_clear_error_and_a_rerun_completes(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     url = server.start()
     monkeypatch.setenv("MANYMODELS_DEV_TRACKING_URI", url)
+    # condition refuses mock data with a real store: here the sample stands in for real data
+    (workspace.work / "raw" / "MOCK_DATA.json").unlink()
     _prepare(workspace, "--sample", "2")  # 2 partitions: every HTTP upload costs
     server.stop()  # the server goes away between evaluate and register
     caplog.clear()

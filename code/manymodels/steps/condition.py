@@ -97,6 +97,9 @@ def is_mock(root: str) -> bool:
 def mock_refusal(settings: Settings, local: bool) -> str | None:
     """Why mock data must not be used here (a real MLflow store is configured), or None.
 
+    Real: a tracking or registry URI that is not on this machine (an MLflow server, Databricks,
+    Azure ML); a sqlite file or a local folder is not.
+
     The store is found as :func:`manymodels.registry.resolve_store` finds it (environment
     variables, then the settings), without creating the embedded one or importing MLflow.
     """
@@ -110,7 +113,10 @@ def mock_refusal(settings: Settings, local: bool) -> str | None:
         or getattr(configured, f"{kind.lower()}_uri")
         for kind in ("TRACKING", "REGISTRY")
     ]
-    if not any(real):
+    # a store on this machine (a sqlite file, a local folder) is a sandbox; a server, Databricks
+    # or Azure ML is real
+    real = [uri for uri in real if uri and not uri.startswith(("sqlite:", "file:", "/", "."))]
+    if not real:
         return None
     return (
         f"refusing to use mock data with the real MLflow store of env {env!r}: set "

@@ -118,6 +118,10 @@ def test_mock_data_is_refused_with_a_real_registry(  # noqa: PLR0917
     monkeypatch.setenv(condition.ALLOW_MOCK_VAR, "true")
     assert run(raw_dir, workdir / "conditioned", common_args) == 0
     monkeypatch.delenv(condition.ALLOW_MOCK_VAR)
+    monkeypatch.setenv(variable, f"sqlite:///{workdir}/other.db")  # a local file: a sandbox
+    assert run(raw_dir, workdir / "conditioned", common_args) == 0
+    monkeypatch.setenv(variable, "databricks")
+    assert run(raw_dir, workdir / "conditioned", common_args) == 1
     (raw_dir / condition.MOCK_MARKER).unlink()  # real data: fine with the real store
     assert run(raw_dir, workdir / "conditioned", common_args) == 0
 
