@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.parse
 from pathlib import Path
 
 import pandas as pd
@@ -97,8 +98,8 @@ def is_mock(root: str) -> bool:
 def mock_refusal(settings: Settings, local: bool) -> str | None:
     """Why mock data must not be used here (a real MLflow store is configured), or None.
 
-    Real: a tracking or registry URI that is not on this machine (an MLflow server, Databricks,
-    Azure ML); a sqlite file or a local folder is not.
+    Real: a tracking or registry URI that is not on this machine (a remote MLflow server,
+    Databricks, Azure ML); a sqlite file, a local folder or a server on loopback is not.
 
     The store is found as :func:`manymodels.registry.resolve_store` finds it (environment
     variables, then the settings), without creating the embedded one or importing MLflow.
@@ -113,9 +114,9 @@ def mock_refusal(settings: Settings, local: bool) -> str | None:
         or getattr(configured, f"{kind.lower()}_uri")
         for kind in ("TRACKING", "REGISTRY")
     ]
-    # a store on this machine (a sqlite file, a local folder) is a sandbox; a server, Databricks
-    # or Azure ML is real
-    real = [uri for uri in real if uri and not uri.startswith(("sqlite:", "file:", "/", "."))]
+    # a store on this machine (a sqlite file, a local folder, a server on loopback such as a
+    # runner's throwaway one) is a sandbox; a remote server, Databricks or Azure ML is real
+    real = [uri for uri in real if uri and not _on_this_machine(uri)]
     if not real:
         return None
     return (
@@ -124,6 +125,13 @@ def mock_refusal(settings: Settings, local: bool) -> str | None:
         f"or run with --local for the embedded store (a test that means it: {ALLOW_MOCK_VAR}=true "
         "or --set data.allow_mock=true)"
     )
+
+
+def _on_this_machine(uri: str) -> bool:
+    if uri.startswith(("sqlite:", "file:", "/", ".")):
+        return True
+    host = urllib.parse.urlsplit(uri).hostname or ""
+    return uri.startswith(("http://", "https://")) and host in ("localhost", "127.0.0.1", "::1")
 
 
 def against_training(table: pd.DataFrame, index_path: Path) -> dict:

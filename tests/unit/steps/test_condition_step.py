@@ -120,6 +120,8 @@ def test_mock_data_is_refused_with_a_real_registry(  # noqa: PLR0917
     monkeypatch.delenv(condition.ALLOW_MOCK_VAR)
     monkeypatch.setenv(variable, f"sqlite:///{workdir}/other.db")  # a local file: a sandbox
     assert run(raw_dir, workdir / "conditioned", common_args) == 0
+    monkeypatch.setenv(variable, "http://127.0.0.1:5000")  # a throwaway server on loopback
+    assert run(raw_dir, workdir / "conditioned", common_args) == 0
     monkeypatch.setenv(variable, "databricks")
     assert run(raw_dir, workdir / "conditioned", common_args) == 1
     (raw_dir / condition.MOCK_MARKER).unlink()  # real data: fine with the real store
