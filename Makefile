@@ -35,7 +35,7 @@ else
 INSTALL = $(BIN)/python -m pip install --quiet $(PIP_ARGS)
 endif
 
-.PHONY: help setup setup-runtime demo test test-cov test-unit test-slow lint format clean mlflow-ui sample bench \
+.PHONY: help setup setup-runtime lock demo test test-cov test-unit test-slow lint format clean mlflow-ui sample bench \
 	e2e model-validation release-scoring package mock condition validate partition train evaluate \
 	register promote score training scoring
 
@@ -60,7 +60,26 @@ $(DEV_STAMP): pyproject.toml requirements/constraints.txt
 
 setup: $(DEV_STAMP) ## create .venv and install the project with its dev tools
 
-setup-runtime: $(STAMP) ## CD jobs: the project (or WHEEL=<CI's wheel>) and its runtime dependencies only
+# CD jobs install hash-checked pins only: requirements/runtime.lock (`make lock`) resolves the
+# runtime dependencies for the runners (Linux x86_64, Python 3.11), every file with its sha256;
+# then the project itself (or CI's wheel) without dependencies.
+LOCK := requirements/runtime.lock
+# Where `make lock` finds the CPU build of torch (a folder of wheels works too).
+TORCH_WHEELS ?= https://download.pytorch.org/whl/cpu/torch/
+setup-runtime: ## CD jobs: runtime dependencies only, hash-locked, then the project or WHEEL=<CI's wheel>
+	$(make_venv)
+	$(INSTALL) --require-hashes -r $(LOCK)
+	$(INSTALL) --no-deps $(if $(strip $(WHEEL)),$(WHEEL),-e .)
+	touch $(STAMP)
+
+lock: $(DEV_STAMP) ## regenerate requirements/runtime.lock from pyproject.toml and the constraints (needs the index)
+	$(BIN)/uv pip compile pyproject.toml -c requirements/constraints.txt --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header \
+		--find-links $(TORCH_WHEELS) \
+		-o $(LOCK).new
+	{ echo "# Hash-locked runtime dependencies for CD runners (Linux x86_64, Python 3.11): make setup-runtime"; \
+	  echo "# installs these with --require-hashes. Regenerate with make lock after changing pyproject.toml."; \
+	  cat $(LOCK).new; } > $(LOCK) && rm $(LOCK).new
 
 demo: $(STAMP) ## THE MAIN JOB: fresh mock data through every pipeline, embedded local defaults
 	$(MM) demo --env $(ENV) $(ARGS)

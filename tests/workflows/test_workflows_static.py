@@ -5,6 +5,7 @@ and the hygiene rules hold: least-privilege permissions, concurrency, timeouts, 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -510,14 +511,43 @@ def test_code_checks_ask_for_mock_data(name):
     assert step["env"] == {"MANYMODELS_DATA_URI": "mock"}
 
 
-def test_setup_runtime_installs_no_dev_tools():
+def test_setup_runtime_installs_hash_locked_runtime_dependencies_only():
     done = _run(["make", "-n", "--no-print-directory", "setup-runtime", "VENV=/nonexistent-venv"])
     assert done.returncode == 0, done.stderr
-    assert "-c requirements/constraints.txt -e ." in done.stdout and "[dev]" not in done.stdout
+    assert "--require-hashes -r requirements/runtime.lock" in done.stdout
+    assert "--no-deps -e ." in done.stdout and "[dev]" not in done.stdout
     wheel = "dist/manymodels-0.1.0-py3-none-any.whl"
     done = _run(["make", "-n", "--no-print-directory", "setup-runtime", "VENV=/nonexistent-venv",
                  f"WHEEL={wheel}"])  # fmt: skip
-    assert f"-c requirements/constraints.txt {wheel}" in done.stdout and " -e " not in done.stdout
+    assert f"--no-deps {wheel}" in done.stdout and " -e " not in done.stdout
+
+
+def _pins(text: str) -> dict[str, str]:
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", line)
+        if match:
+            found[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return found
+
+
+def test_the_runtime_lock_is_current():
+    """Every runtime dependency is locked, at the constraints' pin, each with a sha256 (run
+    `make lock` after changing pyproject.toml or the constraints)."""
+    import tomllib
+
+    text = (REPO / "requirements" / "runtime.lock").read_text()
+    lock = _pins(text)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", requirement).group()).lower()
+        assert name in lock, f"{name} is not in requirements/runtime.lock: run make lock"
+    constraints = _pins((REPO / "requirements" / "constraints.txt").read_text())
+    stale = {n: (v, constraints[n]) for n, v in lock.items() if constraints.get(n, v) != v}
+    assert not stale, f"lock and constraints disagree (lock, constraints): {stale}; make lock"
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])
+    assert all("--hash=sha256:" in entry for entry in entries if entry.strip())
+    assert lock["torch"] == "2.13.0+cpu"
 
 
 def test_a_wheelhouse_installs_offline():
@@ -531,7 +561,8 @@ def test_a_wheelhouse_installs_offline():
 
 def test_torch_comes_from_one_place():
     pins = (REPO / "requirements" / "constraints.txt").read_text().splitlines()
-    assert "torch==2.13.0+cpu" in pins  # only PyTorch's CPU page (or local disk) has this build
+    # only PyTorch's CPU page (or local disk) has this build
+    assert 'torch==2.13.0+cpu ; sys_platform == "linux"' in pins
     default = load_yaml(GITHUB / "actions" / "setup" / "action.yml")["inputs"]["pip-args"]
     assert default["default"] == "--find-links https://download.pytorch.org/whl/cpu/torch/"
 
@@ -566,3 +597,26 @@ def test_the_online_audit_runs_alone_without_secrets():
     step = _step(doc["jobs"]["zizmor"], "make audit-workflows")
     assert step["env"] == {"GH_TOKEN": "${{ github.token }}"}
     assert "--offline" not in _run(["make", "-n", "audit-workflows", "GH_TOKEN=x"]).stdout
+
+
+def _rulesets() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((GITHUB / "rulesets").glob("*.json"))}
+
+
+def test_rulesets_require_the_pr_checks_and_guard_release_branches():
+    rulesets = _rulesets()
+    assert set(rulesets) == {"main", "release", "release-create"}
+    pr_jobs = set(workflow("pr-validation")["jobs"])
+    for name in ("main", "release"):
+        rules = {rule["type"]: rule.get("parameters", {}) for rule in rulesets[name]["rules"]}
+        checks = {c["context"] for c in rules["required_status_checks"]["required_status_checks"]}
+        assert checks == pr_jobs, name
+        assert {"pull_request", "non_fast_forward"} <= set(rules), name
+        assert not rulesets[name]["bypass_actors"], name
+    assert rulesets["main"]["conditions"]["ref_name"]["include"] == ["~DEFAULT_BRANCH"]
+    release = ["refs/heads/" + b for b in triggers(workflow("cd-scoring"))["push"]["branches"]]
+    for name in ("release", "release-create"):
+        assert rulesets[name]["conditions"]["ref_name"]["include"] == release, name
+    create = rulesets["release-create"]
+    assert {rule["type"] for rule in create["rules"]} == {"creation", "deletion"}
+    assert {a["actor_type"] for a in create["bypass_actors"]} == {"RepositoryRole"}

@@ -479,6 +479,18 @@ def build_wheelhouse(snapshot: Path, root: Path) -> dict[str, str]:
     )  # fmt: skip
     if done.returncode:
         pytest.fail(f"could not download the wheels the jobs install:\n{done.stderr[-3000:]}")
+    if "UV" in env:  # unpack every wheel into uv's cache once, not in several jobs at the same time
+        warm = root / "warm"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(warm)], check=True)
+        done = subprocess.run(
+            [env["UV"], "pip", "install", "--quiet", "--python", str(warm / "bin" / "python"),
+             "--offline", "--no-index", "--find-links", str(dest),
+             "-c", str(snapshot / "requirements" / "constraints.txt"), f"{snapshot}[dev]"],
+            capture_output=True, text=True, env={**clean_env(), **env}, check=False,
+        )  # fmt: skip
+        shutil.rmtree(warm, ignore_errors=True)
+        if done.returncode:
+            pytest.fail(f"uv could not install from the wheelhouse:\n{done.stderr[-3000:]}")
     done_marker.write_text("")
     return env
 
