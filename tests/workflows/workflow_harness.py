@@ -1,10 +1,12 @@
 """Helpers for the workflow tests: reading the workflow files, and running them with act.
 
-Executed tests run the real workflow files with nektos/act in host mode (no Docker): act copies a
-snapshot of the working tree into a temporary folder per job, substitutes the tree for
-actions/checkout, and maps every other remote action to a local stand-in under ``standins/``
-(``--local-repository owner/repo@sha=DIR``). HOME, act's caches, the snapshot, the artifacts and
-any MLflow server live under pytest's tmp_path: nothing is written to the repository or to ~/.
+Executed tests run the real workflow files with nektos/act in host mode (no Docker). The working
+tree is snapshotted once per session into a git repository of its own (``snapshot_tree``: the
+tree under test as a commit, release branches, a newer commit on main); every remote action is
+mapped to a local stand-in under ``standins/`` (``--local-repository owner/repo@sha=DIR``), the
+checkout stand-in cloning the snapshot into each job's folder. Jobs install offline from a shared
+wheelhouse with uv (``build_wheelhouse``). HOME, act's caches, the artifacts and any MLflow server
+live under a temp folder of the test: nothing is written to the repository or to ~/.
 """
 
 from __future__ import annotations
@@ -299,6 +301,9 @@ class Act:
             str(self.empty),
             "--secret-file",
             str(self.empty),
+            # github.token: a dummy, for steps that must pass one (download-artifact from CI's run)
+            "--secret",
+            "GITHUB_TOKEN=offline-dummy-token",
             "--var-file",
             str(self.empty),
             "--input-file",
