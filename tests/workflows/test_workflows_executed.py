@@ -48,6 +48,10 @@ EMBEDDED_STEP = "Model validation (embedded mode, no remote registry)"
 QUICK_TEST_COV = {
     "PYTEST_ADDOPTS": "--ignore=tests/integration --ignore=tests/workflows --cov-fail-under=0"
 }
+# The CD runs train the full mock set with 3 NN epochs instead of 30 (ARGS reaches `manymodels run`
+# through the make targets): they test the hand-over between workflows, registries and
+# environments; what training produces is tested in tests/integration.
+FEW_EPOCHS = {"ARGS": "--set training.nn.epochs=3"}
 CI_RUN_ID = "4242"  # the CI run whose `dist` artifact cd-model-validation downloads
 
 
@@ -207,7 +211,7 @@ def test_main_to_release_through_shared_dev_and_prod_registries(
         validated = act.run(
             "workflow_run", "cd-model-validation", event,
             variables={"MLFLOW_TRACKING_URI": dev, **AZURE},
-            env={"STANDIN_AZURE_LOGIN": "allow", "STANDIN_DOWNLOADS": str(downloads)},
+            env={"STANDIN_AZURE_LOGIN": "allow", "STANDIN_DOWNLOADS": str(downloads), **FEW_EPOCHS},
             label="CD model validation (workflow_run after CI, shared dev registry)",
         )  # fmt: skip
         validated.assert_jobs({"model-validation": "success"})
@@ -233,6 +237,7 @@ def test_main_to_release_through_shared_dev_and_prod_registries(
         scored = act.run(
             "push", "cd-scoring", "push_release.json",
             variables={"MLFLOW_TRACKING_URI": prod, "MANYMODELS_DEV_TRACKING_URI": dev},
+            env=FEW_EPOCHS,
             label="CD scoring (push to release/*, shared prod registry)",
         )  # fmt: skip
         scored.assert_jobs({"release-branch": "success", "release-scoring": "success"})
@@ -272,8 +277,10 @@ def test_failed_ci_does_not_start_model_validation(act: Act):
 def test_fresh_fork_model_validation_builds_an_embedded_dev_registry(act: Act):
     """No variables: the job trains into a local MLflow store and uploads it as an artifact."""
     require_targets("cd-model-validation")
-    result = act.run("workflow_dispatch", "cd-model-validation", "workflow_dispatch.json",
-                     label="CD model validation (dispatch, embedded store)")  # fmt: skip
+    result = act.run(
+        "workflow_dispatch", "cd-model-validation", "workflow_dispatch.json", env=FEW_EPOCHS,
+        label="CD model validation (dispatch, embedded store)",
+    )  # fmt: skip
     result.assert_jobs({"model-validation": "success"})
     assert "Azure login (OIDC)" not in result.steps("model-validation")
     registry = result.artifacts / "dev-registry"
@@ -301,8 +308,10 @@ def test_new_data_reruns_model_validation_then_scoring_in_embedded_mode(act: Act
     embedded, the path a fork without any variables takes.
     """
     require_targets("cd-data-change")
-    result = act.run("repository_dispatch", "cd-data-change", "repository_dispatch_new_data.json",
-                     label="CD data change (repository_dispatch new-data, embedded)")  # fmt: skip
+    result = act.run(
+        "repository_dispatch", "cd-data-change", "repository_dispatch_new_data.json",
+        env=FEW_EPOCHS, label="CD data change (repository_dispatch new-data, embedded)",
+    )  # fmt: skip
     result.assert_jobs(
         {"model-validation": "success", "release-branch": "success", "release-scoring": "success"}
     )

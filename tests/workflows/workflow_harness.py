@@ -144,8 +144,16 @@ def make_targets_called(doc: dict) -> list[tuple[str, str]]:
     return calls
 
 
+# Makefile variables that `make test ARGS=...` exports to this process: not for the jobs' make.
+SCRUBBED_NAMES = {"ARGS", "EPOCHS", "WORKDIR", "ENV", "VENV", "PIP_ARGS", "PYTHON", "TOOLS"}
+
+
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(SCRUBBED_PREFIXES) and k not in SCRUBBED_NAMES
+    }
     venv_bin = str(Path(sys.prefix) / "bin")
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     return env
