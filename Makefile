@@ -14,27 +14,73 @@ WORKDIR ?= work
 # Extra pip options, e.g. PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu" on a
 # runner whose PyPI would otherwise hand out the multi-GB CUDA build of torch.
 PIP_ARGS ?=
+# A folder of wheels to install from instead of the package index (offline; the executed workflow
+# tests hand every act job one). With UV naming a uv binary, uv installs from it: seconds from
+# uv's cache instead of minutes with pip.
+WHEELHOUSE ?=
+UV ?=
+# CD installs CI's build of the project: WHEEL=dist/manymodels-<version>-py3-none-any.whl.
+WHEEL ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 MM := $(BIN)/manymodels
+# Two install levels: STAMP is the project with its runtime dependencies (what every pipeline
+# target needs; CD jobs stop there), DEV_STAMP adds the dev tools (tests, linters, act).
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+ifneq ($(strip $(WHEELHOUSE)),)
+INSTALL = $(if $(strip $(UV)),$(UV) pip install --quiet --python $(BIN)/python --offline,$(BIN)/python -m pip install --quiet) --no-index --find-links $(WHEELHOUSE)
+else
+INSTALL = $(BIN)/python -m pip install --quiet $(PIP_ARGS)
+endif
 
-.PHONY: help setup demo test test-cov test-unit test-slow lint format clean mlflow-ui sample bench \
-	e2e model-validation release-scoring example-walmart package mock condition validate partition train evaluate \
+.PHONY: help setup setup-runtime lock demo test test-cov test-unit test-slow lint format clean mlflow-ui \
+	sample bench e2e model-validation release-scoring example-walmart package mock condition validate \
+	partition train evaluate \
 	register promote score training scoring
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
 		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements/constraints.txt
+define make_venv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(PIP_ARGS) -c requirements/constraints.txt -e ".[dev]"
+	$(if $(strip $(WHEELHOUSE)),,$(BIN)/python -m pip install --quiet --upgrade pip)
+endef
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	$(make_venv)
+	$(INSTALL) -c requirements/constraints.txt $(if $(strip $(WHEEL)),$(WHEEL),-e .)
 	touch $@
 
-setup: $(STAMP) ## create .venv and install the project with its dev tools
+$(DEV_STAMP): pyproject.toml requirements/constraints.txt
+	$(make_venv)
+	$(INSTALL) -c requirements/constraints.txt -e ".[dev]"
+	touch $(STAMP) $@
+
+setup: $(DEV_STAMP) ## create .venv and install the project with its dev tools
+
+# CD jobs install hash-checked pins only: requirements/runtime.lock (`make lock`) resolves the
+# runtime dependencies for the runners (Linux x86_64, Python 3.11), every file with its sha256;
+# then the project itself (or CI's wheel) without dependencies.
+LOCK := requirements/runtime.lock
+# Where `make lock` finds the CPU build of torch (a folder of wheels works too).
+TORCH_WHEELS ?= https://download.pytorch.org/whl/cpu/torch/
+setup-runtime: ## CD jobs: runtime dependencies only, hash-locked, then the project or WHEEL=<CI's wheel>
+	$(make_venv)
+	$(INSTALL) --require-hashes -r $(LOCK)
+	$(INSTALL) --no-deps $(if $(strip $(WHEEL)),$(WHEEL),-e .)
+	touch $(STAMP)
+
+lock: $(DEV_STAMP) ## regenerate requirements/runtime.lock from pyproject.toml and the constraints (needs the index)
+	$(BIN)/uv pip compile pyproject.toml -c requirements/constraints.txt --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header \
+		--find-links $(TORCH_WHEELS) \
+		-o $(LOCK).new
+	{ echo "# Hash-locked runtime dependencies for CD runners (Linux x86_64, Python 3.11): make setup-runtime"; \
+	  echo "# installs these with --require-hashes. Regenerate with make lock after changing pyproject.toml."; \
+	  cat $(LOCK).new; } > $(LOCK) && rm $(LOCK).new
 
 demo: $(STAMP) ## THE MAIN JOB: fresh mock data through every pipeline, embedded local defaults
 	$(MM) demo --env $(ENV) $(ARGS)
@@ -42,23 +88,23 @@ demo: $(STAMP) ## THE MAIN JOB: fresh mock data through every pipeline, embedded
 test: lint ## lint, then the whole test suite (slow end-to-end tests included) with the coverage gate
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml $(ARGS)
 
-test-cov: $(STAMP) ## every test but the executed workflows, with the coverage gate (what PR checks run)
+test-cov: $(DEV_STAMP) ## every test but the executed workflows, with the coverage gate (what PR checks run)
 	mkdir -p $(WORKDIR)/reports
 	status=0; $(BIN)/pytest -m "not workflows" --cov --cov-report=term --cov-report=xml $(ARGS) || status=$$?; \
 		$(BIN)/coverage report --format=markdown > $(WORKDIR)/reports/coverage.md || true; exit $$status
 
-test-unit: $(STAMP) ## the fast tests only (no coverage gate)
+test-unit: $(DEV_STAMP) ## the fast tests only (no coverage gate)
 	$(BIN)/pytest -m "not slow" $(ARGS)
 
-test-slow: $(STAMP) ## the slow end-to-end tests only
+test-slow: $(DEV_STAMP) ## the slow end-to-end tests only
 	$(BIN)/pytest -m slow $(ARGS)
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(DEV_STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MAKE) --no-print-directory lint-workflows
 
-format: $(STAMP) ## apply ruff's fixes and formatting
+format: $(DEV_STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 

@@ -7,7 +7,6 @@ monitor: $(STAMP) ## monitoring in prod -> work/monitoring/ (embedded mode: the 
 		echo "embedded mode: no registry configured: running the demo loop on mock data"; \
 		$(MM) demo --set project.workdir=$(WORKDIR) $(ARGS); \
 	else \
-		test -d $(WORKDIR)/raw || $(MM) mock --set project.workdir=$(WORKDIR); \
 		$(MM) run monitoring --env prod --set project.workdir=$(WORKDIR) $(ARGS); \
 	fi
 

@@ -169,7 +169,8 @@ def git_tags() -> dict[str, str]:
         return "unknown"
 
     return {
-        "git_sha": os.environ.get("GITHUB_SHA") or git("rev-parse", "HEAD"),
+        "git_sha": os.environ.get("MANYMODELS_GIT_SHA", os.environ.get("GITHUB_SHA"))
+        or git("rev-parse", "HEAD"),
         "git_branch": os.environ.get("GITHUB_REF_NAME") or git("rev-parse", "--abbrev-ref", "HEAD"),
         "workflow_run_id": os.environ.get("GITHUB_RUN_ID", "local"),
     }

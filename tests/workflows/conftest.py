@@ -8,13 +8,22 @@ minutes-long workflow run would delete the run's workspace under its feet.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workflow_harness import TIMINGS, Act, act_binary, snapshot_tree
+from workflow_harness import (
+    TIMINGS,
+    Act,
+    act_binary,
+    build_wheelhouse,
+    snapshot_tree,
+    wheelhouse_dir,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,9 +47,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not TIMINGS:
         return
     terminalreporter.section("executed workflows (act, host mode)")
-    for label, seconds, jobs in TIMINGS:
+    for label, seconds, jobs, steps in TIMINGS:
         outcome = ", ".join(f"{job} {result}" for job, result in jobs.items()) or "no job ran"
         terminalreporter.write_line(f"{seconds:7.1f} s  {label}  [{outcome}]")
+        for job, times in steps.items():
+            slow = sorted(times.items(), key=lambda item: -item[1])[:3]
+            parts = ", ".join(f"{step[:40]} {secs:.1f} s" for step, secs in slow)
+            terminalreporter.write_line(f"{'':12}{job}: {parts}")
+    out = os.environ.get("WORKFLOW_TIMINGS_JSON")
+    if out:
+        runs = [{"run": label, "seconds": round(seconds, 1), "jobs": jobs,
+                 "steps": {j: {k: round(v, 1) for k, v in t.items()} for j, t in steps.items()}}
+                for label, seconds, jobs, steps in TIMINGS]  # fmt: skip
+        Path(out).write_text(json.dumps(runs, indent=2) + "\n")
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +70,12 @@ def snapshot() -> Iterator[Path]:
         yield snapshot_tree(root / "manymodels")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def installs(snapshot: Path) -> dict[str, str]:
+    """The wheelhouse every job installs from (see build_wheelhouse), cached between sessions."""
+    return build_wheelhouse(snapshot, wheelhouse_dir(snapshot))
 
 
 @pytest.fixture
@@ -65,5 +90,5 @@ def act_tmp(request: pytest.FixtureRequest) -> Iterator[Path]:
 
 
 @pytest.fixture
-def act(snapshot: Path, act_tmp: Path) -> Act:
-    return Act(snapshot, act_tmp, act_binary())
+def act(snapshot: Path, act_tmp: Path, installs: dict[str, str]) -> Act:
+    return Act(snapshot, act_tmp, act_binary(), installs)

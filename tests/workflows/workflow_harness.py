@@ -1,15 +1,18 @@
 """Helpers for the workflow tests: reading the workflow files, and running them with act.
 
-Executed tests run the real workflow files with nektos/act in host mode (no Docker): act copies a
-snapshot of the working tree into a temporary folder per job, substitutes the tree for
-actions/checkout, and maps every other remote action to a local stand-in under ``standins/``
-(``--local-repository owner/repo@sha=DIR``). HOME, act's caches, the snapshot, the artifacts and
-any MLflow server live under pytest's tmp_path: nothing is written to the repository or to ~/.
+Executed tests run the real workflow files with nektos/act in host mode (no Docker). The working
+tree is snapshotted once per session into a git repository of its own (``snapshot_tree``: the
+tree under test as a commit, release branches, a newer commit on main); every remote action is
+mapped to a local stand-in under ``standins/`` (``--local-repository owner/repo@sha=DIR``), the
+checkout stand-in cloning the snapshot into each job's folder. Jobs install offline from a shared
+wheelhouse with uv (``build_wheelhouse``). HOME, act's caches, the artifacts and any MLflow server
+live under a temp folder of the test: nothing is written to the repository or to ~/.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -18,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -34,8 +38,10 @@ WORKFLOWS = GITHUB / "workflows"
 EVENTS = HERE / "events"
 STANDINS = HERE / "standins"
 
-CHECKOUT = "actions/checkout"  # act copies the working tree instead (offline)
+CHECKOUT = "actions/checkout"
 STANDIN_FOR = {
+    CHECKOUT: STANDINS / "checkout",
+    "actions/download-artifact": STANDINS / "download-artifact",
     "actions/setup-python": STANDINS / "setup-python",
     "actions/upload-artifact": STANDINS / "upload-artifact",
     "azure/login": STANDINS / "azure-login",
@@ -61,10 +67,14 @@ SCRUBBED_PREFIXES = (
     "PYTHONHOME",
     "CONDA_",
     "PIP_REQUIRE_VIRTUALENV",
+    "UV_",
+    "WHEELHOUSE",
+    "WHEEL",
 )
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ACT_TIMEOUT_S = int(os.environ.get("WORKFLOW_TEST_TIMEOUT_S", "3600"))
-TIMINGS: list[tuple[str, float, dict[str, str]]] = []
+# (label, seconds, job -> result, job -> {step -> seconds}) of every act run this session
+TIMINGS: list[tuple[str, float, dict[str, str], dict[str, dict[str, float]]]] = []
 
 
 # ---------------------------------------------------------------- reading the workflow files
@@ -134,8 +144,16 @@ def make_targets_called(doc: dict) -> list[tuple[str, str]]:
     return calls
 
 
+# Makefile variables that `make test ARGS=...` exports to this process: not for the jobs' make.
+SCRUBBED_NAMES = {"ARGS", "EPOCHS", "WORKDIR", "ENV", "VENV", "PIP_ARGS", "PYTHON", "TOOLS"}
+
+
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(SCRUBBED_PREFIXES) and k not in SCRUBBED_NAMES
+    }
     venv_bin = str(Path(sys.prefix) / "bin")
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     return env
@@ -213,6 +231,17 @@ class ActResult:
             and len(r.get("stepID", [])) == 1
         }
 
+    def step_seconds(self, job: str) -> dict[str, float]:
+        """Main-stage step name -> seconds it ran, for one job."""
+        return {
+            r["step"]: r["executionTime"] / 1e9
+            for r in self.records
+            if r.get("jobID") == job
+            and r.get("stage") == "Main"
+            and "executionTime" in r
+            and len(r.get("stepID", [])) == 1
+        }
+
     def output(self, job: str | None = None, tail: int = 60) -> str:
         lines = [
             ANSI.sub("", r["msg"]).rstrip("\n")
@@ -244,8 +273,11 @@ class ActResult:
 class Act:
     """Runs one workflow file of a snapshot of the working tree with act, in host mode."""
 
-    def __init__(self, snapshot: Path, tmp: Path, binary: str) -> None:
+    def __init__(
+        self, snapshot: Path, tmp: Path, binary: str, installs: dict[str, str] | None = None
+    ) -> None:
         self.snapshot, self.tmp, self.binary = snapshot, tmp, binary
+        self.installs = installs or {}
         self.home = tmp / "home"
         for sub in ("", ".cache", ".config", ".local/share"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
@@ -277,6 +309,9 @@ class Act:
             str(self.empty),
             "--secret-file",
             str(self.empty),
+            # github.token: a dummy, for steps that must pass one (download-artifact from CI's run)
+            "--secret",
+            "GITHUB_TOKEN=offline-dummy-token",
             "--var-file",
             str(self.empty),
             "--input-file",
@@ -302,7 +337,9 @@ class Act:
             PIP_NO_INPUT="1",
             STANDIN_PYTHON_BIN=str(Path(os.path.realpath(sys._base_executable)).parent),
             STANDIN_ARTIFACTS=str(artifacts),
+            STANDIN_CHECKOUT_SOURCE=str(self.snapshot),
         )
+        env.update(self.installs)
         env.update(extra)
         return env
 
@@ -346,7 +383,8 @@ class Act:
             with contextlib.suppress(json.JSONDecodeError):
                 records.append(json.loads(line))
         result = ActResult(returncode, seconds, records, artifacts, log)
-        TIMINGS.append((label or f"{name} on {event}", seconds, dict(result.jobs)))
+        steps = {job: result.step_seconds(job) for job in result.jobs}
+        TIMINGS.append((label or f"{name} on {event}", seconds, dict(result.jobs), steps))
         assert _tree_state(self.snapshot) == before, "act changed the source tree it copied from"
         return result
 
@@ -378,8 +416,96 @@ def snapshot_tree(dest: Path) -> Path:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    shutil.copytree(REPO / ".git", dest / ".git", symlinks=True)
+    _git_history(dest)
     return dest
+
+
+UNDER_TEST = "under-test"  # tag of the snapshot commit that holds the working tree under test
+RELEASES = ("release/2026.9", "release/2026.11")  # the newest by version order is the last one
+
+
+def _git_history(dest: Path) -> None:
+    """Make the snapshot a git repository of its own, as GitHub would hold it: the working
+    tree's history plus one commit with the tree under test (tag ``under-test``), the release
+    branches ``RELEASES`` at that commit (the older one a commit earlier), and on ``main`` one
+    newer commit that CI never validated, so GITHUB_SHA differs from the commit CD must use.
+    Fetched, not copied: in a git worktree ``.git`` is only a pointer to the main repository."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(dest), "-c", "user.name=workflow tests",
+             "-c", "user.email=tests@example.invalid", "-c", "commit.gpgsign=false", *args],
+            capture_output=True, text=True, check=True, env=clean_env(),
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    git("init", "--quiet", "--initial-branch", "main")
+    git("fetch", "--quiet", "--no-tags", str(REPO), "HEAD")
+    git("update-ref", "refs/heads/main", "FETCH_HEAD")
+    git("reset", "--quiet")  # index = HEAD; the files are the working tree's
+    git("add", "--all")
+    git("commit", "--quiet", "--allow-empty", "--no-verify", "-m", "the working tree under test")
+    git("tag", UNDER_TEST)
+    git("branch", RELEASES[0], "HEAD~1")
+    git("branch", RELEASES[1], "HEAD")
+    (dest / "NOT_VALIDATED_BY_CI").write_text("a commit on main after the one CI validated\n")
+    git("add", "NOT_VALIDATED_BY_CI")
+    git("commit", "--quiet", "--no-verify", "-m", "a newer commit on main")
+
+
+def rev(snapshot: Path, ref: str) -> str:
+    """The commit sha a ref names in the snapshot repository."""
+    return subprocess.run(
+        ["git", "-C", str(snapshot), "rev-parse", f"{ref}^{{commit}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def wheelhouse_dir(snapshot: Path) -> Path:
+    """Where the wheelhouse and uv's cache for these pins live: a folder in the system temp dir
+    named after a hash of pyproject.toml and the constraints, kept between sessions (a cache: it
+    is rebuilt when the pins change, and deleting it costs only a download)."""
+    digest = hashlib.sha256()
+    for rel in ("pyproject.toml", "requirements/constraints.txt"):
+        digest.update((snapshot / rel).read_bytes())
+    return Path(tempfile.gettempdir()) / f"manymodels-wheelhouse-{digest.hexdigest()[:12]}"
+
+
+def build_wheelhouse(snapshot: Path, root: Path) -> dict[str, str]:
+    """Every wheel the jobs install, downloaded once (``make setup`` in each job then installs
+    offline from it), and the environment that tells the Makefile to use it: with uv (in the dev
+    extras) and one shared uv cache, a job's install takes seconds, not minutes."""
+    dest = root / "wheels"
+    done_marker = root / "complete"
+    env = {"WHEELHOUSE": str(dest)}
+    uv = Path(sys.executable).parent / "uv"
+    if uv.is_file():
+        env |= {"UV": str(uv), "UV_CACHE_DIR": str(root / "uv-cache"), "UV_NO_CONFIG": "1"}
+    if done_marker.is_file():
+        return env
+    dest.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(dest),
+         "-c", str(snapshot / "requirements" / "constraints.txt"),
+         f"{snapshot}[dev]", "setuptools>=77"],
+        capture_output=True, text=True, env={**clean_env(), "PIP_NO_INPUT": "1"}, check=False,
+    )  # fmt: skip
+    if done.returncode:
+        pytest.fail(f"could not download the wheels the jobs install:\n{done.stderr[-3000:]}")
+    if "UV" in env:  # unpack every wheel into uv's cache once, not in several jobs at the same time
+        warm = root / "warm"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(warm)], check=True)
+        done = subprocess.run(
+            [env["UV"], "pip", "install", "--quiet", "--python", str(warm / "bin" / "python"),
+             "--offline", "--no-index", "--find-links", str(dest),
+             "-c", str(snapshot / "requirements" / "constraints.txt"), f"{snapshot}[dev]"],
+            capture_output=True, text=True, env={**clean_env(), **env}, check=False,
+        )  # fmt: skip
+        shutil.rmtree(warm, ignore_errors=True)
+        if done.returncode:
+            pytest.fail(f"uv could not install from the wheelhouse:\n{done.stderr[-3000:]}")
+    done_marker.write_text("")
+    return env
 
 
 def act_binary() -> str:
@@ -452,7 +578,6 @@ def mlflow_server(root: Path) -> Iterator[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run one workflow the way the tests do and print where its log and artifacts are."""
     import argparse
-    import tempfile
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("event", help="e.g. pull_request, push, workflow_run, repository_dispatch")
@@ -462,7 +587,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="act-"))
-    act = Act(snapshot_tree(tmp / "snapshot" / "manymodels"), tmp, act_binary())
+    snapshot = snapshot_tree(tmp / "snapshot" / "manymodels")
+    act = Act(snapshot, tmp, act_binary(), build_wheelhouse(snapshot, wheelhouse_dir(snapshot)))
     variables = dict(item.split("=", 1) for item in args.var)
     result = act.run(args.event, args.workflow, args.event_file, variables=variables,
                      env=dict(item.split("=", 1) for item in args.env))  # fmt: skip
