@@ -116,8 +116,12 @@ e2e: $(STAMP) ## PR check: tiny mock set -> train -> gate -> register -> promote
 
 # Both CD targets read the data MANYMODELS_DATA_URI points at (a folder or an s3://, abfs://, gs://
 # URL; "mock" generates mock data, which condition refuses with a real MLflow store).
+# PARTITIONS (comma-separated ids, e.g. from a monitoring alert) trains only those partitions.
 model-validation: $(STAMP) ## CD in dev: train, gate, register and promote in the dev registry (data: MANYMODELS_DATA_URI)
-	$(MM) run training --env dev --set project.workdir=$(WORKDIR) $(ARGS)
+	[[ "$${PARTITIONS:-}" =~ ^[a-z0-9.,-]*$$ ]] || \
+		{ echo "PARTITIONS must be comma-separated partition ids, got: $${PARTITIONS}" >&2; exit 1; }
+	$(MM) run training --env dev --set project.workdir=$(WORKDIR) \
+		$${PARTITIONS:+--set "training.partitions=[$${PARTITIONS}]"} $(ARGS)
 
 release-scoring: $(STAMP) ## CD in prod: copy approved dev champions into prod, then batch scoring (data: MANYMODELS_DATA_URI)
 	$(MM) promote --to prod --env prod --set project.workdir=$(WORKDIR)

@@ -4,8 +4,9 @@ that can only start model-validation CD, for the partitions monitoring put in al
 from __future__ import annotations
 
 import re
+import subprocess
 
-from workflow_harness import CHECKOUT, triggers, workflow
+from workflow_harness import CHECKOUT, REPO, clean_env, triggers, workflow
 
 SETUP = "./.github/actions/setup"
 
@@ -55,4 +56,12 @@ def test_model_validation_takes_the_partitions_and_passes_them_validated():
     assert inputs["partitions"]["default"] == ""
     (step,) = [s for s in doc["jobs"]["model-validation"]["steps"] if "make " in s.get("run", "")]
     assert step["env"]["PARTITIONS"] == "${{ inputs.partitions }}"
-    assert "training.partitions=[$PARTITIONS]" in step["run"] and "=~" in step["run"]
+    assert step["run"] == "make model-validation"  # the make target checks and passes them
+    recipe = subprocess.run(
+        ["make", "-C", str(REPO), "-n", "model-validation"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_env(),
+    ).stdout
+    assert "=~" in recipe and "training.partitions=[${PARTITIONS}]" in recipe
