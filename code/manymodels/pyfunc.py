@@ -32,6 +32,10 @@ class PackedModel:
     columns: list[str] = field(default_factory=list)  # feature-frame columns the estimator reads
     intervals: Any = None  # a fitted ConformalIntervals (P10/P50/P90), or None
     trained_through: str = ""  # the last week (ISO date) of the data the estimator was fitted on
+    # the partition's baseline, packed inside its ensemble: the forecast of new series with a
+    # short history (models saved before had none and forecast them with the ensemble)
+    fallback: Any = None
+    series: list[str] | None = None  # the "store/product" series it was trained on (None: unknown)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.columns if c not in frame.columns]

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import pandas as pd
 import sqlalchemy as sa
 
+from manymodels.data.partition import partition_id
 from manymodels.features import build_features
 from manymodels.pyfunc import PackedModel
 from manymodels.redact import redact
@@ -26,6 +27,7 @@ __all__ = [
     "merge_predictions",
     "model_age_days",
     "predict_future",
+    "route_class_changes",
     "write_sql",
 ]
 
@@ -65,8 +67,19 @@ PREDICTION_COLUMNS = (
 INTERVAL_COLUMNS = ("p10", "p50", "p90")
 
 
-def predict_future(frame: pd.DataFrame, packed: PackedModel) -> pd.DataFrame:
+NEW_SERIES_KIND = "baseline (new series)"
+
+
+def predict_future(
+    frame: pd.DataFrame, packed: PackedModel, min_history_weeks: int = 0
+) -> pd.DataFrame:
     """Forecasts for the rows of ``frame`` after its last week with known units.
+
+    A series whose first sale is fewer than ``min_history_weeks`` weeks before the last known
+    week is new: the baseline packed inside an ensemble forecasts it (``model_kind`` says
+    ``baseline (new series)``); an older model without one forecasts it with the ensemble and
+    says so. The column ``seen`` tells whether the model was trained on the series (NA when the
+    model does not record its series).
 
     Raises:
         ValueError: the partition has no future rows (condition with ``data.horizon_weeks`` > 0).
@@ -81,10 +94,78 @@ def predict_future(frame: pd.DataFrame, packed: PackedModel) -> pd.DataFrame:
     keys = ["region", "store_format", "speed", "store_id", "product_id", "week"]
     out = future[[k for k in keys if k in future.columns]].copy()
     out = out.reset_index(drop=True)
-    forecast = packed.predict_frame(future.reset_index(drop=True))
+    future = future.reset_index(drop=True)
+    forecast = packed.predict_frame(future)
     for column in ("prediction", *INTERVAL_COLUMNS):
         out[column] = forecast[column] if column in forecast else float("nan")
+    kind = packed.kind
+    out["model_kind"] = kind
+    pair = out["store_id"].astype(str) + "/" + out["product_id"].astype(str)
+    new = pair.isin(_new_series(frame, last_actual, min_history_weeks))
+    fallback = getattr(packed, "fallback", None)  # models saved before carry none
+    if new.any() and kind != "baseline" and fallback is not None:
+        backup = fallback.predict_frame(future[new.to_numpy()])
+        for column in ("prediction", *INTERVAL_COLUMNS):
+            values = backup[column].to_numpy() if column in backup else float("nan")
+            out.loc[new, column] = values
+        out.loc[new, "model_kind"] = NEW_SERIES_KIND
+    elif new.any() and kind != "baseline":
+        out.loc[new, "model_kind"] = f"{kind} (new series: no baseline in this model)"
+    series = getattr(packed, "series", None)
+    out["seen"] = pd.NA if series is None else pair.isin(set(series))
     return out
+
+
+def _new_series(frame: pd.DataFrame, last_actual, min_history_weeks: int) -> set[str]:
+    """The "store/product" series whose first sale is under ``min_history_weeks`` weeks old."""
+    if min_history_weeks <= 0:
+        return set()
+    sold = frame[frame["units"] > 0]
+    first = sold.groupby(["store_id", "product_id"], observed=True)["week"].min()
+    young = first[first > last_actual - pd.Timedelta(weeks=min_history_weeks)]
+    return {f"{s}/{p}" for s, p in young.index}
+
+
+def route_class_changes(
+    table: pd.DataFrame, changes: dict, keys: Iterable[str], has_model
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Send the products whose speed class changed since training back to the partition they
+    were trained in, where that partition has a model.
+
+    Args:
+        table: the conditioned table (``speed`` per row).
+        changes: ``{product: [trained class, class now]}`` (the manifest's ``against_training``).
+        keys: the partition keys (routing applies only when ``speed`` is one).
+        has_model: ``partition id -> bool``.
+
+    Returns:
+        The table with the routed products' ``speed`` set back, and per changed product what
+        happened (for the report).
+    """
+    keys = list(keys)
+    if not changes or "speed" not in keys:
+        return table, {}
+    table = table.copy()
+    notes = {}
+    for product, (old, new) in sorted(changes.items()):
+        rows = table["product_id"].astype(str) == str(product)
+        if not rows.any():
+            continue
+        targets = table.loc[rows, keys].assign(speed=old).drop_duplicates()
+        pids = {partition_id(tuple(v)) for v in targets.itertuples(index=False)}
+        missing = sorted(p for p in pids if not has_model(p))
+        if missing:
+            notes[str(product)] = (
+                f"trained as {old}, now {new}: scored by the {new} model, which never saw it "
+                f"(no model for {', '.join(missing)})"
+            )
+            continue
+        table["speed"] = table["speed"].astype(object)
+        table.loc[rows, "speed"] = old
+        notes[str(product)] = (
+            f"trained as {old}, now {new}: scored by the {old} model it was trained in"
+        )
+    return table, notes
 
 
 def model_age_days(trained_at: str, scoring_date: dt.date) -> int:

@@ -235,6 +235,11 @@ def train_partition(frame: pd.DataFrame, partition: str, settings: Settings) -> 
         )
         for kind, model in (("ensemble", ensemble), ("baseline", baseline))
     }
+    trained = known[["store_id", "product_id"]].drop_duplicates().astype(str)
+    series = sorted(trained["store_id"] + "/" + trained["product_id"])
+    for pack in packs.values():  # scoring reports the series a model never saw
+        pack.series = series
+    packs["ensemble"].fallback = packs["baseline"]  # serves new series with a short history
     info = {
         "train_rows": len(known),
         "test_rows": len(scored),

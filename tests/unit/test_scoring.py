@@ -15,6 +15,7 @@ from manymodels.scoring import (
     merge_predictions,
     model_age_days,
     predict_future,
+    route_class_changes,
     write_sql,
 )
 
@@ -22,6 +23,77 @@ from manymodels.scoring import (
 class Constant:
     def predict(self, X):
         return np.full(len(X), 2.5)
+
+
+class Fixed:
+    def __init__(self, value):
+        self.value = value
+
+    def predict(self, X):
+        return np.full(len(X), self.value)
+
+
+def _with_new_series(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The table with one series launched 5 weeks before the last known week."""
+    store, product = table[["store_id", "product_id"]].iloc[0]
+    last_actual = table.loc[table["units"].notna(), "week"].max()
+    mine = (table["store_id"] == store) & (table["product_id"] == product)
+    early = mine & (table["week"] <= last_actual - pd.Timedelta(weeks=5))
+    return table[~early].reset_index(drop=True), f"{store}/{product}"
+
+
+def _pack(kind="ensemble", value=2.5, **extra):
+    return PackedModel(Fixed(value), kind, "p", {"horizon_weeks": 4}, ["lag_4"], **extra)
+
+
+def test_new_series_are_forecast_by_the_baseline_packed_in_the_ensemble(table):
+    table, new = _with_new_series(table)
+    out = predict_future(table, _pack(fallback=_pack("baseline", 7.0)), min_history_weeks=26)
+    pair = out["store_id"].astype(str) + "/" + out["product_id"].astype(str)
+    assert (pair == new).any() and (pair != new).any()
+    assert (out.loc[pair == new, "prediction"] == 7.0).all()
+    assert (out.loc[pair == new, "model_kind"] == "baseline (new series)").all()
+    assert (out.loc[pair != new, "prediction"] == 2.5).all()
+    assert (out.loc[pair != new, "model_kind"] == "ensemble").all()
+    # with min_history_weeks 0 nothing is new
+    assert (
+        predict_future(table, _pack(fallback=_pack("baseline", 7.0)))["prediction"] == 2.5
+    ).all()
+
+
+def test_an_old_model_without_a_baseline_forecasts_new_series_and_says_so(table):
+    table, new = _with_new_series(table)
+    out = predict_future(table, _pack(), min_history_weeks=26)
+    pair = out["store_id"].astype(str) + "/" + out["product_id"].astype(str)
+    assert (out["prediction"] == 2.5).all()
+    assert (
+        out.loc[pair == new, "model_kind"] == "ensemble (new series: no baseline in this model)"
+    ).all()
+    assert out["seen"].isna().all()  # the model does not record its series
+
+
+def test_predict_future_marks_the_series_the_model_never_saw(table):
+    out = predict_future(table, _pack())
+    pairs = sorted(set(out["store_id"].astype(str) + "/" + out["product_id"].astype(str)))
+    out = predict_future(table, _pack(series=pairs[1:]))
+    pair = out["store_id"].astype(str) + "/" + out["product_id"].astype(str)
+    assert not out.loc[pair == pairs[0], "seen"].any()
+    assert out.loc[pair != pairs[0], "seen"].all()
+
+
+def test_products_whose_class_changed_go_back_to_the_partition_they_were_trained_in():
+    table = pd.DataFrame({
+        "region": ["north"] * 4, "store_format": ["big"] * 4,
+        "speed": ["fast", "fast", "slow", "slow"], "product_id": ["a", "a", "b", "b"],
+    })  # fmt: skip
+    changes = {"a": ["slow", "fast"], "b": ["fast", "slow"], "gone": ["slow", "fast"]}
+    keys = ("region", "store_format", "speed")
+    routed, notes = route_class_changes(table, changes, keys, lambda pid: pid.endswith("slow"))
+    assert list(routed["speed"]) == ["slow", "slow", "slow", "slow"]  # a back to slow; b stays
+    assert "scored by the slow model it was trained in" in notes["a"]
+    assert "never saw it" in notes["b"] and "north.big.fast" in notes["b"]
+    assert "gone" not in notes and list(table["speed"])[0] == "fast"  # the input is unchanged
+    assert route_class_changes(table, changes, ("region",), bool) == (table, {})
 
 
 def test_model_age_days():

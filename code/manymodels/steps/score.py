@@ -41,6 +41,7 @@ from manymodels.scoring import (
     merge_predictions,
     model_age_days,
     predict_future,
+    route_class_changes,
     write_sql,
 )
 from manymodels.serve.snapshot import snapshot_path, write_snapshot
@@ -55,13 +56,15 @@ from manymodels.steps import (
 )
 from manymodels.steps.condition import read_conditioned
 
-__all__ = ["collect", "main", "plan", "write_outputs"]
+__all__ = ["collect", "lifecycle_section", "main", "plan", "write_outputs"]
 
 log = logging.getLogger(__name__)
 
 
-def _score(frame: pd.DataFrame, store: registry.Store, name: str, version: str) -> pd.DataFrame:
-    return predict_future(frame, registry.load(store, name, version=version))
+def _score(
+    frame: pd.DataFrame, store: registry.Store, name: str, version: str, min_history: int = 0
+) -> pd.DataFrame:
+    return predict_future(frame, registry.load(store, name, version=version), min_history)
 
 
 def plan(parts: dict, store: registry.Store, settings, scoring_date: dt.date, allow_stale: bool):
@@ -88,7 +91,8 @@ def plan(parts: dict, store: registry.Store, settings, scoring_date: dt.date, al
             "status": ("scored (stale)" if stale else "scored") if usable else "stale: refused",
         }  # fmt: skip
         if usable:
-            tasks[pid] = (frame, store, name, str(champion.version))
+            min_history = settings.data.min_history_weeks
+            tasks[pid] = (frame, store, name, str(champion.version), min_history)
     return status, tasks
 
 
@@ -101,9 +105,13 @@ def collect(outcomes: dict, status: dict, scoring_date: dt.date) -> pd.DataFrame
         if not outcome.ok:
             s["status"] = f"failed: {redact(outcome.error)}"
             continue
-        s["rows"] = len(outcome.value)
-        frames.append(outcome.value.assign(
-            partition=pid, model_name=s["model"], model_version=s["version"], model_kind=s["kind"],
+        value = outcome.value
+        s["rows"] = len(value)
+        if "model_kind" not in value:  # a forecast without it: the version's tag
+            value = value.assign(model_kind=s["kind"])
+        _note_lifecycle(s, value)
+        frames.append(value.assign(
+            partition=pid, model_name=s["model"], model_version=s["version"],
             scoring_date=str(scoring_date), scored_at=scored_at,
         ))  # fmt: skip
     if not frames:
@@ -132,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     out = settings.path("predictions", f"scoring_date={scoring_date}", "predictions.parquet")
     previous = _previous(out)  # before any work: an unreadable file stops the run here
     store = registry.resolve_store(settings, local=args.local)
-    table, _ = read_conditioned(folder)
+    table, manifest = read_conditioned(folder)
+    table, routed = _route(table, manifest, store, settings)
     parts = split_partitions(table, settings.partition.keys)
     status, tasks = plan(parts, store, settings, scoring_date, args.allow_stale)
     workers = settings.scoring.workers if args.workers is None else args.workers
@@ -146,12 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     # the online API's features (docs/serving.md): latest history per series of this data
     write_snapshot(parts, snapshot_path(settings), settings.serving.history_weeks)
     rows = [{"partition": p, **s} for p, s in status.items()]
-    columns = ["partition", "model", "version", "kind", "age_days", "age_basis", "rows", "status"]
+    columns = ["partition", "model", "version", "kind", "age_days", "age_basis", "rows",
+               "new_series", "unseen_series", "status"]  # fmt: skip
     header = (
         f"## Batch scoring {scoring_date}\n\nregistry: {redact(store.tracking_uri)} "
         f"({settings.env})  \npredictions: {written}  \nSQL: {sql}\n\n"
     )
-    write_text(header + markdown_table(rows, columns), settings.path("reports", "scoring.md"))
+    body = markdown_table(rows, columns) + lifecycle_section(status, routed)
+    write_text(header + body, settings.path("reports", "scoring.md"))
     bad = [r for r in rows if not r["status"].startswith("scored")]
     for r in bad:
         log.error("score: %s: %s", r["partition"], r["status"])
@@ -219,6 +230,62 @@ def _note_kept(status: dict, previous: pd.DataFrame | None, scored: list[str]) -
     for pid, n in counts.items():
         if pid in status:
             status[pid]["status"] += f" (kept {n} earlier predictions)"
+
+
+def _route(table: pd.DataFrame, manifest: dict, store: registry.Store, settings):
+    """Products whose class changed since training go back to the partition they were trained
+    in when it has a champion (the manifest compared them with the training's membership)."""
+    changes = manifest.get("against_training", {}).get("class_changes") or {}
+    cache: dict[str, bool] = {}
+
+    def has_model(pid: str) -> bool:
+        if pid not in cache:
+            name = registry.model_name(settings, pid)
+            cache[pid] = registry.get_alias(store, name, registry.CHAMPION) is not None
+        return cache[pid]
+
+    table, routed = route_class_changes(table, changes, settings.partition.keys, has_model)
+    for product, note in routed.items():
+        log.warning("score: product %s %s", product, note)
+    return table, routed
+
+
+def _note_lifecycle(s: dict, value: pd.DataFrame) -> None:
+    """Per partition: the kinds that forecast it, its new series and the series it never saw."""
+    kinds = value["model_kind"].value_counts()
+    pairs = value["store_id"].astype(str) + "/" + value["product_id"].astype(str)
+    if len(kinds) > 1:
+        s["kind"] = ", ".join(f"{k} ({n} rows)" for k, n in kinds.items())
+    new = value["model_kind"].astype(str).str.contains("new series", regex=False)
+    s["new_series"] = int(pairs[new].nunique())
+    if "seen" in value and value["seen"].notna().all():
+        unseen = sorted(set(pairs[~value["seen"].astype(bool)]))
+        s["unseen_series"] = len(unseen)
+        s["unseen"] = unseen
+        if unseen:
+            log.warning("score: %s v%s never saw %d series: %s", s["model"], s["version"],
+                        len(unseen), ", ".join(unseen[:10]))  # fmt: skip
+    else:
+        s["unseen_series"] = "unknown (model saved without its series)"
+
+
+def lifecycle_section(status: dict, routed: dict) -> str:
+    """The report's lines on series the champions never saw and products that changed class."""
+    lines = []
+    for pid, s in status.items():
+        if s.get("unseen"):
+            more = ", ..." if len(s["unseen"]) > 20 else ""
+            shown = ", ".join(s["unseen"][:20]) + more
+            model = f"{s['model']} v{s['version']}"
+            lines.append(f"- {pid}: {model} never saw {len(s['unseen'])} series: {shown}")
+    lines += [f"- product {p}: {note}" for p, note in routed.items()]
+    if not lines:
+        return ""
+    return (
+        "\n\n### Lifecycle: series the champions never saw, class changes\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

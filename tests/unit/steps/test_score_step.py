@@ -7,6 +7,7 @@ embedded sqlite store, so the step runs exactly as in production, only smaller.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import shutil
 import sqlite3
@@ -18,7 +19,7 @@ import pytest
 
 from manymodels import registry, training
 from manymodels.config import load_settings
-from manymodels.data.partition import split_partitions
+from manymodels.data.partition import partition_id, split_partitions
 from manymodels.features import build_features, feature_columns
 from manymodels.models.baseline import HistoricalAverageBaseline
 from manymodels.pyfunc import PackedModel
@@ -69,8 +70,9 @@ def parts(base, settings) -> dict[str, pd.DataFrame]:
     return split_partitions(table, settings.partition.keys)
 
 
-def publish(settings, parts, pids, estimator=None) -> dict[str, str]:
-    """Register a champion per partition in ``pids`` (None: all), the baseline or ``estimator``."""
+def publish(settings, parts, pids, estimator=None, kind="baseline", **extra) -> dict[str, str]:
+    """Register a champion per partition in ``pids`` (None: all), the baseline or ``estimator``
+    (``extra``: more PackedModel fields, e.g. the ``fallback`` baseline of an ensemble)."""
     store = registry.resolve_store(settings, local=True)
     fs = training.feature_settings(settings)
     categorical, numeric = feature_columns(**fs)
@@ -82,7 +84,7 @@ def publish(settings, parts, pids, estimator=None) -> dict[str, str]:
             features = build_features(parts[pid], **fs)
             known = features[features["units"].notna()]
             model = estimator or HistoricalAverageBaseline().fit(known[columns], known["units"])
-            packed = PackedModel(model, "baseline", pid, fs, columns)
+            packed = PackedModel(model, kind, pid, fs, columns, **extra)
             folder = registry.save_pyfunc(
                 packed, settings.path("tmp-models", pid), known[columns].head(2)
             )
@@ -123,7 +125,7 @@ def ws(common_args, as_of, settings, parts, workdir) -> SimpleNamespace:
         out=workdir / "predictions" / f"scoring_date={as_of}" / "predictions.parquet",
         report=(workdir / "reports" / "scoring.md").read_text,
         sql_rows=sql_rows,
-        publish=lambda pids, estimator=None: publish(settings, parts, pids, estimator),
+        publish=lambda pids, estimator=None, **kw: publish(settings, parts, pids, estimator, **kw),
         settings=settings,
     )
 
@@ -235,3 +237,66 @@ def test_no_secret_in_any_file_or_log_the_step_writes(published, ws, monkeypatch
         assert TOKEN.encode() not in data, path
     assert SECRET not in caplog.text
     assert TOKEN not in caplog.text
+
+
+class Fixed:
+    def __init__(self, value):
+        self.value = value
+
+    def predict(self, X):
+        return [self.value] * len(X)
+
+
+def test_new_series_are_served_by_the_packed_baseline_and_unseen_series_reported(
+    published, ws, parts, caplog
+):
+    pid = sorted(parts)[0]
+    frame = parts[pid]
+    pairs = sorted(set(frame["store_id"].astype(str) + "/" + frame["product_id"].astype(str)))
+    ws.publish([pid], Fixed(2.5), kind="ensemble", series=pairs[1:])
+    # every series is "new" with a history requirement longer than the data
+    store = registry.resolve_store(ws.settings, local=True)
+    model = registry.load(store, registry.model_name(ws.settings, pid), alias=registry.CHAMPION)
+    assert model.fallback is None  # an old-style ensemble: no baseline inside
+    with caplog.at_level(logging.WARNING):
+        assert ws.run("--set", "data.min_history_weeks=1000") == 0
+    got = pd.read_parquet(ws.out)
+    mine = got[got["partition"] == pid]
+    assert (mine["model_kind"] == "ensemble (new series: no baseline in this model)").all()
+    report = ws.report()
+    assert f"never saw 1 series: {pairs[0]}" in report
+    assert f"never saw 1 series: {pairs[0]}" in caplog.text
+    assert "unknown (model saved without its series)" in report  # the baseline champions
+    # an ensemble with its baseline inside forecasts the new series with the baseline
+    fs = model.features
+    ws.publish([pid], Fixed(2.5), kind="ensemble", series=pairs,
+               fallback=PackedModel(Fixed(7.0), "baseline", pid, fs, model.columns))  # fmt: skip
+    assert ws.run("--set", "data.min_history_weeks=1000") == 0
+    mine = pd.read_parquet(ws.out).query("partition == @pid")
+    assert (mine["model_kind"] == "baseline (new series)").all()
+    assert (mine["prediction"] == 7.0).all()
+    assert ws.sql_rows().query("partition == @pid")["model_kind"].eq("baseline (new series)").all()
+
+
+def test_a_product_whose_class_changed_is_scored_by_the_model_it_was_trained_in(
+    published, ws, parts
+):
+    conditioned = ws.work / "conditioned"
+    table, manifest = read_conditioned(conditioned)
+    slow = table[table["speed"].astype(str) == "slow"]
+    # a slow product all of whose (region, format) also have a fast partition with a champion
+    ok = []
+    for p, rows in slow.groupby("product_id", observed=True):
+        places = rows[["region", "store_format"]].drop_duplicates().itertuples(index=False)
+        if all(partition_id((r, f, "fast")) in parts for r, f in places):
+            ok.append(p)
+    product = ok[0]
+    manifest["against_training"] = {
+        "compared": True, "unseen_products": [], "class_changes": {str(product): ["fast", "slow"]}
+    }  # fmt: skip
+    (conditioned / "manifest.json").write_text(json.dumps(manifest))
+    assert ws.run() == 0
+    got = pd.read_parquet(ws.out)
+    assert set(got.loc[got["product_id"] == product, "speed"].astype(str)) == {"fast"}
+    assert all(p.endswith(".fast") for p in got.loc[got["product_id"] == product, "partition"])
+    assert f"product {product}: trained as fast, now slow: scored by the fast model" in ws.report()
