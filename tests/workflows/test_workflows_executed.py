@@ -208,7 +208,8 @@ def test_main_to_release_through_shared_dev_and_prod_registries(
     ):
         validated = act.run(
             "workflow_run", "cd-model-validation", event,
-            variables={"MLFLOW_TRACKING_URI": dev, **AZURE},
+            # a throwaway server on loopback is a sandbox: mock data is allowed there (byod)
+            variables={"MLFLOW_TRACKING_URI": dev, "MANYMODELS_DATA_URI": "mock", **AZURE},
             env={"STANDIN_AZURE_LOGIN": "allow", "STANDIN_DOWNLOADS": str(downloads), **FEW_EPOCHS},
             label="CD model validation (workflow_run after CI, shared dev registry)",
         )  # fmt: skip
@@ -234,7 +235,10 @@ def test_main_to_release_through_shared_dev_and_prod_registries(
 
         scored = act.run(
             "push", "cd-scoring", "push_release.json",
-            variables={"MLFLOW_TRACKING_URI": prod, "MANYMODELS_DEV_TRACKING_URI": dev},
+            variables={
+                "MLFLOW_TRACKING_URI": prod, "MANYMODELS_DEV_TRACKING_URI": dev,
+                "MANYMODELS_DATA_URI": "mock",
+            },
             env=FEW_EPOCHS,
             label="CD scoring (push to release/*, shared prod registry)",
         )  # fmt: skip
