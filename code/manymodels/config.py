@@ -532,11 +532,23 @@ def _build(data: dict[str, Any], origin: dict[tuple[str, ...], str]) -> Settings
     where to fix it.
     """
     try:
-        return _adapter(Settings).validate_python(data)
+        return _adapter(Settings).validate_python(_dates_as_text(data))
     except pydantic.ValidationError as exc:
         problems = [_describe(error, origin) for error in exc.errors(include_url=False)]
     count = f"{len(problems)} errors" if len(problems) > 1 else "1 error"
     raise ConfigError(f"invalid settings ({count}):\n  " + "\n  ".join(problems))
+
+
+def _dates_as_text(value: Any) -> Any:
+    """YAML reads an unquoted ``2024-05-27`` as a date: give it back as text, which a date field
+    parses and a text field (``data.as_of``) keeps."""
+    if isinstance(value, dict):
+        return {k: _dates_as_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_dates_as_text(v) for v in value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
 
 
 @functools.cache

@@ -340,3 +340,9 @@ def test_a_secret_in_a_bad_setting_is_not_repeated_in_the_error(conf):
         load_settings(conf, overrides=[f"scoring.sql_urll={url}", "scoring.sql_table=[1]"])
     assert "hunter2" not in str(err.value)
     assert "scoring.sql_urll: unknown key" in str(err.value)
+
+
+def test_an_unquoted_date_is_text_where_text_is_wanted_and_a_date_where_a_date_is(config_dir):
+    settings = load_settings(config_dir, "dev", ["data.as_of=2026-10-05", "mock.start=2017-01-02"])
+    assert settings.data.as_of == "2026-10-05"
+    assert settings.mock.start == dt.date(2017, 1, 2)
