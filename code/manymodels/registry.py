@@ -29,7 +29,7 @@ import re
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -43,7 +43,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from manymodels import platforms
-from manymodels.config import Settings
+from manymodels.config import ConfigError, Settings
 from manymodels.errors import RegistryError
 from manymodels.pyfunc import PackedModel
 from manymodels.redact import redact
@@ -55,7 +55,10 @@ __all__ = [
     "ROLLED_BACK",
     "RegistryError",
     "Store",
+    "ALIAS_TAG",
+    "alias_of",
     "alias_version",
+    "capabilities_of",
     "aliased",
     "champions",
     "code_version",
@@ -235,21 +238,42 @@ def delete_alias(store: Store, name: str, alias: str) -> None:
         raise _registry_error(store, f"deleting {name}@{alias}", exc) from exc
 
 
-def find_versions(store: Store, **tags: str) -> list[ModelVersion]:
-    """Model versions whose tags equal ``tags`` (e.g. ``region="North Texas"``), newest first."""
+def find_versions(
+    store: Store, *, names: Iterable[str] | None = None, **tags: str
+) -> list[ModelVersion]:
+    """Model versions whose tags equal ``tags`` (e.g. ``region="North Texas"``), newest first.
+
+    ``names``: the models to look in where the backend has no tag search (Unity Catalog, Azure
+    ML: searched one name at a time, tags filtered here); plain MLflow ignores it.
+    """
+    if tags and not capabilities_of(store).tag_search:
+        return _versions_by_name(store, names, tags)
     clauses = " AND ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
     with _talking(store, "searching model versions"):
         found = _all_pages(store.client().search_model_versions, clauses or None)
     return sorted(found, key=lambda v: (v.name, -int(v.version)))
 
 
-def champions(store: Store, prefix: str) -> dict[str, ModelVersion]:
-    """``{model name: champion version}`` for every registered model named ``<prefix>.*``."""
-    return aliased(store, prefix, CHAMPION)
+def champions(
+    store: Store, prefix: str, names: Iterable[str] | None = None
+) -> dict[str, ModelVersion]:
+    """``{model name: champion version}`` for every registered model named ``<prefix>.*``
+    (``names``: see :func:`aliased`)."""
+    return aliased(store, prefix, CHAMPION, names)
 
 
-def aliased(store: Store, prefix: str, alias: str) -> dict[str, ModelVersion]:
-    """``{model name: version}`` carrying ``alias``, for every model named ``<prefix>.*``."""
+def aliased(
+    store: Store, prefix: str, alias: str, names: Iterable[str] | None = None
+) -> dict[str, ModelVersion]:
+    """``{model name: version}`` carrying ``alias``, for every model named ``<prefix>.*``.
+
+    ``names``: the model names (from the partitions a step knows) to look up one by one where
+    the backend has no ``name LIKE`` search or no aliases (Unity Catalog, Azure ML; see
+    :mod:`manymodels.platforms`); plain MLflow ignores it and searches twice.
+    """
+    caps = capabilities_of(store)
+    if not (caps.name_like_search and caps.aliases):
+        return _aliased_by_name(store, prefix, alias, names)
     # two searches in all, not a look-up per model (version search results carry no aliases)
     client = store.client()
     with _talking(store, f"searching models {prefix}.* for {alias!r}"):
@@ -575,7 +599,7 @@ def alias_version(store: Store, name: str, alias: str) -> str | None:
     Raises:
         RegistryError: the registry could not be asked (the online API answers 503, not 404).
     """
-    found = get_alias(store, name, alias)
+    found = alias_of(store, name, alias)
     return None if found is None else str(found.version)
 
 
@@ -667,3 +691,74 @@ def recent_runs(store: Store, experiment: str, names: tuple[str, ...], limit: in
                 }
             )
     return sorted(out, key=lambda r: r["start"])
+
+
+# where a registry has no aliases (Azure ML), a version tag stands in: alias=champion
+ALIAS_TAG = "alias"
+
+
+def capabilities_of(store: Store) -> platforms.Capabilities:
+    """What the store's registry supports; a scheme platforms does not know is plain MLflow."""
+    try:
+        return platforms.capabilities(store.registry_uri)
+    except platforms.PlatformError:
+        return platforms.BACKENDS["mlflow"]
+
+
+def _need_names(store: Store, names: Iterable[str] | None, what: str) -> list[str]:
+    if names is None:
+        caps = capabilities_of(store)
+        raise ConfigError(
+            f"{caps.backend} registry {_redact(store.registry_uri)}: cannot {what} without "
+            f"searching by pattern, which it does not support ({caps.notes}); the step must pass "
+            "the model names of its partitions (run the partition step first)"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _by_name(store: Store, name: str) -> list[ModelVersion]:
+    """Every version of ``name`` (an exact-name search: the one every backend accepts)."""
+    quoted = name.replace("'", "\\'")
+    with _talking(store, f"searching versions of {name}"):
+        return _all_pages(store.client().search_model_versions, f"name = '{quoted}'")
+
+
+def alias_of(store: Store, name: str, alias: str) -> ModelVersion | None:
+    """Like :func:`get_alias`, on a backend without aliases too (the newest version whose
+    ``alias`` tag names ``alias``)."""
+    if capabilities_of(store).aliases:
+        return get_alias(store, name, alias)
+    tagged = [
+        v for v in _by_name(store, name)
+        if alias in (v.tags or {}).get(ALIAS_TAG, "").split(",")
+    ]  # fmt: skip
+    return max(tagged, key=lambda v: int(v.version)) if tagged else None
+
+
+def _aliased_by_name(
+    store: Store, prefix: str, alias: str, names: Iterable[str] | None
+) -> dict[str, ModelVersion]:
+    found = {}
+    for name in _need_names(store, names, f"list the models {prefix}.* carrying {alias!r}"):
+        version = alias_of(store, name, alias)
+        if version is not None:
+            found[name] = version
+    return found
+
+
+def _versions_by_name(
+    store: Store, names: Iterable[str] | None, tags: dict[str, str]
+) -> list[ModelVersion]:
+    found = [
+        v for name in _need_names(store, names, "search model versions by tag")
+        for v in _by_name(store, name)
+        if all((v.tags or {}).get(k) == str(t) for k, t in tags.items())
+    ]  # fmt: skip
+    return sorted(found, key=lambda v: (v.name, -int(v.version)))
+
+
+def by_name_only(store: Store) -> bool:
+    """True when look-ups on ``store`` need the model names (no ``name LIKE``, alias or tag
+    search there): a step then passes the names of the partitions it knows."""
+    caps = capabilities_of(store)
+    return not (caps.name_like_search and caps.aliases and caps.tag_search)

@@ -1,0 +1,147 @@
+"""Look-ups on registries without ``name LIKE``, tag search or aliases (Unity Catalog, Azure ML),
+exercised for real on a plain MLflow sqlite store whose capabilities are forced down: the same
+champions are found by name, and no pattern or tag search reaches the registry."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from mlflow import MlflowClient
+
+from manymodels import platforms, registry
+from manymodels.config import ConfigError, load_settings
+from manymodels.io import write_json
+from manymodels.steps import promote
+
+PIDS = ("north.large.fast", "south.small.slow")
+
+
+class Spy:
+    """An MlflowClient that records every search's filter string."""
+
+    def __init__(self, client: MlflowClient, filters: list):
+        self._client, self.filters = client, filters
+
+    def __getattr__(self, attr):
+        method = getattr(self._client, attr)
+        if not attr.startswith("search_"):
+            return method
+
+        def search(filter_string=None, *args, **kwargs):
+            self.filters.append((attr, filter_string or ""))
+            return method(filter_string, *args, **kwargs)
+
+        return search
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = registry.Store("dev", uri, uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for pid in PIDS:
+        name = f"demand.{pid}"
+        client.create_registered_model(name)
+        for kind in ("baseline", "ensemble"):
+            client.create_model_version(name, str(tmp_path), tags={"kind": kind, "pid": pid})
+        client.set_registered_model_alias(name, "champion", "1")
+    client.set_registered_model_alias("demand.north.large.fast", "challenger", "2")
+    client.create_registered_model("other.model")  # not the project's: never listed
+    client.create_model_version("other.model", str(tmp_path), tags={"kind": "ensemble"})
+    client.set_registered_model_alias("other.model", "champion", "1")
+    filters: list = []
+    real = registry.Store.client
+    monkeypatch.setattr(registry.Store, "client", lambda self: Spy(real(self), filters))
+    object.__setattr__(store, "filters", filters)  # the frozen test store carries its spy log
+    return store
+
+
+def force(monkeypatch, **denied: bool) -> None:
+    """Make every URI report plain MLflow's capabilities less ``denied``."""
+    caps = dataclasses.replace(platforms.BACKENDS["mlflow"], backend="forced", **denied)
+    monkeypatch.setattr(platforms, "capabilities", lambda uri: caps)
+
+
+def names(pids=PIDS) -> list[str]:
+    return [f"demand.{pid}" for pid in pids]
+
+
+def found(versions: dict) -> dict[str, str]:
+    return {name: str(v.version) for name, v in versions.items()}
+
+
+def test_plain_mlflow_keeps_its_two_searches_and_ignores_the_names(store):
+    champions = registry.champions(store, "demand", names(PIDS[:1]))
+    assert found(champions) == {n: "1" for n in names()}
+    assert store.filters == [
+        ("search_registered_models", "name LIKE 'demand.%'"),
+        ("search_model_versions", "name LIKE 'demand.%'"),
+    ]
+
+
+def test_without_name_like_the_champions_are_looked_up_by_name(store, monkeypatch):
+    fast = found(registry.champions(store, "demand"))
+    challengers = found(registry.aliased(store, "demand", "challenger"))
+    force(monkeypatch, name_like_search=False, tag_search=False)
+    store.filters.clear()
+    assert found(registry.champions(store, "demand", names())) == fast
+    assert found(registry.aliased(store, "demand", "challenger", names())) == challengers
+    assert challengers == {"demand.north.large.fast": "2"}
+    assert not any("LIKE" in f for _, f in store.filters)
+    assert not any(m == "search_registered_models" for m, _ in store.filters)
+    # a name with no model or no champion is "not there", not an error
+    assert found(registry.champions(store, "demand", ["demand.nowhere"])) == {}
+
+
+def test_without_name_like_and_without_names_it_says_what_is_missing(store, monkeypatch):
+    force(monkeypatch, name_like_search=False)
+    with pytest.raises(ConfigError, match="model names of its partitions"):
+        registry.champions(store, "demand")
+    assert store.filters == []
+
+
+def test_without_tag_search_versions_are_searched_by_name_and_filtered_here(store, monkeypatch):
+    expected = [(v.name, str(v.version)) for v in registry.find_versions(store, kind="ensemble")]
+    assert expected == [*((n, "2") for n in names()), ("other.model", "1")]
+    force(monkeypatch, tag_search=False)
+    store.filters.clear()
+    by_name = registry.find_versions(store, names=names(), kind="ensemble")
+    assert [(v.name, str(v.version)) for v in by_name] == expected[:2]
+    assert all(f.startswith("name = '") for _, f in store.filters)
+    with pytest.raises(ConfigError, match="search model versions by tag"):
+        registry.find_versions(store, kind="ensemble")
+
+
+def test_without_aliases_an_alias_tag_stands_in(store, monkeypatch):
+    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
+    client.set_model_version_tag("demand.north.large.fast", "1", registry.ALIAS_TAG, "previous")
+    client.set_model_version_tag("demand.north.large.fast", "2", registry.ALIAS_TAG, "champion")
+    force(monkeypatch, aliases=False, name_like_search=False, tag_search=False)
+    champions = registry.champions(store, "demand", names())
+    assert found(champions) == {"demand.north.large.fast": "2"}  # south has no tag: none
+    assert registry.alias_version(store, "demand.north.large.fast", "previous") == "1"
+    assert not any("LIKE" in f for _, f in store.filters)
+
+
+def test_promote_dev_by_name_moves_the_challenger_and_keys_by_partition(store, monkeypatch):
+    force(monkeypatch, name_like_search=False, tag_search=False)
+    moved = promote.promote_dev(store, "demand", names=dict(zip(PIDS, names(), strict=True)))
+    assert moved == {
+        "north.large.fast": {
+            "name": "demand.north.large.fast", "version": "2", "changed": True,
+            "replaced": "1", "status": "promoted",
+        }
+    }  # fmt: skip
+    assert registry.alias_version(store, "demand.north.large.fast", "champion") == "2"
+    assert not any("LIKE" in f for _, f in store.filters)
+
+
+def test_known_names_come_from_the_partition_index_only_when_needed(tmp_path, store, monkeypatch):
+    settings = load_settings("pipelines", "dev", [f"project.workdir={tmp_path}"])
+    assert promote.known_names(settings, store) is None  # plain MLflow: nothing read
+    force(monkeypatch, name_like_search=False)
+    assert promote.known_names(settings, store) is None  # no index yet: the registry says so
+    write_json({"partitions": {pid: {} for pid in PIDS}}, settings.path("partitions", "index.json"))
+    expected = {pid: registry.model_name(settings, pid) for pid in PIDS}
+    assert promote.known_names(settings, store) == expected
