@@ -36,7 +36,16 @@ class Spy:
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def spy(monkeypatch) -> list:
+    """Every store's client records its searches' filter strings into the returned list."""
+    filters: list = []
+    real = registry.Store.client
+    monkeypatch.setattr(registry.Store, "client", lambda self: Spy(real(self), filters))
+    return filters
+
+
+@pytest.fixture
+def store(tmp_path, spy):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     store = registry.Store("dev", uri, uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -50,10 +59,7 @@ def store(tmp_path, monkeypatch):
     client.create_registered_model("other.model")  # not the project's: never listed
     client.create_model_version("other.model", str(tmp_path), tags={"kind": "ensemble"})
     client.set_registered_model_alias("other.model", "champion", "1")
-    filters: list = []
-    real = registry.Store.client
-    monkeypatch.setattr(registry.Store, "client", lambda self: Spy(real(self), filters))
-    object.__setattr__(store, "filters", filters)  # the frozen test store carries its spy log
+    object.__setattr__(store, "filters", spy)  # the frozen test store carries its spy log
     return store
 
 
@@ -145,3 +151,29 @@ def test_known_names_come_from_the_partition_index_only_when_needed(tmp_path, st
     write_json({"partitions": {pid: {} for pid in PIDS}}, settings.path("partitions", "index.json"))
     expected = {pid: registry.model_name(settings, pid) for pid in PIDS}
     assert promote.known_names(settings, store) == expected
+
+
+def test_promote_steps_in_dev_and_to_prod_find_the_champions_by_the_partition_index(
+    settings, common_args, tmp_path, spy, monkeypatch
+):
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MANYMODELS_DEV_TRACKING_URI"):
+        monkeypatch.delenv(var, raising=False)
+    dev, prod = registry.resolve_store(settings, "dev"), registry.resolve_store(settings, "prod")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
+    with registry.pipeline_run(dev, "manymodels", "stand-in", {}) as run:
+        registry.log_artifact(dev, run.info.run_id, tmp_path / "model" / "MLmodel", "model")
+    name = registry.model_name(settings, PIDS[0])
+    registry.register(dev, f"runs:/{run.info.run_id}/model", name, {"partition": PIDS[0]})
+    registry.set_alias(dev, name, "challenger", "1")
+    write_json({"partitions": {pid: {} for pid in PIDS}}, settings.path("partitions", "index.json"))
+    force(monkeypatch, name_like_search=False, tag_search=False)
+    spy.clear()
+    assert promote.main(common_args) == 0
+    assert registry.alias_version(dev, name, "champion") == "1"
+    prod_args = ["--to", "prod", "--env", "prod", "--allow-foreign-code"]
+    for _ in range(2):  # the second run finds the copy by name: nothing copied again
+        assert promote.main([*common_args, *prod_args]) == 0
+    assert registry.alias_version(prod, name, "champion") == "1"
+    assert len(registry.find_versions(prod, names=[name], source_env="dev")) == 1
+    assert spy and not any("LIKE" in f or "tags." in f for _, f in spy)
