@@ -5,6 +5,7 @@ champions are found by name, and no pattern or tag search reaches the registry."
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from mlflow import MlflowClient
@@ -12,7 +13,7 @@ from mlflow import MlflowClient
 from manymodels import platforms, registry
 from manymodels.config import ConfigError, load_settings
 from manymodels.io import write_json
-from manymodels.steps import promote
+from manymodels.steps import promote, register
 
 PIDS = ("north.large.fast", "south.small.slow")
 
@@ -176,4 +177,39 @@ def test_promote_steps_in_dev_and_to_prod_find_the_champions_by_the_partition_in
         assert promote.main([*common_args, *prod_args]) == 0
     assert registry.alias_version(prod, name, "champion") == "1"
     assert len(registry.find_versions(prod, names=[name], source_env="dev")) == 1
+    assert spy and not any("LIKE" in f or "tags." in f for _, f in spy)
+
+
+def _fake_training(store, settings, tmp_path, pid: str) -> None:
+    """A parent run + one partition run with an ``ensemble`` folder, and the hand-off files."""
+    folder = tmp_path / "ensemble"
+    folder.mkdir(exist_ok=True)
+    (folder / "MLmodel").write_text("flavors: {}\n")
+    with registry.pipeline_run(store, "manymodels", "training", {"config_hash": "c0"}) as p:
+        parent = p.info.run_id
+        child = registry.log_partition(
+            store, parent, pid, params={}, metrics={}, tags={}, model_dirs={"ensemble": folder}
+        )
+    keys = dict(zip(("region", "store_format", "speed"), pid.split("."), strict=True))
+    part = {"status": "trained", "keys": keys, "metrics": {"ensemble_mape": 0.2}, **child}
+    training = {"parent_run_id": parent, "local": False, "data_version": "d1"}
+    write_json(training | {"partitions": {pid: part}}, settings.path("runs", "training.json"))
+    gate = {"run_mode": "enabled", "parent_run_id": parent}
+    gate["partitions"] = {pid: {"decision": "promote"}}
+    write_json(gate, settings.path("reports", "gate.json"))
+
+
+def test_register_reuses_versions_found_by_name_on_a_registry_without_tag_search(
+    settings, common_args, tmp_path, spy, monkeypatch
+):
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MANYMODELS_DEV_TRACKING_URI"):
+        monkeypatch.delenv(var, raising=False)
+    force(monkeypatch, name_like_search=False, tag_search=False)
+    dev, pid = registry.resolve_store(settings, "dev"), PIDS[0]
+    _fake_training(dev, settings, tmp_path, pid)
+    assert register.main(common_args) == 0 and promote.main(common_args) == 0
+    _fake_training(dev, settings, tmp_path, pid)  # same code, settings and data: reused
+    assert register.main(common_args) == 0
+    done = json.loads(settings.path("runs", "registration.json").read_text())
+    assert done["registered"][pid]["status"] == "unchanged"
     assert spy and not any("LIKE" in f or "tags." in f for _, f in spy)
