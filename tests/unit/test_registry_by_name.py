@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from manymodels import platforms, registry
 from manymodels.config import ConfigError, load_settings
 from manymodels.io import write_json
-from manymodels.steps import promote, register
+from manymodels.steps import monitor, promote, register
 
 PIDS = ("north.large.fast", "south.small.slow")
 
@@ -213,3 +213,13 @@ def test_register_reuses_versions_found_by_name_on_a_registry_without_tag_search
     done = json.loads(settings.path("runs", "registration.json").read_text())
     assert done["registered"][pid]["status"] == "unchanged"
     assert spy and not any("LIKE" in f or "tags." in f for _, f in spy)
+
+
+def test_monitor_reads_the_champions_of_the_datas_partitions_by_name(store, settings, monkeypatch):
+    fast = {pid: c["version"] for pid, c in monitor._champions(store, settings).items()}
+    assert fast == dict.fromkeys(PIDS, "1")
+    force(monkeypatch, name_like_search=False, tag_search=False)
+    store.filters.clear()
+    by_name = monitor._champions(store, settings, PIDS)
+    assert {pid: c["version"] for pid, c in by_name.items()} == dict.fromkeys(PIDS, "1")
+    assert not any("LIKE" in f for _, f in store.filters)
