@@ -212,6 +212,8 @@ def get_alias(store: Store, name: str, alias: str) -> ModelVersion | None:
     Raises:
         RegistryError: any other failure (server down, timeout, 403, 5xx): never "none".
     """
+    if not capabilities_of(store).aliases:  # Azure ML: the version tag stands in
+        return _tagged(store, name, alias)
     try:
         return store.client().get_model_version_by_alias(name, alias)
     except MlflowException as exc:
@@ -223,12 +225,16 @@ def get_alias(store: Store, name: str, alias: str) -> ModelVersion | None:
 
 
 def set_alias(store: Store, name: str, alias: str, version: str | int) -> None:
+    if not capabilities_of(store).aliases:
+        return _set_tagged(store, name, alias, str(version))
     with _talking(store, f"setting {name}@{alias} -> v{version}"):
         store.client().set_registered_model_alias(name, alias, str(version))
 
 
 def delete_alias(store: Store, name: str, alias: str) -> None:
     """Remove ``alias`` from ``name``; no error when it is not there."""
+    if not capabilities_of(store).aliases:
+        return _set_tagged(store, name, alias, None)
     try:
         store.client().delete_registered_model_alias(name, alias)
     except MlflowException as exc:
@@ -724,10 +730,12 @@ def _by_name(store: Store, name: str) -> list[ModelVersion]:
 
 
 def alias_of(store: Store, name: str, alias: str) -> ModelVersion | None:
-    """Like :func:`get_alias`, on a backend without aliases too (the newest version whose
-    ``alias`` tag names ``alias``)."""
-    if capabilities_of(store).aliases:
-        return get_alias(store, name, alias)
+    """:func:`get_alias`, which on a backend without aliases reads the version tag."""
+    return get_alias(store, name, alias)
+
+
+def _tagged(store: Store, name: str, alias: str) -> ModelVersion | None:
+    """The newest version of ``name`` whose ``alias`` tag names ``alias`` (Azure ML)."""
     tagged = [
         v for v in _by_name(store, name)
         if alias in (v.tags or {}).get(ALIAS_TAG, "").split(",")
@@ -762,3 +770,21 @@ def by_name_only(store: Store) -> bool:
     search there): a step then passes the names of the partitions it knows."""
     caps = capabilities_of(store)
     return not (caps.name_like_search and caps.aliases and caps.tag_search)
+
+
+def _set_tagged(store: Store, name: str, alias: str, version: str | None) -> None:
+    """Move (``version`` None: remove) the ``alias`` tag that stands in for an alias: the new
+    version is tagged before the others are cleared, so a crash leaves two (the newest wins,
+    a re-run clears the other), never none."""
+    client = store.client()
+    versions = sorted(_by_name(store, name), key=lambda v: str(v.version) != version)
+    for v in versions:
+        held = [a for a in (v.tags or {}).get(ALIAS_TAG, "").split(",") if a]
+        keep = [a for a in held if a != alias] + ([alias] if str(v.version) == version else [])
+        if sorted(keep) == sorted(held):
+            continue
+        with _talking(store, f"tagging {name} v{v.version} {ALIAS_TAG}={','.join(keep)}"):
+            if keep:
+                client.set_model_version_tag(name, str(v.version), ALIAS_TAG, ",".join(keep))
+            else:
+                client.delete_model_version_tag(name, str(v.version), ALIAS_TAG)

@@ -223,3 +223,28 @@ def test_monitor_reads_the_champions_of_the_datas_partitions_by_name(store, sett
     by_name = monitor._champions(store, settings, PIDS)
     assert {pid: c["version"] for pid, c in by_name.items()} == dict.fromkeys(PIDS, "1")
     assert not any("LIKE" in f for _, f in store.filters)
+
+
+def test_without_aliases_setting_moving_and_deleting_one_writes_the_alias_tag(store, monkeypatch):
+    force(monkeypatch, aliases=False, name_like_search=False, tag_search=False)
+    north = "demand.north.large.fast"
+    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
+
+    def tags() -> dict[str, str | None]:
+        return {
+            v: client.get_model_version(north, v).tags.get(registry.ALIAS_TAG) for v in ("1", "2")
+        }
+
+    assert registry.get_alias(store, north, "champion") is None  # real aliases are not read
+    registry.set_alias(store, north, "champion", 1)
+    registry.set_alias(store, north, "challenger", "2")
+    assert tags() == {"1": "champion", "2": "challenger"}
+    moved = promote.promote_dev(store, "demand", names=dict(zip(PIDS, names(), strict=True)))
+    assert moved["north.large.fast"]["status"] == "promoted" and len(moved) == 1
+    assert tags() == {"1": "previous", "2": "champion"}
+    registry.set_alias(store, north, "champion", "2")  # already there: nothing written
+    registry.delete_alias(store, north, "previous")
+    registry.delete_alias(store, north, "nothing-there")
+    assert tags() == {"1": None, "2": "champion"}
+    assert registry.alias_version(store, north, "champion") == "2"
+    assert not any(m == "search_registered_models" for m, _ in store.filters)
