@@ -29,7 +29,7 @@ import re
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -43,7 +43,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from manymodels import platforms
-from manymodels.config import Settings
+from manymodels.config import ConfigError, Settings
 from manymodels.errors import RegistryError
 from manymodels.pyfunc import PackedModel
 from manymodels.redact import redact
@@ -55,7 +55,10 @@ __all__ = [
     "ROLLED_BACK",
     "RegistryError",
     "Store",
+    "ALIAS_TAG",
+    "alias_of",
     "alias_version",
+    "capabilities_of",
     "aliased",
     "champions",
     "code_version",
@@ -209,6 +212,8 @@ def get_alias(store: Store, name: str, alias: str) -> ModelVersion | None:
     Raises:
         RegistryError: any other failure (server down, timeout, 403, 5xx): never "none".
     """
+    if not capabilities_of(store).aliases:  # Azure ML: the version tag stands in
+        return _tagged(store, name, alias)
     try:
         return store.client().get_model_version_by_alias(name, alias)
     except MlflowException as exc:
@@ -220,12 +225,16 @@ def get_alias(store: Store, name: str, alias: str) -> ModelVersion | None:
 
 
 def set_alias(store: Store, name: str, alias: str, version: str | int) -> None:
+    if not capabilities_of(store).aliases:
+        return _set_tagged(store, name, alias, str(version))
     with _talking(store, f"setting {name}@{alias} -> v{version}"):
         store.client().set_registered_model_alias(name, alias, str(version))
 
 
 def delete_alias(store: Store, name: str, alias: str) -> None:
     """Remove ``alias`` from ``name``; no error when it is not there."""
+    if not capabilities_of(store).aliases:
+        return _set_tagged(store, name, alias, None)
     try:
         store.client().delete_registered_model_alias(name, alias)
     except MlflowException as exc:
@@ -235,21 +244,42 @@ def delete_alias(store: Store, name: str, alias: str) -> None:
         raise _registry_error(store, f"deleting {name}@{alias}", exc) from exc
 
 
-def find_versions(store: Store, **tags: str) -> list[ModelVersion]:
-    """Model versions whose tags equal ``tags`` (e.g. ``region="North Texas"``), newest first."""
+def find_versions(
+    store: Store, *, names: Iterable[str] | None = None, **tags: str
+) -> list[ModelVersion]:
+    """Model versions whose tags equal ``tags`` (e.g. ``region="North Texas"``), newest first.
+
+    ``names``: the models to look in where the backend has no tag search (Unity Catalog, Azure
+    ML: searched one name at a time, tags filtered here); plain MLflow ignores it.
+    """
+    if tags and not capabilities_of(store).tag_search:
+        return _versions_by_name(store, names, tags)
     clauses = " AND ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
     with _talking(store, "searching model versions"):
         found = _all_pages(store.client().search_model_versions, clauses or None)
     return sorted(found, key=lambda v: (v.name, -int(v.version)))
 
 
-def champions(store: Store, prefix: str) -> dict[str, ModelVersion]:
-    """``{model name: champion version}`` for every registered model named ``<prefix>.*``."""
-    return aliased(store, prefix, CHAMPION)
+def champions(
+    store: Store, prefix: str, names: Iterable[str] | None = None
+) -> dict[str, ModelVersion]:
+    """``{model name: champion version}`` for every registered model named ``<prefix>.*``
+    (``names``: see :func:`aliased`)."""
+    return aliased(store, prefix, CHAMPION, names)
 
 
-def aliased(store: Store, prefix: str, alias: str) -> dict[str, ModelVersion]:
-    """``{model name: version}`` carrying ``alias``, for every model named ``<prefix>.*``."""
+def aliased(
+    store: Store, prefix: str, alias: str, names: Iterable[str] | None = None
+) -> dict[str, ModelVersion]:
+    """``{model name: version}`` carrying ``alias``, for every model named ``<prefix>.*``.
+
+    ``names``: the model names (from the partitions a step knows) to look up one by one where
+    the backend has no ``name LIKE`` search or no aliases (Unity Catalog, Azure ML; see
+    :mod:`manymodels.platforms`); plain MLflow ignores it and searches twice.
+    """
+    caps = capabilities_of(store)
+    if not (caps.name_like_search and caps.aliases):
+        return _aliased_by_name(store, prefix, alias, names)
     # two searches in all, not a look-up per model (version search results carry no aliases)
     client = store.client()
     with _talking(store, f"searching models {prefix}.* for {alias!r}"):
@@ -575,7 +605,7 @@ def alias_version(store: Store, name: str, alias: str) -> str | None:
     Raises:
         RegistryError: the registry could not be asked (the online API answers 503, not 404).
     """
-    found = get_alias(store, name, alias)
+    found = alias_of(store, name, alias)
     return None if found is None else str(found.version)
 
 
@@ -667,3 +697,94 @@ def recent_runs(store: Store, experiment: str, names: tuple[str, ...], limit: in
                 }
             )
     return sorted(out, key=lambda r: r["start"])
+
+
+# where a registry has no aliases (Azure ML), a version tag stands in: alias=champion
+ALIAS_TAG = "alias"
+
+
+def capabilities_of(store: Store) -> platforms.Capabilities:
+    """What the store's registry supports; a scheme platforms does not know is plain MLflow."""
+    try:
+        return platforms.capabilities(store.registry_uri)
+    except platforms.PlatformError:
+        return platforms.BACKENDS["mlflow"]
+
+
+def _need_names(store: Store, names: Iterable[str] | None, what: str) -> list[str]:
+    if names is None:
+        caps = capabilities_of(store)
+        raise ConfigError(
+            f"{caps.backend} registry {_redact(store.registry_uri)}: cannot {what} without "
+            f"searching by pattern, which it does not support ({caps.notes}); the step must pass "
+            "the model names of its partitions (run the partition step first)"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _by_name(store: Store, name: str) -> list[ModelVersion]:
+    """Every version of ``name`` (an exact-name search: the one every backend accepts)."""
+    quoted = name.replace("'", "\\'")
+    with _talking(store, f"searching versions of {name}"):
+        return _all_pages(store.client().search_model_versions, f"name = '{quoted}'")
+
+
+def alias_of(store: Store, name: str, alias: str) -> ModelVersion | None:
+    """:func:`get_alias`, which on a backend without aliases reads the version tag."""
+    return get_alias(store, name, alias)
+
+
+def _tagged(store: Store, name: str, alias: str) -> ModelVersion | None:
+    """The newest version of ``name`` whose ``alias`` tag names ``alias`` (Azure ML)."""
+    tagged = [
+        v for v in _by_name(store, name)
+        if alias in (v.tags or {}).get(ALIAS_TAG, "").split(",")
+    ]  # fmt: skip
+    return max(tagged, key=lambda v: int(v.version)) if tagged else None
+
+
+def _aliased_by_name(
+    store: Store, prefix: str, alias: str, names: Iterable[str] | None
+) -> dict[str, ModelVersion]:
+    found = {}
+    for name in _need_names(store, names, f"list the models {prefix}.* carrying {alias!r}"):
+        version = alias_of(store, name, alias)
+        if version is not None:
+            found[name] = version
+    return found
+
+
+def _versions_by_name(
+    store: Store, names: Iterable[str] | None, tags: dict[str, str]
+) -> list[ModelVersion]:
+    found = [
+        v for name in _need_names(store, names, "search model versions by tag")
+        for v in _by_name(store, name)
+        if all((v.tags or {}).get(k) == str(t) for k, t in tags.items())
+    ]  # fmt: skip
+    return sorted(found, key=lambda v: (v.name, -int(v.version)))
+
+
+def by_name_only(store: Store) -> bool:
+    """True when look-ups on ``store`` need the model names (no ``name LIKE``, alias or tag
+    search there): a step then passes the names of the partitions it knows."""
+    caps = capabilities_of(store)
+    return not (caps.name_like_search and caps.aliases and caps.tag_search)
+
+
+def _set_tagged(store: Store, name: str, alias: str, version: str | None) -> None:
+    """Move (``version`` None: remove) the ``alias`` tag that stands in for an alias: the new
+    version is tagged before the others are cleared, so a crash leaves two (the newest wins,
+    a re-run clears the other), never none."""
+    client = store.client()
+    versions = sorted(_by_name(store, name), key=lambda v: str(v.version) != version)
+    for v in versions:
+        held = [a for a in (v.tags or {}).get(ALIAS_TAG, "").split(",") if a]
+        keep = [a for a in held if a != alias] + ([alias] if str(v.version) == version else [])
+        if sorted(keep) == sorted(held):
+            continue
+        with _talking(store, f"tagging {name} v{v.version} {ALIAS_TAG}={','.join(keep)}"):
+            if keep:
+                client.set_model_version_tag(name, str(v.version), ALIAS_TAG, ",".join(keep))
+            else:
+                client.delete_model_version_tag(name, str(v.version), ALIAS_TAG)

@@ -82,12 +82,14 @@ def series_frame(table: pd.DataFrame, joined: pd.DataFrame, awaiting: pd.DataFra
     return out.sort_values([*keys, "week"]).reset_index(drop=True)
 
 
-def _champions(store, settings: Settings) -> dict[str, dict]:
+def _champions(store, settings: Settings, pids=()) -> dict[str, dict]:
     prefix = settings.mlflow.model_prefix
-    out = {}
-    for name, v in registry.champions(store, prefix).items():
+    out, names = {}, None  # plain MLflow: searched by pattern; else by the data's partitions
+    if registry.by_name_only(store):
+        names = {registry.model_name(settings, pid): pid for pid in pids}
+    for name, v in registry.champions(store, prefix, names).items():
         created = dt.datetime.fromtimestamp(v.creation_timestamp / 1000, dt.UTC).isoformat()
-        out[name.removeprefix(prefix + ".")] = {
+        out[(names or {}).get(name, name.removeprefix(prefix + "."))] = {
             "model": name,
             "version": str(v.version),
             "tags": dict(v.tags),
@@ -155,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0914 (one place wire
     joined = accuracy.join_actuals(predictions, table, where)
     weekly = accuracy.weekly_metrics(joined.joined)
     rolling = accuracy.rolling_metrics(joined.joined, m.accuracy.rolling_weeks)
-    champs = _champions(store, settings)
     parts = split_partitions(table, settings.partition.keys)
+    champs = _champions(store, settings, parts)
     partitions, bars, backtest = {}, {}, {}
     for pid, c in champs.items():
         kind = c["tags"].get("model_kind", "ensemble")

@@ -24,12 +24,12 @@ from mlflow.entities.model_registry import ModelVersion
 
 from manymodels import registry
 from manymodels.config import ConfigError, Settings, load_settings
-from manymodels.io import write_json
+from manymodels.io import read_json, write_json
 from manymodels.provenance import foreign_code
 from manymodels.registry import CHALLENGER, CHAMPION, PREVIOUS, ROLLED_BACK, Store
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
-__all__ = ["main", "move_champion", "promote_dev", "promote_prod", "stores"]
+__all__ = ["known_names", "main", "move_champion", "promote_dev", "promote_prod", "stores"]
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,16 @@ def _rolled_back(version: ModelVersion) -> bool:
     return version.tags.get(ROLLED_BACK) == "true"
 
 
-def promote_dev(store: Store, prefix: str, *, dry_run: bool = False) -> dict:
-    """Each ``challenger`` of the registry -> ``champion``; ``{partition: what happened}``."""
-    moved = {}
-    current = registry.champions(store, prefix)
-    for name, challenger in registry.aliased(store, prefix, CHALLENGER).items():
+def promote_dev(
+    store: Store, prefix: str, *, dry_run: bool = False, names: dict[str, str] | None = None
+) -> dict:
+    """Each ``challenger`` of the registry -> ``champion``; ``{partition: what happened}``.
+
+    ``names``: ``{partition: model name}`` for registries that are searched by name only."""
+    moved, listed = {}, None if names is None else list(names.values())
+    partition_of = {name: pid for pid, name in (names or {}).items()}
+    current = registry.champions(store, prefix, listed)
+    for name, challenger in registry.aliased(store, prefix, CHALLENGER, listed).items():
         version, champion = str(challenger.version), current.get(name)
         entry = {"name": name, "version": version, "changed": False}
         entry["replaced"] = str(champion.version) if champion is not None else None
@@ -72,21 +77,30 @@ def promote_dev(store: Store, prefix: str, *, dry_run: bool = False) -> dict:
         else:
             entry["changed"] = move_champion(store, name, version, champion)
             entry["status"] = "promoted" if entry["changed"] else "unchanged"
-        moved[name.removeprefix(f"{prefix}.")] = entry
+        moved[partition_of.get(name, name.removeprefix(f"{prefix}."))] = entry
     return moved
 
 
 def promote_prod(
-    source: Store, target: Store, prefix: str, experiment: str, *, dry_run: bool = False
+    source: Store,
+    target: Store,
+    prefix: str,
+    experiment: str,
+    *,
+    dry_run: bool = False,
+    names: dict[str, str] | None = None,
 ) -> dict:
-    """Copy each dev champion into prod (once) and make it prod's champion; what happened."""
-    plan, serving = {}, registry.champions(target, prefix)
+    """Copy each dev champion into prod (once) and make it prod's champion; what happened.
+
+    ``names``: ``{partition: model name}`` for registries that are searched by name only."""
+    listed = None if names is None else list(names.values())
+    plan, serving = {}, registry.champions(target, prefix, listed)
     copies: dict[tuple[str, str, str], ModelVersion] = {}  # copies made before, newest first
-    for v in registry.find_versions(target, source_env=source.env):
+    for v in registry.find_versions(target, names=listed, source_env=source.env):
         copies.setdefault(
             (v.name, v.tags.get("source_version", ""), v.tags.get("source_run_id", "")), v
         )
-    for name, version in registry.champions(source, prefix).items():
+    for name, version in registry.champions(source, prefix, listed).items():
         current = serving.get(name)
         copy = copies.get((name, str(version.version), version.run_id or ""))
         entry = {
@@ -187,19 +201,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.to == "dev":
         dry_run = args.dry_run or settings.training.gate.run_mode == "dry_run"
         store = registry.resolve_store(settings, "dev", local=args.local)
-        moved = promote_dev(store, prefix, dry_run=dry_run)
+        moved = promote_dev(store, prefix, dry_run=dry_run, names=known_names(settings, store))
         where = registry.redact_uri(store.tracking_uri)
     else:
         dry_run = args.dry_run
         source, target = stores(settings, args)
         where = " -> ".join(registry.redact_uri(s.tracking_uri) for s in (source, target))
-        if not registry.champions(source, prefix):
+        names = known_names(settings, source, target)
+        if not registry.champions(source, prefix, None if names is None else names.values()):
             log.error(
                 "promote: no champion in the dev registry %s: run the training pipeline first",
                 where,
             )
             return 2
-        moved = promote_prod(source, target, prefix, settings.mlflow.experiment, dry_run=True)
+        moved = promote_prod(
+            source, target, prefix, settings.mlflow.experiment, dry_run=True, names=names
+        )
         foreign = foreign_code(moved, registry.git_tags()["git_sha"])
         if foreign and not args.allow_foreign_code:
             for name, why in sorted(foreign.items()):
@@ -212,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
         if not dry_run:
-            moved = promote_prod(source, target, prefix, settings.mlflow.experiment)
+            moved = promote_prod(source, target, prefix, settings.mlflow.experiment, names=names)
     write_json(
         {"to": args.to, "dry_run": dry_run, "promoted": moved},
         settings.path("runs", f"promotion-{args.to}.json"),
@@ -225,6 +242,19 @@ def main(argv: list[str] | None = None) -> int:
         where,
     )
     return 0
+
+
+def known_names(settings: Settings, *stores: Store) -> dict[str, str] | None:
+    """``{partition: model name}`` from the partition index (else the training hand-off) when a
+    store is searched by name only (Unity Catalog, Azure ML); None on plain MLflow (or when
+    neither file is there: the registry then says what is missing)."""
+    if not any(registry.by_name_only(s) for s in stores):
+        return None
+    for path in (settings.path("partitions", "index.json"), settings.path("runs", "training.json")):
+        if path.exists():
+            pids = read_json(path).get("partitions", {})
+            return {pid: registry.model_name(settings, pid) for pid in pids}
+    return None
 
 
 if __name__ == "__main__":

@@ -92,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     lineage["config_hash"] = registry.run_tags(store, training["parent_run_id"]).get(
         "config_hash", "unknown"
     )
-    known = _known_versions(store, training, lineage)
-    champions = registry.champions(store, settings.mlflow.model_prefix)
+    names = None  # plain MLflow: searched by pattern; else by the hand-off's partitions
+    if registry.by_name_only(store):
+        names = [registry.model_name(settings, pid) for pid in training["partitions"]]
+    known = _known_versions(store, training, lineage, names)
+    champions = registry.champions(store, settings.mlflow.model_prefix, names)
     registered = {}
     for pid, verdict in gate["partitions"].items():
         if verdict["decision"] == "keep_champion":  # the stale trap (issue 10): see revalidate
@@ -132,16 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _known_versions(store, training: dict, lineage: dict[str, str]) -> dict:
+def _known_versions(store, training: dict, lineage: dict[str, str], names=None) -> dict:
     """``{(name, kind): version}`` already registered for this training run, or by an identical
     run (same code, settings and data; not when the commit is unknown)."""
     known = {}
-    for v in registry.find_versions(store, parent_run_id=training["parent_run_id"]):
+    for v in registry.find_versions(store, names=names, parent_run_id=training["parent_run_id"]):
         known.setdefault((v.name, v.tags.get("model_kind")), v)  # newest first
     identity = {k: lineage[k] for k in IDENTITY if k != "data_version"}
     identity["data_version"] = training["data_version"]
     if "unknown" not in identity.values():
-        for v in registry.find_versions(store, **identity):
+        for v in registry.find_versions(store, names=names, **identity):
             known.setdefault((v.name, v.tags.get("model_kind")), v)
     return known
 

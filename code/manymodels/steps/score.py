@@ -73,7 +73,7 @@ def plan(parts: dict, store: registry.Store, settings, scoring_date: dt.date, al
     status, tasks = {}, {}
     for pid, frame in parts.items():
         name = registry.model_name(settings, pid)
-        champion = registry.get_alias(store, name, registry.CHAMPION)
+        champion = registry.alias_of(store, name, registry.CHAMPION)  # or its tag (Azure ML)
         if champion is None:
             status[pid] = {"model": name, "status": "no model"}
             continue
