@@ -166,7 +166,7 @@ def rolling_metrics(joined: pd.DataFrame, weeks: int) -> pd.DataFrame:
 
 def accuracy_alerts(
     rolling: pd.DataFrame,
-    bars: dict[str, float],
+    bars: dict[str, float | tuple[str, float]],
     backtest: dict[str, float],
     settings: AccuracyMonitorSettings,
 ) -> dict[str, list[str]]:
@@ -174,8 +174,10 @@ def accuracy_alerts(
 
     Args:
         rolling: :func:`rolling_metrics` output.
-        bars: partition -> the gate's MAPE bar for it.
-        backtest: partition -> the champion's backtest MAPE (from its version tags).
+        bars: partition -> the gate's bar for it: a MAPE bar, or ``(metric, bar)`` where the
+            gate judges the partition by another metric (slow movers: WAPE, since MAPE over
+            non-zero weeks rewards over-forecasting).
+        backtest: partition -> the champion's backtest error in that metric (version tags).
         settings: the breach rule.
 
     Returns:
@@ -189,16 +191,18 @@ def accuracy_alerts(
         if g.empty:
             continue
         msgs, bar = [], bars.get(pid)
+        metric, bar = bar if isinstance(bar, tuple) else ("mape", bar)
+        name = metric.upper()
         tail = g.tail(settings.breach_weeks)
-        if bar is not None and len(tail) == settings.breach_weeks and (tail["mape"] > bar).all():
+        if bar is not None and len(tail) == settings.breach_weeks and (tail[metric] > bar).all():
             msgs.append(
-                f"rolling {settings.rolling_weeks}-week MAPE above the gate's bar "
-                f"{bar:.2f} for {settings.breach_weeks} weeks (last {tail['mape'].iloc[-1]:.2f})"
+                f"rolling {settings.rolling_weeks}-week {name} above the gate's bar "
+                f"{bar:.2f} for {settings.breach_weeks} weeks (last {tail[metric].iloc[-1]:.2f})"
             )
-        last, ref = g["mape"].iloc[-1], backtest.get(pid)
+        last, ref = g[metric].iloc[-1], backtest.get(pid)
         if ref and not np.isnan(ref) and last > ref * settings.max_backtest_ratio:
             msgs.append(
-                f"rolling MAPE {last:.2f} is {last / ref:.1f}x the champion's backtest MAPE "
+                f"rolling {name} {last:.2f} is {last / ref:.1f}x the champion's backtest {name} "
                 f"{ref:.2f} (limit {settings.max_backtest_ratio}x)"
             )
         if msgs:

@@ -163,15 +163,19 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0914 (one place wire
     for pid, c in champs.items():
         kind = c["tags"].get("model_kind", "ensemble")
         keys = {k: c["tags"].get(k, "") for k in settings.partition.keys}
-        bars[pid] = settings.training.gate.bars(keys)[0]
-        backtest[pid] = float(c["tags"].get(f"{kind}_mape", "nan"))
+        rules = settings.training.gate.rules(keys)  # slow movers: WAPE, as the gate judges them
+        bars[pid] = (rules.metric, rules.max_error)
+        backtest[pid] = float(c["tags"].get(f"{kind}_{rules.metric}", "nan"))
         partitions[pid] = {
             "model": c["model"],
             "version": c["version"],
             "kind": kind,
             "keys": keys,
-            "mape_bar": bars[pid],
-            "backtest_mape": backtest[pid],
+            "metric": rules.metric,
+            "mape_bar": rules.max_error if rules.metric == "mape" else None,
+            "bar": rules.max_error,
+            "backtest_mape": float(c["tags"].get(f"{kind}_mape", "nan")),
+            "backtest_error": backtest[pid],  # in the gate's metric for the partition
         }
     for pid in sorted(set(parts) - set(champs)):
         partitions[pid] = {"model": None, "kind": "none", "keys": {}, "mape_bar": None}

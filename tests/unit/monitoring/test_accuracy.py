@@ -83,3 +83,15 @@ def test_a_table_that_is_not_predictions_is_an_error_naming_the_columns(actuals)
     (problem,) = result.problems
     assert problem["severity"] == "error" and "prediction" in problem["message"]
     assert result.joined.empty
+
+
+def test_a_partition_the_gate_judges_by_wape_alerts_on_wape_not_mape():
+    weeks = pd.date_range("2024-01-01", periods=4, freq="7D")
+    # a slow mover: MAPE over its few non-zero weeks is high, its WAPE within the gate's bar
+    rolling = pd.DataFrame({"partition": "s", "week": weeks, "rows": 100, "mape": 0.9, "wape": 1.1})
+    settings = AccuracyMonitorSettings(breach_weeks=3)
+    assert accuracy.accuracy_alerts(rolling, {"s": ("wape", 1.5)}, {}, settings) == {}
+    worse = rolling.assign(wape=1.8)
+    (message,) = accuracy.accuracy_alerts(worse, {"s": ("wape", 1.5)}, {}, settings)["s"]
+    assert "WAPE above the gate's bar 1.50" in message
+    assert "MAPE" in accuracy.accuracy_alerts(rolling, {"s": 0.45}, {}, settings)["s"][0]
