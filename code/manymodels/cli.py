@@ -90,8 +90,10 @@ def demo(common: list[str], config_dir: str, overrides: tuple[str, ...]) -> int:
     def arrive(weeks: int) -> int:  # the weeks that followed, with one region drifted
         code = run_step("mock", [*common, "--env", "prod", "--weeks", str(weeks)])
         if not code:
-            region = monitoring_demo.drift_raw(settings.path("raw"), rounds[0][1])
-            log.info("demo: %d weeks of data; %s drifted since %s", weeks, region, rounds[0][1])
+            # the drift starts after the last scoring date: its forecasts meet the changed weeks
+            since = rounds[-2][1]
+            region = monitoring_demo.drift_raw(settings.path("raw"), since)
+            log.info("demo: %d weeks of data; %s drifted since %s", weeks, region, since)
         return code
 
     (start_weeks, first), *later = rounds

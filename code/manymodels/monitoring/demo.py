@@ -3,9 +3,9 @@ a drifted region in the weeks that followed.
 
 The mock generator extends its data when asked for more weeks with the same seed, so "the weeks
 that followed arrive" is a second mock run with more weeks. The drift is applied to the raw files
-afterwards (the generator itself stays a plain, undrifted source): from the first scoring date
-on, one region's large stores sell ``DEMAND_FACTOR`` times as much and its weather runs
-``TEMP_SHIFT_F`` warmer.
+afterwards (the generator itself stays a plain, undrifted source): from the given date (the
+demo's last scoring date) on, one region's large stores sell ``DEMAND_FACTOR`` times as much
+and its weather runs ``TEMP_SHIFT_F`` warmer.
 """
 
 from __future__ import annotations
