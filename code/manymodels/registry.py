@@ -52,6 +52,7 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "PREVIOUS",
+    "STORE_VARIABLES",
     "ROLLED_BACK",
     "RegistryError",
     "Store",
@@ -88,6 +89,15 @@ __all__ = [
 ]
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+# every environment variable that points a command at an MLflow store (see the module docstring)
+STORE_VARIABLES = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MANYMODELS_DEV_TRACKING_URI",
+    "MANYMODELS_PROD_TRACKING_URI",
+    "MANYMODELS_DEV_REGISTRY_URI",
+    "MANYMODELS_PROD_REGISTRY_URI",
+)
 # version tag set by `manymodels rollback` on the version it took the champion alias from
 ROLLED_BACK = "rolled_back"
 # MLflow "models from code": the file is logged with each model instead of a pickled class.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from manymodels import registry
 from manymodels.cli import run_step
 
 SAMPLE = Path(__file__).parents[1] / "data" / "raw"
@@ -59,14 +60,7 @@ class Workspace:
 def _isolated_mlflow():
     """No configured server leaks in: every test uses the embedded stores under tmp_path."""
     with pytest.MonkeyPatch.context() as mp:
-        for var in (
-            "MLFLOW_TRACKING_URI",
-            "MLFLOW_REGISTRY_URI",
-            "MANYMODELS_DEV_TRACKING_URI",
-            "MANYMODELS_PROD_TRACKING_URI",
-            "MANYMODELS_DEV_REGISTRY_URI",
-            "MANYMODELS_PROD_REGISTRY_URI",
-        ):
+        for var in registry.STORE_VARIABLES:
             mp.delenv(var, raising=False)
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         yield

@@ -9,14 +9,7 @@ import pytest
 from manymodels import registry
 from manymodels.config import load_settings
 
-VARS = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MANYMODELS_DEV_TRACKING_URI",
-    "MANYMODELS_PROD_TRACKING_URI",
-    "MANYMODELS_DEV_REGISTRY_URI",
-    "MANYMODELS_PROD_REGISTRY_URI",
-)
+VARS = registry.STORE_VARIABLES
 
 
 @pytest.fixture

@@ -19,14 +19,7 @@ from manymodels.cli import run_step
 from manymodels.io import write_json
 from manymodels.registry import RegistryError, Store
 
-VARS = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MANYMODELS_DEV_TRACKING_URI",
-    "MANYMODELS_PROD_TRACKING_URI",
-    "MANYMODELS_DEV_REGISTRY_URI",
-    "MANYMODELS_PROD_REGISTRY_URI",
-)
+VARS = registry.STORE_VARIABLES
 
 
 @pytest.fixture(autouse=True)

@@ -17,14 +17,7 @@ from manymodels.registry import CHALLENGER, CHAMPION, PREVIOUS
 from manymodels.steps import promote, rollback
 
 NAME = "demand.north.large.fast"
-VARS = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MANYMODELS_DEV_TRACKING_URI",
-    "MANYMODELS_PROD_TRACKING_URI",
-    "MANYMODELS_DEV_REGISTRY_URI",
-    "MANYMODELS_PROD_REGISTRY_URI",
-)
+VARS = registry.STORE_VARIABLES
 
 
 def _head() -> str:
