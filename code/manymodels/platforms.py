@@ -19,6 +19,7 @@ names of letters, digits, ``-``, ``_`` and ``.``). docs/forking.md has the table
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Iterable
@@ -80,19 +81,6 @@ BACKENDS: dict[str, Capabilities] = {
         max_name_length=256,
         notes="everything the steps use; tested for real against a sqlite store",
     ),
-    "databricks": Capabilities(
-        backend="databricks",
-        aliases=True,
-        alias_equivalent="",
-        stages=True,
-        name_like_search=True,
-        tag_search=True,
-        version_filters=("name", "run_id", "tags", "source_path"),
-        three_part_names=False,
-        name_pattern=_MLFLOW_NAME,
-        max_name_length=256,
-        notes="the workspace registry (legacy; Databricks steers new projects to Unity Catalog)",
-    ),
     "databricks-uc": Capabilities(
         backend="databricks-uc",
         aliases=True,
@@ -129,6 +117,12 @@ BACKENDS: dict[str, Capabilities] = {
         ),
     ),
 }
+# the Databricks workspace registry is plain MLflow's, run by Databricks
+BACKENDS["databricks"] = dataclasses.replace(
+    BACKENDS["mlflow"],
+    backend="databricks",
+    notes="the workspace registry (legacy; Databricks steers new projects to Unity Catalog)",
+)
 _SCHEMES = {
     "": "mlflow",
     "file": "mlflow",
