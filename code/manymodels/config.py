@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import os
 import types
 import typing
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ __all__ = [
     "Settings",
     "SourceSettings",
     "load_settings",
+    "store_uri",
 ]
 
 ENVIRONMENTS = ("dev", "prod")
@@ -436,6 +438,18 @@ class Settings:
             _set_dotted(data, key, value, "override")
             origin[tuple(key.split("."))] = f"override {key}={value!r}"
         return _build(data, origin)
+
+
+def store_uri(settings: Settings, env: str, kind: str, *, generic: bool = True) -> str:
+    """The configured MLflow ``kind`` URI (``"TRACKING"`` or ``"REGISTRY"``) of ``env``, or "".
+
+    ``MANYMODELS_<ENV>_<KIND>_URI``, else (``generic``, and ``env`` is the one the command runs
+    in) ``MLFLOW_<KIND>_URI``, else ``mlflow.<env>.<kind>_uri``. Reads no store and imports no
+    MLflow: :func:`manymodels.registry.resolve_store` and the mock-data check both use it.
+    """
+    specific = os.environ.get(f"MANYMODELS_{env.upper()}_{kind}_URI", "")
+    fallback = os.environ.get(f"MLFLOW_{kind}_URI", "") if generic and env == settings.env else ""
+    return specific or fallback or getattr(getattr(settings.mlflow, env), f"{kind.lower()}_uri")
 
 
 def load_settings(

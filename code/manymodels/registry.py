@@ -43,7 +43,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from manymodels import platforms
-from manymodels.config import ConfigError, Settings
+from manymodels.config import ConfigError, Settings, store_uri
 from manymodels.errors import RegistryError
 from manymodels.pyfunc import PackedModel
 from manymodels.redact import redact
@@ -148,21 +148,14 @@ def resolve_store(
     prod`` reads its dev source only from ``MANYMODELS_DEV_*`` or the settings).
     """
     env = env or settings.env
-    configured = getattr(settings.mlflow, env)
-    tracking = "" if local else _uri(settings, env, "TRACKING", configured.tracking_uri, generic)
-    registry = "" if local else _uri(settings, env, "REGISTRY", configured.registry_uri, generic)
+    tracking = "" if local else store_uri(settings, env, "TRACKING", generic=generic)
+    registry = "" if local else store_uri(settings, env, "REGISTRY", generic=generic)
     if tracking:
         return Store(env, tracking, registry or tracking)
     folder = settings.path("mlflow", env).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     return Store(env, uri, registry or uri, (folder / "artifacts").as_uri())
-
-
-def _uri(settings: Settings, env: str, kind: str, configured: str, generic: bool) -> str:
-    specific = os.environ.get(f"MANYMODELS_{env.upper()}_{kind}_URI", "")
-    fallback = os.environ.get(f"MLFLOW_{kind}_URI", "") if generic and env == settings.env else ""
-    return specific or fallback or configured
 
 
 def model_name(settings: Settings, partition: str) -> str:

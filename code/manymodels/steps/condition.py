@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from manymodels.config import Settings
+from manymodels.config import Settings, store_uri
 from manymodels.data.condition import condition, data_version
 from manymodels.data.sources import SourceError, display_uri, read_sources
 from manymodels.io import atomic_dir, read_json, write_json
@@ -107,13 +107,7 @@ def mock_refusal(settings: Settings, local: bool) -> str | None:
     if local or settings.data.allow_mock or os.environ.get(ALLOW_MOCK_VAR, "").lower() in TRUE:
         return None
     env = settings.env
-    configured = getattr(settings.mlflow, env)
-    real = [
-        os.environ.get(f"MANYMODELS_{env.upper()}_{kind}_URI", "")
-        or os.environ.get(f"MLFLOW_{kind}_URI", "")
-        or getattr(configured, f"{kind.lower()}_uri")
-        for kind in ("TRACKING", "REGISTRY")
-    ]
+    real = [store_uri(settings, env, kind) for kind in ("TRACKING", "REGISTRY")]
     # a store on this machine (a sqlite file, a local folder, a server on loopback such as a
     # runner's throwaway one) is a sandbox; a remote server, Databricks or Azure ML is real
     real = [uri for uri in real if uri and not _on_this_machine(uri)]
