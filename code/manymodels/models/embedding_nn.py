@@ -214,6 +214,9 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
                 module.eval()
                 with torch.no_grad():
                     loss = float(loss_of(_forward(module, val[0], val[1]), val[2], val[3]))
+                if not np.isfinite(loss):  # diverged: keep the best epoch so far, if any
+                    self.validation_loss_.append(loss)
+                    break
                 if best is None or loss < min(self.validation_loss_):
                     best, self.best_epoch_, waited = copy.deepcopy(module.state_dict()), epoch, 0
                 else:
@@ -221,6 +224,11 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
                 self.validation_loss_.append(loss)
                 if waited >= self.patience:
                     break
+        if not all(bool(torch.isfinite(p).all()) for p in (best or module.state_dict()).values()):
+            raise ValueError(
+                "the network diverged (non-finite weights): lower learning_rate "
+                f"(now {self.learning_rate}) or use loss='mse'"
+            )
         if best is None:
             self.best_epoch_ = epoch
         else:

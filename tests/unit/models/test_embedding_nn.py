@@ -131,3 +131,10 @@ def test_poisson_rejects_negative_units_and_unknown_scale_columns(split, feature
         _net(features, loss="poisson", scale_feature="nope").fit(split.X, split.y)
     with pytest.raises(ValueError, match="loss must be"):
         _net(features, loss="huber").fit(split.X, split.y)
+
+
+def test_a_diverging_network_is_an_error_not_nan_forecasts(split, features):
+    with pytest.raises(ValueError, match="diverged"):
+        _net(features, loss="poisson", learning_rate=1e6, epochs=3, validation_fraction=0.0).fit(
+            split.X, split.y
+        )
