@@ -54,18 +54,24 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(INSTALL) -c requirements/constraints.txt $(if $(strip $(WHEEL)),$(WHEEL),-e .)
 	touch $@
 
-$(DEV_STAMP): pyproject.toml requirements/constraints.txt
+# The dev tools come hash-checked too: requirements/dev.lock (`make lock`) holds the runtime
+# dependencies, the dev extra and everything they pull in, each file with its sha256; then the
+# project itself, editable, without dependencies.
+DEV_LOCK := requirements/dev.lock
+$(DEV_STAMP): pyproject.toml requirements/constraints.txt $(DEV_LOCK)
 	$(make_venv)
-	$(INSTALL) -c requirements/constraints.txt -e ".[dev]"
+	$(INSTALL) --require-hashes -r $(DEV_LOCK)
+	$(INSTALL) --no-deps -e .
 	touch $(STAMP) $@
 
-setup: $(DEV_STAMP) ## create .venv and install the project with its dev tools
+setup: $(DEV_STAMP) ## create .venv and install the project with its dev tools (hash-locked: requirements/dev.lock)
 
 # CD jobs install hash-checked pins only: requirements/runtime.lock (`make lock`) resolves the
 # runtime dependencies for the runners (Linux x86_64, Python 3.11), every file with its sha256;
 # then the project itself (or CI's wheel) without dependencies.
 LOCK := requirements/runtime.lock
-# Where `make lock` finds the CPU build of torch (a folder of wheels works too).
+# Where `make lock` finds the CPU build of torch (a folder of wheels works too): the one place
+# torch comes from; constraints.txt pins its +cpu build, which PyPI does not have.
 TORCH_WHEELS ?= https://download.pytorch.org/whl/cpu/torch/
 setup-runtime: ## CD jobs: runtime dependencies only, hash-locked, then the project or WHEEL=<CI's wheel>
 	$(make_venv)
@@ -73,24 +79,40 @@ setup-runtime: ## CD jobs: runtime dependencies only, hash-locked, then the proj
 	$(INSTALL) --no-deps $(if $(strip $(WHEEL)),$(WHEEL),-e .)
 	touch $(STAMP)
 
-lock: $(DEV_STAMP) ## regenerate requirements/runtime.lock from pyproject.toml and the constraints (needs the index)
-	$(BIN)/uv pip compile pyproject.toml -c requirements/constraints.txt --generate-hashes \
+# `make lock` regenerates both lock files in one go (after any change to pyproject.toml or the
+# constraints, e.g. a new extra): the same resolver, platform and torch source for both. uv comes
+# from the dev tools; on a machine without a venv yet, `UV=uv make lock` uses any uv.
+LOCK_UV = $(if $(strip $(UV)),$(UV),$(BIN)/uv)
+LOCK_HEADER = \# Hash-locked $(1) (Linux x86_64, Python 3.11): $(2) installs\n\# them with --require-hashes. Regenerate both lock files with make lock (docs/workflows.md).
+define compile_lock
+	$(LOCK_UV) pip compile pyproject.toml $(2) -c requirements/constraints.txt --generate-hashes --quiet \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header \
-		--find-links $(TORCH_WHEELS) \
-		-o $(LOCK).new
-	{ echo "# Hash-locked runtime dependencies for CD runners (Linux x86_64, Python 3.11): make setup-runtime"; \
-	  echo "# installs these with --require-hashes. Regenerate with make lock after changing pyproject.toml."; \
-	  cat $(LOCK).new; } > $(LOCK) && rm $(LOCK).new
+		--find-links $(TORCH_WHEELS) -o $(1).new
+	{ printf '$(call LOCK_HEADER,$(3),$(4))\n'; cat $(1).new; } > $(1) && rm $(1).new
+endef
+$(BIN)/uv:
+	$(make_venv)
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt uv
+lock: $(if $(strip $(UV)),,$(BIN)/uv) ## regenerate requirements/runtime.lock and requirements/dev.lock (needs the index and TORCH_WHEELS)
+	$(call compile_lock,$(LOCK),,runtime dependencies,make setup-runtime)
+	$(call compile_lock,$(DEV_LOCK),--extra dev,runtime and dev dependencies,make setup)
 
 demo: $(STAMP) ## THE MAIN JOB: fresh mock data through every pipeline, embedded local defaults
 	$(MM) demo --env $(ENV) $(ARGS)
 
+# pytest-xdist workers for `make test` and `make test-cov` (0: none, one process). Many tests wait
+# on subprocesses, servers and act jobs, so one more worker than cores keeps the cores busy;
+# tests/conftest.py hands out the longest tests first and keeps each integration module on one
+# worker (--dist loadgroup). Coverage (pytest-cov) combines the workers' data.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) + 1 )))
+XDIST = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
+
 test: lint ## lint, then the whole test suite (slow end-to-end tests included) with the coverage gate
-	$(BIN)/pytest --cov --cov-report=term --cov-report=xml $(ARGS)
+	$(BIN)/pytest $(XDIST) --cov --cov-report=term --cov-report=xml $(ARGS)
 
 test-cov: $(DEV_STAMP) ## every test but the executed workflows, with the coverage gate (what PR checks run)
 	mkdir -p $(WORKDIR)/reports
-	status=0; $(BIN)/pytest -m "not workflows" --cov --cov-report=term --cov-report=xml $(ARGS) || status=$$?; \
+	status=0; $(BIN)/pytest $(XDIST) -m "not workflows" --cov --cov-report=term --cov-report=xml $(ARGS) || status=$$?; \
 		$(BIN)/coverage report --format=markdown > $(WORKDIR)/reports/coverage.md || true; exit $$status
 
 test-unit: $(DEV_STAMP) ## the fast tests only (no coverage gate)

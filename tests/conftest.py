@@ -4,6 +4,8 @@ working folder is the test's ``tmp_path``, so no test writes into the repository
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +22,61 @@ CONFIG_DIR = REPO / "pipelines"
 SAMPLE_RAW = REPO / "tests" / "data" / "raw"
 # a few days after the sample's last week ends (Sunday 2018-02-25): fresh, whatever today is
 AS_OF = dt.date(2018, 3, 1)
+
+
+# ---------------------------------------------------------------- scheduling (pytest-xdist)
+# `make test` runs the suite with pytest-xdist (`-n N --dist loadgroup`). Workers take the tests
+# in collection order, so the longest go first (the act-executed workflows, then the integration
+# modules that train models), and the short unit tests fill the gaps at the end. An integration
+# module is one xdist group: its tests share a module-scoped workspace (``trained``) and run on one
+# worker, in file order. A run without workers keeps pytest's own order.
+def _rank(item: pytest.Item) -> int:
+    if item.get_closest_marker("workflows"):
+        return 0
+    if item.get_closest_marker("slow"):
+        return 1
+    return 2
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):  # not a pytest-xdist worker
+        return
+    for item in items:
+        path = item.path.relative_to(REPO).as_posix()
+        if path.startswith("tests/integration/") and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(path))
+    items.sort(key=_rank)
+
+
+# Executed workflow runs (tests/workflows/conftest.py) travel to the controller with each report:
+# the summary of act runs at the end of the session, and WORKFLOW_TIMINGS_JSON.
+ACT_TIMINGS_KEY = "act_timings"
+ACT_RUNS: list[list] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == ACT_TIMINGS_KEY:
+            ACT_RUNS.extend(value)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if not ACT_RUNS:
+        return
+    terminalreporter.section("executed workflows (act, host mode)")
+    for label, seconds, jobs, steps in ACT_RUNS:
+        outcome = ", ".join(f"{job} {result}" for job, result in jobs.items()) or "no job ran"
+        terminalreporter.write_line(f"{seconds:7.1f} s  {label}  [{outcome}]")
+        for job, times in steps.items():
+            slow = sorted(times.items(), key=lambda item: -item[1])[:3]
+            parts = ", ".join(f"{step[:40]} {secs:.1f} s" for step, secs in slow)
+            terminalreporter.write_line(f"{'':12}{job}: {parts}")
+    out = os.environ.get("WORKFLOW_TIMINGS_JSON")
+    if out:
+        runs = [{"run": label, "seconds": round(seconds, 1), "jobs": jobs,
+                 "steps": {j: {k: round(v, 1) for k, v in t.items()} for j, t in steps.items()}}
+                for label, seconds, jobs, steps in ACT_RUNS]  # fmt: skip
+        Path(out).write_text(json.dumps(runs, indent=2) + "\n")
 
 
 # Test modules take these as fixtures rather than importing conftest (unit/ has no packages).

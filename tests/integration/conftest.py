@@ -7,7 +7,10 @@ coverage sees them. The sample's last week starts 2018-02-19; ``AS_OF`` is the d
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -22,10 +25,20 @@ AS_OF = dt.date(2018, 2, 26)
 class Workspace:
     """A working folder with the sample's raw sources, and a way to run steps on it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, raw: bool = True) -> None:
         self.root = root
         self.work = root / "work"
-        shutil.copytree(SAMPLE, self.work / "raw")
+        if raw:
+            shutil.copytree(SAMPLE, self.work / "raw")
+
+    def copy_to(self, root: Path) -> Workspace:
+        """A private copy of this workspace at ``root``, stores included: the embedded MLflow
+        stores keep absolute artifact URIs, so every mention of the old folder in the SQLite
+        files and the text files is rewritten to the new one. The copy shares nothing with this
+        one: a test may register, promote, score or corrupt it freely."""
+        shutil.copytree(self.root, root, dirs_exist_ok=True)
+        _relocate(root, str(self.root), str(root))
+        return Workspace(root, raw=False)
 
     def args(self, *extra: str) -> list[str]:
         return [
@@ -66,12 +79,67 @@ def _isolated_mlflow():
         yield
 
 
+def _relocate(root: Path, old: str, new: str) -> None:
+    """Replace the folder ``old`` by ``new`` in every SQLite text column and text file."""
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        if path.suffix == ".db":
+            with sqlite3.connect(path) as db:
+                for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+                    columns = db.execute(f'PRAGMA table_info("{table}")').fetchall()
+                    for column in (c[1] for c in columns if _is_text(c[2])):
+                        db.execute(
+                            f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                            f'WHERE instr("{column}", ?) > 0',
+                            (old, new, old),
+                        )
+            db.close()
+        elif path.stat().st_size < 2_000_000:
+            data = path.read_bytes()
+            if old.encode() in data:
+                path.write_bytes(data.replace(old.encode(), new.encode()))
+
+
+def _is_text(sql_type: str) -> bool:
+    return not sql_type or any(word in sql_type.upper() for word in ("CHAR", "TEXT", "CLOB"))
+
+
+def _shared_basetemp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pytest's temp folder of this session, the same for every pytest-xdist worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def trained_once(tmp_path_factory) -> Workspace:
+    """The sample trained, gated, registered and promoted once in dev for the whole session
+    (for all pytest-xdist workers together: the first trains, the others wait and reuse it).
+    Read-only: tests take a private copy through ``trained`` or ``trained_copy``."""
+    root = _shared_basetemp(tmp_path_factory) / "trained-once"
+    with (root.parent / "trained-once.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = root / "TRAINED"
+        if not done.is_file():
+            shutil.rmtree(root, ignore_errors=True)  # a worker that died half-way
+            ws = Workspace(root)
+            ws.train_pipeline()
+            done.write_text("")
+    return Workspace(root, raw=False)
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Workspace:
-    """The sample trained, gated, registered and promoted once in dev (shared by a module)."""
-    ws = Workspace(tmp_path_factory.mktemp("trained"))
-    ws.train_pipeline()
-    return ws
+def trained(trained_once, tmp_path_factory) -> Workspace:
+    """The sample trained, gated, registered and promoted in dev: a copy of ``trained_once``
+    shared by the tests of one module."""
+    return trained_once.copy_to(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture
+def trained_copy(trained_once, tmp_path) -> Workspace:
+    """A copy of ``trained_once`` of the test's own (what ``workspace`` holds after
+    ``workspace.train_pipeline()``)."""
+    return trained_once.copy_to(tmp_path / "trained")
 
 
 @pytest.fixture

@@ -130,8 +130,8 @@ def test_identical_rerun_registers_nothing_and_moves_no_alias(workspace):
         )
 
 
-def test_worse_candidate_is_rejected_and_rollback_restores(workspace):
-    workspace.train_pipeline()
+def test_worse_candidate_is_rejected_and_rollback_restores(trained_copy):
+    workspace = trained_copy  # the sample trained once (workspace.train_pipeline()), a copy
     settings = _settings(workspace)
     store = registry.resolve_store(settings)
     promoted = [

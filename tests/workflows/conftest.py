@@ -8,8 +8,7 @@ minutes-long workflow run would delete the run's workspace under its feet.
 
 from __future__ import annotations
 
-import json
-import os
+import fcntl
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -37,29 +36,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if report.when == "call":
         item.stash[FAILED] = report.failed
+    if TIMINGS:  # the act runs of this test travel with its report (to the pytest-xdist controller)
+        report.user_properties.append((TIMINGS_KEY, [list(t) for t in TIMINGS]))
+        TIMINGS.clear()
     return report
 
 
 FAILED = pytest.StashKey[bool]()
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    if not TIMINGS:
-        return
-    terminalreporter.section("executed workflows (act, host mode)")
-    for label, seconds, jobs, steps in TIMINGS:
-        outcome = ", ".join(f"{job} {result}" for job, result in jobs.items()) or "no job ran"
-        terminalreporter.write_line(f"{seconds:7.1f} s  {label}  [{outcome}]")
-        for job, times in steps.items():
-            slow = sorted(times.items(), key=lambda item: -item[1])[:3]
-            parts = ", ".join(f"{step[:40]} {secs:.1f} s" for step, secs in slow)
-            terminalreporter.write_line(f"{'':12}{job}: {parts}")
-    out = os.environ.get("WORKFLOW_TIMINGS_JSON")
-    if out:
-        runs = [{"run": label, "seconds": round(seconds, 1), "jobs": jobs,
-                 "steps": {j: {k: round(v, 1) for k, v in t.items()} for j, t in steps.items()}}
-                for label, seconds, jobs, steps in TIMINGS]  # fmt: skip
-        Path(out).write_text(json.dumps(runs, indent=2) + "\n")
+TIMINGS_KEY = "act_timings"  # tests/conftest.py reads them: the summary, WORKFLOW_TIMINGS_JSON
 
 
 @pytest.fixture(scope="session")
@@ -74,8 +58,13 @@ def snapshot() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def installs(snapshot: Path) -> dict[str, str]:
-    """The wheelhouse every job installs from (see build_wheelhouse), cached between sessions."""
-    return build_wheelhouse(snapshot, wheelhouse_dir(snapshot))
+    """The wheelhouse every job installs from (see build_wheelhouse), cached between sessions;
+    built by one pytest-xdist worker while the others wait for it."""
+    root = wheelhouse_dir(snapshot)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with Path(f"{root}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return build_wheelhouse(snapshot, root)
 
 
 @pytest.fixture
