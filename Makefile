@@ -103,9 +103,9 @@ demo: $(STAMP) ## THE MAIN JOB: fresh mock data through every pipeline, embedded
 # pytest-xdist workers for `make test` and `make test-cov` (0: none, one process). Many tests wait
 # on subprocesses, servers and act jobs, so one more worker than cores keeps the cores busy;
 # tests/conftest.py hands out the longest tests first and keeps each integration module on one
-# worker (--dist loadgroup). Coverage (pytest-cov) combines the workers' data.
+# worker (--dist loadfile). Coverage (pytest-cov) combines the workers' data.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) + 1 )))
-XDIST = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
+XDIST = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test: lint ## lint, then the whole test suite (slow end-to-end tests included) with the coverage gate
 	$(BIN)/pytest $(XDIST) --cov --cov-report=term --cov-report=xml $(ARGS)

@@ -24,12 +24,20 @@ SAMPLE_RAW = REPO / "tests" / "data" / "raw"
 AS_OF = dt.date(2018, 3, 1)
 
 
+# A test's `mlflow server` (a real one, on loopback) does not start MLflow's job runner: seven
+# huey worker processes, each importing MLflow (~30 s of CPU per server start on 2 cores), for
+# MLflow's GenAI jobs, which no test uses. Servers started with os.environ inherit this.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+
+
 # ---------------------------------------------------------------- scheduling (pytest-xdist)
-# `make test` runs the suite with pytest-xdist (`-n N --dist loadgroup`). Workers take the tests
-# in collection order, so the longest go first (the act-executed workflows, then the integration
-# modules that train models), and the short unit tests fill the gaps at the end. An integration
-# module is one xdist group: its tests share a module-scoped workspace (``trained``) and run on one
-# worker, in file order. A run without workers keeps pytest's own order.
+# `make test` runs the suite with pytest-xdist (`-n N --dist loadfile --no-loadscope-reorder`):
+# one test module runs on one worker, in file order (an integration module's tests share its
+# module-scoped workspace), and the workers take the modules in collection order. So the longest
+# go first: the act-executed workflows (three modules, so they run side by side), then the
+# integration modules that train models; the short unit tests fill the gaps at the end. A run
+# without workers keeps pytest's own order. (--dist loadgroup with xdist_group marks would be
+# finer, but pytest-xdist 3.8 cannot rename pytest 9.2's node ids: its groups are ignored.)
 def _rank(item: pytest.Item) -> int:
     if item.get_closest_marker("workflows"):
         return 0
@@ -39,13 +47,8 @@ def _rank(item: pytest.Item) -> int:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not hasattr(config, "workerinput"):  # not a pytest-xdist worker
-        return
-    for item in items:
-        path = item.path.relative_to(REPO).as_posix()
-        if path.startswith("tests/integration/") and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(path))
-    items.sort(key=_rank)
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker
+        items.sort(key=_rank)
 
 
 # Executed workflow runs (tests/workflows/conftest.py) travel to the controller with each report:

@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workflow_harness import (
+
+pytest.register_assert_rewrite("executed_checks")  # its asserts explain themselves, as in a test
+
+from workflow_harness import (  # noqa: E402
     TIMINGS,
     Act,
     act_binary,

@@ -145,7 +145,8 @@ def make_targets_called(doc: dict) -> list[tuple[str, str]]:
 
 
 # Makefile variables that `make test ARGS=...` exports to this process: not for the jobs' make.
-SCRUBBED_NAMES = {"ARGS", "EPOCHS", "WORKDIR", "ENV", "VENV", "PIP_ARGS", "PYTHON", "TOOLS"}
+SCRUBBED_NAMES = {"ARGS", "EPOCHS", "WORKDIR", "ENV", "VENV", "PIP_ARGS", "PYTHON", "TOOLS",
+                  "TEST_WORKERS"}  # fmt: skip
 
 
 def clean_env() -> dict[str, str]:
@@ -532,7 +533,9 @@ def mlflow_server(root: Path) -> Iterator[str]:
     root.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     env = clean_env()
-    env.update(HOME=str(root), MLFLOW_DISABLE_TELEMETRY="true")
+    # no job runner (huey workers for MLflow's GenAI jobs): see tests/conftest.py
+    env.update(HOME=str(root), MLFLOW_DISABLE_TELEMETRY="true",
+               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # fmt: skip
     cmd = [
         sys.executable,
         "-m",
