@@ -30,8 +30,8 @@ lint-workflows: $(DEV_STAMP) $(ACTIONLINT) ## actionlint, GitHub JSON schemas an
 test-workflows-static: $(DEV_STAMP) ## the static workflow checks only (fast)
 	$(BIN)/pytest tests/workflows -m "not workflows" $(ARGS)
 
-test-workflows: $(DEV_STAMP) ## run the workflow files with act (slow: each job installs the project)
-	$(BIN)/pytest tests/workflows -m workflows $(ARGS)
+test-workflows: $(DEV_STAMP) ## run the workflow files with act (slow; three runs side by side on TEST_WORKERS)
+	$(BIN)/pytest $(XDIST) tests/workflows -m workflows $(ARGS)
 
 .PHONY: release-branch audit-workflows
 
