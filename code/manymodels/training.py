@@ -329,20 +329,7 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
     scored = pd.concat(parts)
     weights = learn_weights(scored[list(members)], scored["units"], t.ensemble.weighting)
     scored["ensemble"] = np.clip(scored[list(members)].to_numpy() @ list(weights.values()), 0, None)
-    models = ("ensemble", *members, "baseline")
-    metrics = {
-        f"{model}_{name}": value
-        for model in models
-        for name, value in evaluate(scored["units"], scored[model]).items()
-    }
-    for k, group in scored.groupby("origin"):
-        for model in ("ensemble", "baseline"):
-            for name, value in evaluate(group["units"], group[model]).items():
-                metrics[f"o{k}_{model}_{name}"] = value
-    for model in ("ensemble", "baseline"):
-        cover = origin_coverage(scored, model, t.intervals.coverage)
-        metrics[f"{model}_coverage"] = cover["coverage"]
-        metrics[f"{model}_interval_width"] = cover["width"]
+    metrics = _backtest_metrics(scored, list(members), t.intervals.coverage)
     final_members = _final_members(members, fitted_at[1])
     final = yield [
         (clone(est), known[columns], known["units"], None) for est in final_members.values()
@@ -401,6 +388,25 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
         known[columns].head(2).reset_index(drop=True),
         info,
     )
+
+
+def _backtest_metrics(scored: pd.DataFrame, members: list[str], coverage: float) -> dict:
+    """Pooled and per-origin metrics of the backtest forecasts, and the intervals' coverage."""
+    models = ("ensemble", *members, "baseline")
+    metrics = {
+        f"{model}_{name}": value
+        for model in models
+        for name, value in evaluate(scored["units"], scored[model]).items()
+    }
+    for k, group in scored.groupby("origin"):
+        for model in ("ensemble", "baseline"):
+            for name, value in evaluate(group["units"], group[model]).items():
+                metrics[f"o{k}_{model}_{name}"] = value
+    for model in ("ensemble", "baseline"):
+        cover = origin_coverage(scored, model, coverage)
+        metrics[f"{model}_coverage"] = cover["coverage"]
+        metrics[f"{model}_interval_width"] = cover["width"]
+    return metrics
 
 
 def _member_jobs(members: dict, X: pd.DataFrame, y: pd.Series, validation_weeks: int) -> dict:
