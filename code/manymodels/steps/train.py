@@ -113,13 +113,14 @@ def fit_block_and_stage(
         except Exception as exc:  # noqa: BLE001 (one partition's failure is its own)
             results[pid] = _portable(exc)
         read[pid] = time.process_time() - start
+    templates: dict = {}  # the block's first saved model of each kind and dtypes
     for pid, fit in train_block(frames, settings).items():
         if isinstance(fit, Exception):
             results[pid] = _portable(fit)
             continue
         fit.info["cpu_seconds"]["read"] = read[pid]
         try:
-            _stage(fit, frames[pid], settings, stage)
+            _stage(fit, frames[pid], settings, stage, templates)
         except Exception as exc:  # noqa: BLE001
             results[pid] = _portable(exc)
             continue
@@ -177,6 +178,16 @@ def _size(path: str) -> int:
         return 0
 
 
+def _save(packed, path: Path, example: pd.DataFrame, kind: str, templates: dict | None) -> None:
+    dtypes = (kind, tuple(example.columns), tuple(str(t) for t in example.dtypes))
+    if templates is not None and dtypes in templates:
+        registry.save_pyfunc_like(templates[dtypes], packed, path, example)
+        return
+    registry.save_pyfunc(packed, path, example)
+    if templates is not None:
+        templates[dtypes] = path
+
+
 def _one_thread() -> None:
     # One thread per worker: these networks are too small to gain from more (threads made them
     # slower here), and parallelism comes from one worker process per core instead.
@@ -197,9 +208,17 @@ def _portable(exc: Exception) -> Exception:
     return exc
 
 
-def _stage(fit: PartitionFit, frame: pd.DataFrame, settings: Settings, stage: str) -> None:
+def _stage(
+    fit: PartitionFit,
+    frame: pd.DataFrame,
+    settings: Settings,
+    stage: str,
+    templates: dict | None = None,
+) -> None:
     """Save a fitted partition's models, plot, backtest and drift profile under ``stage``
-    (CPU seconds per step added to ``fit.info["cpu_seconds"]``)."""
+    (CPU seconds per step added to ``fit.info["cpu_seconds"]``). With ``templates`` (a dict
+    shared by a block) the first model of each kind is saved by MLflow and the rest are made
+    from its folder (:func:`manymodels.registry.save_pyfunc_like`): the same pyfunc format."""
     seconds = fit.info.setdefault("cpu_seconds", {})
     partition = fit.partition
     folder = Path(stage) / partition
@@ -222,7 +241,7 @@ def _stage(fit: PartitionFit, frame: pd.DataFrame, settings: Settings, stage: st
     fit.test.to_parquet(keep, index=False)
     lap("backtest_parquet")
     for kind in ("ensemble", "baseline"):
-        registry.save_pyfunc(getattr(fit, kind), folder / kind, fit.example)
+        _save(getattr(fit, kind), folder / kind, fit.example, kind, templates)
     lap("save_pyfunc")
     write_profile(frame, fit, folder)  # input drift reference (manymodels.monitoring.drift)
     lap("profile")

@@ -108,3 +108,31 @@ def test_an_unpicklable_error_is_sent_back_as_a_runtime_error():
 
     portable = train._portable(Odd("bad", 1))
     assert isinstance(portable, RuntimeError) and "Odd: bad" in str(portable)
+
+
+def test_models_made_from_the_blocks_template_load_and_predict_like_saved_ones(
+    _files, _settings, tmp_path
+):
+    import mlflow
+    import yaml
+
+    good = {p: f for p, f in _files.items() if p not in ("short", "missing")}
+    out = fit_block_and_stage(good, _settings, str(tmp_path))
+    first, *rest = list(good)
+    uuids = set()
+    for pid in [first, *rest]:
+        for kind in ("ensemble", "baseline"):
+            folder = tmp_path / pid / kind
+            meta = yaml.safe_load((folder / "MLmodel").read_text())
+            uuids.add(meta["model_uuid"])
+            assert meta["saved_input_example_info"]["artifact_path"] == "input_example.json"
+            assert (folder / "serving_input_example.json").exists()
+            model = mlflow.pyfunc.load_model(str(folder))
+            example = out[pid].example
+            got = model.predict(example)
+            want = getattr(out[pid], kind).predict_frame(example)
+            pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+            assert str(model.metadata.get_input_schema()) == str(
+                mlflow.models.Model.load(str(tmp_path / first / kind)).get_input_schema()
+            )
+    assert len(uuids) == 2 * len(good)
