@@ -109,3 +109,16 @@ def test_block_size_one_is_the_single_path(_frames, _settings, _singles):
     pid = next(iter(_frames))
     out = train_block({pid: _frames[pid]}, _settings, batched=False)
     assert out[pid].metrics == _singles[pid].metrics
+
+
+def test_block_size_and_plots_are_settings_with_checked_values(config_dir, tmp_path):
+    from manymodels.config import ConfigError, load_settings
+
+    base = [f"project.workdir={tmp_path}"]
+    settings = load_settings(config_dir, "dev", base)
+    assert settings.training.block_size == 32 and settings.training.plots is True
+    assert (
+        load_settings(config_dir, "dev", [*base, "training.block_size=1"]).training.block_size == 1
+    )
+    with pytest.raises(ConfigError, match=r"training\.block_size"):
+        load_settings(config_dir, "dev", [*base, "training.block_size=0"])
