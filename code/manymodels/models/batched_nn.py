@@ -15,7 +15,8 @@ What stays per model, exactly as :meth:`EmbeddingNetForecaster.fit` does it:
   minibatches in an epoch skips the later steps (its weights and Adam state do not move);
 - **learning rate, batch size, epochs, patience**: Adam is applied per model (its own step
   count and bias correction); early stopping is per model: a model that stopped stops
-  updating and keeps its best epoch's weights;
+  updating and keeps its best epoch's weights (once half of the program's models have stopped,
+  they are taken out of the stacked tensors, so the rest of the epochs cost only the others);
 - **embedding cardinalities**: each table is padded to the block's largest one; padded rows are
   never looked up, so they never change, and are cut off again at the end;
 - **loss, target scaling, device**: models are grouped by what must be shared (loss, layer
@@ -120,10 +121,22 @@ def _train_group(models: list[tuple]) -> list[EmbeddingNetForecaster | Exception
     progress = _Progress(ests, has_val=[m[2] is not None for m in models])
     orders = [torch.Generator().manual_seed(s) for s in seeds]
     n_rows = [len(m[1][2]) for m in models]
+    live = list(range(len(models)))  # the model in each slot of the stacked tensors
+    done: dict[int, tuple] = {}  # models dropped from the program: (last, best) weights
     for epoch in range(1, max(e.epochs for e in ests) + 1):
         if not progress.start(epoch):
             break
-        rows, mask = (t.to(device) for t in _epoch_batches(ests, orders, n_rows, progress.active))
+        if 2 * sum(progress.active[i] for i in live) <= len(live):  # half stopped: drop them
+            params, best, train, val, live = _drop_stopped(
+                progress, live, done, adam, (params, best, train, val)
+            )
+        batches = _epoch_batches(
+            [ests[i] for i in live],
+            [orders[i] for i in live],
+            [n_rows[i] for i in live],
+            [progress.active[i] for i in live],
+        )
+        rows, mask = (t.to(device) for t in batches)
         for j in range(rows.shape[1]):
             batch = rows[:, j]
             weight = mask[:, j].to(params[0].dtype)
@@ -138,19 +151,53 @@ def _train_group(models: list[tuple]) -> list[EmbeddingNetForecaster | Exception
             pred = _forward(params, n_cat, val[0], val[1])
             weight = val[4].to(pred.dtype)
             per_model = (loss_of(pred, val[2], val[3]) * weight).sum(1) / weight.sum(1).clamp(min=1)
-        improved = progress.validated(epoch, per_model.tolist())
+        improved = progress.validated(epoch, per_model.tolist(), live)
         if any(improved):
             keep = torch.tensor(improved, device=device)
             with torch.no_grad():
                 for b, p in zip(best, params, strict=True):
                     b.copy_(torch.where(_expand(keep, p), p, b))
+    for k, i in enumerate(live):
+        done[i] = ([t[k].detach().clone() for t in params], [t[k].clone() for t in best])
+    return _results(ests, modules, names, progress, done)
+
+
+def _drop_stopped(progress, live: list[int], done: dict, adam, tensors: tuple) -> tuple:
+    """Take the stopped models out of the program (their weights kept in ``done``): later
+    steps cost only the models still training. Returns the new params, best, train, val, live."""
+    import torch  # noqa: PLC0415
+
+    params, best, train, val = tensors
+    keep = [k for k, i in enumerate(live) if progress.active[i]]
+    for k, i in enumerate(live):
+        if k not in keep:
+            done[i] = ([t[k].detach().clone() for t in params], [t[k].clone() for t in best])
+    index = torch.tensor(keep, device=params[0].device)
+    params = [p.detach()[index].requires_grad_(True) for p in params]
+    adam.select(params, index)
+    return (
+        params,
+        [b[index] for b in best],
+        tuple(t[index] for t in train),
+        tuple(t[index] for t in val),
+        [live[k] for k in keep],
+    )
+
+
+def _results(ests, modules, names, progress, done) -> list[EmbeddingNetForecaster | Exception]:
+    """Each model's weights (last and best) unstacked into its own module and estimator."""
     results: list[EmbeddingNetForecaster | Exception] = []
     for i, (est, module) in enumerate(zip(ests, modules, strict=True)):
         est.validation_loss_ = progress.history[i]
-        kept = _unstack(module, names, best, i) if progress.best_epoch[i] else None
-        module.load_state_dict(_unstack(module, names, params, i))
+        last, kept = (_state(module, names, tensors) for tensors in done[i])
+        module.load_state_dict(last)
         try:
-            est._finish(module, kept, progress.best_epoch[i], progress.epochs_run[i])
+            est._finish(
+                module,
+                kept if progress.best_epoch[i] else None,
+                progress.best_epoch[i],
+                progress.epochs_run[i],
+            )
         except ValueError as exc:
             results.append(exc)
             continue
@@ -179,10 +226,11 @@ class _Progress:
     def validating(self) -> bool:
         return any(a and v for a, v in zip(self.active, self.has_val, strict=True))
 
-    def validated(self, epoch: int, losses: list[float]) -> list[bool]:
-        """Record the epoch's validation losses; which models improved on their best."""
+    def validated(self, epoch: int, losses: list[float], live: list[int]) -> list[bool]:
+        """Record the epoch's validation losses (``losses[k]`` is model ``live[k]``'s); per
+        slot, whether its model improved on its best."""
         improved = [False] * len(losses)
-        for i, loss in enumerate(losses):
+        for k, (i, loss) in enumerate(zip(live, losses, strict=True)):
             if not (self.active[i] and self.has_val[i]):
                 continue
             self.history[i].append(loss)
@@ -190,7 +238,7 @@ class _Progress:
                 self.active[i] = False
                 continue
             if self.best_epoch[i] is None or loss < min(self.history[i][:-1]):
-                improved[i], self.best_epoch[i], self.waited[i] = True, epoch, 0
+                improved[k], self.best_epoch[i], self.waited[i] = True, epoch, 0
             else:
                 self.waited[i] += 1
             if self.waited[i] >= self.ests[i].patience:
@@ -211,6 +259,12 @@ class _Adam:
         self.steps = torch.zeros(len(lr), dtype=torch.float64, device=device)
         self.m1 = [torch.zeros_like(p) for p in params]
         self.m2 = [torch.zeros_like(p) for p in params]
+
+    def select(self, params: list, index) -> None:
+        """Keep only the models at ``index`` (``params``: their weights, already selected)."""
+        self.params, self.lr, self.steps = params, self.lr[index], self.steps[index]
+        self.m1 = [m[index] for m in self.m1]
+        self.m2 = [m[index] for m in self.m2]
 
     def step(self, grads, moving) -> None:
         import torch  # noqa: PLC0415
@@ -243,12 +297,12 @@ def _stack(tensors: list):
     return out
 
 
-def _unstack(module, names: list[str], stacked: list, i: int) -> dict:
-    """Model ``i``'s state dict (embedding tables cut to its own cardinalities)."""
+def _state(module, names: list[str], tensors: list) -> dict:
+    """One model's state dict from its slices of the stacked weights (embedding tables cut to
+    its own cardinalities)."""
     own = module.state_dict()
     return {
-        k: s[i, : own[k].shape[0]].detach().clone().cpu()
-        for k, s in zip(names, stacked, strict=True)
+        k: t[: own[k].shape[0]].detach().clone().cpu() for k, t in zip(names, tensors, strict=True)
     }
 
 
