@@ -17,17 +17,15 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from manymodels import registry
+from manymodels import backends, registry
 from manymodels.config import Settings
 from manymodels.io import read_json, write_json
 from manymodels.monitoring.drift import write_profile
-from manymodels.parallel import effective_workers, run_partitions
 from manymodels.plots import residual_plot
 from manymodels.redact import redact
 from manymodels.report import markdown_table
@@ -120,16 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         log.error("train: %s", exc)
         return 2
     settings.workdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=settings.workdir) as stage:
+    backend = settings.training.backend  # local processes or Spark executors (docs/scale-out.md)
+    with backends.staging(settings, backend) as stage:
         files = {p: str(settings.path("partitions", f"{p}.parquet")) for p in chosen}
         tasks = {p: (files[p], p, settings, stage) for p in chosen}
-        log.info(
-            "train: %d partitions on %d worker(s)",
-            len(tasks),
-            effective_workers(workers, len(tasks)),
-        )
+        log.info("train: %d partitions on the %s backend", len(tasks), backend)
         start = time.perf_counter()
-        outcomes = run_partitions(fit_and_stage, tasks, workers)
+        outcomes = backends.run(
+            fit_and_stage, tasks, backend=backend, settings=settings, workers=workers
+        )
         fit_seconds = time.perf_counter() - start
         store = registry.resolve_store(settings, local=args.local)
         start = time.perf_counter()
