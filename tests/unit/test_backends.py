@@ -62,8 +62,9 @@ def test_staging_is_in_the_workdir_unless_spark_names_a_shared_folder(settings, 
 
 def test_block_outcomes_become_one_per_partition():
     outcomes = {
-        "block-0": Outcome("block-0", True, value={"a": 1, "b": ValueError("bad rows")},
-                           seconds=3.0),  # fmt: skip
+        "block-0": Outcome(
+            "block-0", True, value={"a": 1, "b": ValueError("bad rows")}, seconds=3.0
+        ),  # fmt: skip
         "block-1": Outcome("block-1", False, error="RuntimeError: out of memory", traceback="tb"),
     }
     blocks = {"block-0": ["a", "b", "c"], "block-1": ["d"]}
