@@ -361,7 +361,8 @@ class SparkSettings:
     # where executors stage models and results for the driver: "" = <workdir>; on a cluster a
     # folder every node sees (a Unity Catalog volume, /dbfs, a mounted ADLS container)
     staging_dir: str = ""
-    partitions_per_task: Count = 1  # tasks (partitions or blocks) per Spark task
+    # tasks (partitions or blocks) per Spark task; 0 = about four Spark tasks per core
+    partitions_per_task: NonNegativeInt = 0
     python: str = ""  # PYSPARK_PYTHON of a local session; "" = this interpreter
 
 

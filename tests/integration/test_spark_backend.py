@@ -19,7 +19,10 @@ from manymodels.cli import run_step
 from manymodels.config import load_settings
 from manymodels.features import build_features
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+]
 pyspark = pytest.importorskip("pyspark", reason="the spark extra: pip install 'manymodels[spark]'")
 
 SAMPLE = Path(__file__).parents[1] / "data" / "raw"

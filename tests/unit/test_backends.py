@@ -45,7 +45,7 @@ def test_the_settings_accept_only_known_backends(config_dir):
     with pytest.raises(ConfigError, match=r"training\.backend: Input should be 'local' or"):
         load_settings(config_dir, "dev", ["training.backend=dask"])
     with pytest.raises(ConfigError, match=r"spark\.partitions_per_task"):
-        load_settings(config_dir, "dev", ["spark.partitions_per_task=0"])
+        load_settings(config_dir, "dev", ["spark.partitions_per_task=-1"])
 
 
 def test_staging_is_in_the_workdir_unless_spark_names_a_shared_folder(settings, tmp_path):

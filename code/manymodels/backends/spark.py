@@ -1,8 +1,8 @@
 """The ``spark`` backend: each task runs in a Spark executor's Python worker (``mapInPandas``).
 
 The driver writes each task (the function, its key and arguments) to a file in a staging folder,
-then maps a DataFrame of task numbers (``spark.range``, ``spark.partitions_per_task`` tasks per
-Spark partition) with ``mapInPandas``. Each executor task reads its task file, calls the function
+then maps a DataFrame of task numbers (``spark.range``; ``spark.partitions_per_task`` tasks per
+Spark task, by default about four Spark tasks per core) with ``mapInPandas``. Each executor task reads its task file, calls the function
 as the local backend does (:func:`manymodels.parallel.call_partition`: the value, or the error
 with its traceback), writes the outcome next to it and returns one row per task (key, ok, error,
 seconds, host) for the Spark UI. The driver reads the outcomes back: the same ``Outcome`` objects
@@ -115,7 +115,7 @@ def run(fn: Callable[..., Any], tasks: dict[str, tuple], settings: Settings) -> 
     with tempfile.TemporaryDirectory(prefix=".spark-", dir=root) as tmp:
         work = Path(tmp)
         _write_tasks(work, fn, tasks)
-        per = settings.spark.partitions_per_task
+        per = settings.spark.partitions_per_task or -(-len(keys) // (4 * _parallelism(spark)))
         slices = -(-len(keys) // per)
         log.info("spark: %d task(s) in %d Spark task(s) on %s", len(keys), slices,
                  spark.conf.get("spark.master", "?"))  # fmt: skip
