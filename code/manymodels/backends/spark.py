@@ -2,11 +2,12 @@
 
 The driver writes each task (the function, its key and arguments) to a file in a staging folder,
 then maps a DataFrame of task numbers (``spark.range``; ``spark.partitions_per_task`` tasks per
-Spark task, by default about four Spark tasks per core) with ``mapInPandas``. Each executor task reads its task file, calls the function
-as the local backend does (:func:`manymodels.parallel.call_partition`: the value, or the error
-with its traceback), writes the outcome next to it and returns one row per task (key, ok, error,
-seconds, host) for the Spark UI. The driver reads the outcomes back: the same ``Outcome`` objects
-as the local backend, so the callers log to MLflow exactly as they do locally.
+Spark task, by default about four Spark tasks per core) with ``mapInPandas``. Each executor task
+reads its task file, calls the function as the local backend does
+(:func:`manymodels.parallel.call_partition`: the value, or the error with its traceback), writes
+the outcome next to it and returns one row per task (key, ok, error, seconds, host) for the Spark
+UI. The driver reads the outcomes back: the same ``Outcome`` objects as the local backend, so the
+callers log to MLflow exactly as they do locally.
 
 A task whose Python worker dies (killed, out of memory) makes Spark abort the job: the tasks
 that finished keep their outcomes, and the others run again, each as its own job, so the one that
