@@ -55,14 +55,14 @@ def spark_session():
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory, spark_session):
-    """The sample conditioned, validated and partitioned; four partitions to train, one of them
+    """The sample conditioned, validated and partitioned; three partitions to train, one of them
     with a file that is not parquet."""
     ws = _Workspace(tmp_path_factory.mktemp("spark"))
     for step, more in (("condition", ()), ("validate", ("--as-of", AS_OF)), ("partition", ())):
         assert ws.run(step, *more) == 0, step
     index = json.loads((ws.work / "partitions" / "index.json").read_text())
-    ws.good = sorted(index["partitions"])[:3]
-    ws.broken = sorted(index["partitions"])[3]
+    ws.good = sorted(index["partitions"])[:2]
+    ws.broken = sorted(index["partitions"])[2]
     (ws.work / "partitions" / f"{ws.broken}.parquet").write_bytes(b"not a parquet file")
     return ws
 
