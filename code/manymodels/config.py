@@ -44,6 +44,7 @@ __all__ = [
     "ServingSettings",
     "Settings",
     "SourceSettings",
+    "SparkSettings",
     "load_settings",
     "store_uri",
 ]
@@ -338,6 +339,7 @@ class TrainingSettings:
     # partitions per worker task whose networks train as one batched program (1: one at a time)
     block_size: Count = 32
     plots: Flag = True  # draw each partition's residual plot (its run's residuals.png)
+    backend: Literal["local", "spark"] = "local"  # where partitions fit (docs/scale-out.md)
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,24 @@ class ScoringSettings:
     sql_url: str = ""
     sql_table: Annotated[str, Field(min_length=1)] = "predictions"
     workers: NonNegativeInt = 0
+    backend: Literal["local", "spark"] = "local"  # where partitions score (docs/scale-out.md)
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """``training.backend: spark`` / ``scoring.backend: spark`` (pipelines/spark.yaml;
+    docs/scale-out.md): the session to run on and the shared folder its executors write to."""
+
+    # "" = the session that already runs (Databricks, Synapse, spark-submit), else local[*]
+    master: str = ""
+    app_name: str = "manymodels"
+    conf: dict[str, str] = field(default_factory=dict)  # spark.* options of a session made here
+    # where executors stage models and results for the driver: "" = <workdir>; on a cluster a
+    # folder every node sees (a Unity Catalog volume, /dbfs, a mounted ADLS container)
+    staging_dir: str = ""
+    # tasks (partitions or blocks) per Spark task; 0 = about four Spark tasks per core
+    partitions_per_task: NonNegativeInt = 0
+    python: str = ""  # PYSPARK_PYTHON of a local session; "" = this interpreter
 
 
 @dataclass(frozen=True)
@@ -420,6 +440,7 @@ class Settings:
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    spark: SparkSettings = field(default_factory=SparkSettings)
 
     @property
     def workdir(self) -> Path:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Outcome", "effective_workers", "run_partitions"]
+__all__ = ["Outcome", "call_partition", "effective_workers", "init_worker", "run_partitions"]
 
 log = logging.getLogger(__name__)
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -63,7 +63,7 @@ def run_partitions(
     """
     n = effective_workers(workers, len(tasks))
     if n == 1:
-        return {key: _call(fn, key, args) for key, args in tasks.items()}
+        return {key: call_partition(fn, key, args) for key, args in tasks.items()}
     outcomes: dict[str, Outcome] = {}
     pending = list(tasks)
     with tempfile.TemporaryDirectory(prefix="manymodels-pool-") as markers:
@@ -96,8 +96,10 @@ def _pool_round(
     context = multiprocessing.get_context("spawn")
     marker = {key: os.path.join(markers, str(i)) for i, key in enumerate(keys)}
     broken = False
-    with ProcessPoolExecutor(max_workers=n, mp_context=context, initializer=_init_worker) as pool:
-        futures = {pool.submit(_call, fn, key, tasks[key], marker[key]): key for key in keys}
+    with ProcessPoolExecutor(max_workers=n, mp_context=context, initializer=init_worker) as pool:
+        futures = {
+            pool.submit(call_partition, fn, key, tasks[key], marker[key]): key for key in keys
+        }
         for future in as_completed(futures):
             key = futures[future]
             try:
@@ -123,14 +125,18 @@ def _pool_round(
     return in_flight
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
+    """Set up a worker process (a pool's, or a Spark executor's Python worker) for one fit."""
     for var in _THREAD_VARS:
         os.environ[var] = "1"
     # MLflow sets its own logger to INFO when imported; a worker's chatter is not the user's news
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
-def _call(fn: Callable[..., Any], key: str, args: tuple, marker: str | None = None) -> Outcome:
+def call_partition(
+    fn: Callable[..., Any], key: str, args: tuple, marker: str | None = None
+) -> Outcome:
+    """``fn(*args)`` as an :class:`Outcome`: its value, or its error with the traceback."""
     start = time.perf_counter()
     if marker:  # removed when the call returns; left behind if this process dies
         Path(marker).touch()

@@ -27,12 +27,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from manymodels import registry
+from manymodels import backends, registry
 from manymodels.config import ConfigError
 from manymodels.data.partition import split_partitions
 from manymodels.io import write_parquet, write_text
 from manymodels.monitoring.staleness import age_basis
-from manymodels.parallel import run_partitions
 from manymodels.redact import redact
 from manymodels.report import markdown_table
 from manymodels.scoring import (
@@ -145,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parts = split_partitions(table, settings.partition.keys)
     status, tasks = plan(parts, store, settings, scoring_date, args.allow_stale)
     workers = settings.scoring.workers if args.workers is None else args.workers
-    predictions = collect(run_partitions(_score, tasks, workers), status, scoring_date)
+    backend = settings.scoring.backend  # local processes or Spark executors (docs/scale-out.md)
+    outcomes = backends.run(_score, tasks, backend=backend, settings=settings, workers=workers)
+    predictions = collect(outcomes, status, scoring_date)
     _note_kept(status, previous, sorted(set(predictions["partition"])))
     url = settings.scoring.sql_url or f"sqlite:///{settings.path('predictions.db').resolve()}"
     written, sql, sql_ok = write_outputs(

@@ -20,18 +20,17 @@ import logging
 import math
 import os
 import pickle
-import tempfile
 import time
 import traceback
 from pathlib import Path
 
 import pandas as pd
 
-from manymodels import registry
+from manymodels import backends, registry
 from manymodels.config import Settings
 from manymodels.io import read_json, write_json
 from manymodels.monitoring.drift import write_profile
-from manymodels.parallel import Outcome, effective_workers, run_partitions
+from manymodels.parallel import Outcome, effective_workers
 from manymodels.plots import residual_plot
 from manymodels.redact import redact
 from manymodels.report import markdown_table
@@ -137,7 +136,14 @@ def run_blocks(
     blocks = make_blocks(files, settings.training.block_size, workers)
     tasks = {name: (paths, settings, stage) for name, paths in blocks.items()}
     outcomes: dict[str, Outcome] = {}
-    for name, block in run_partitions(fit_block_and_stage, tasks, workers).items():
+    ran = backends.run(
+        fit_block_and_stage,
+        tasks,
+        backend=settings.training.backend,
+        settings=settings,
+        workers=workers,
+    )
+    for name, block in ran.items():
         share = block.seconds / max(len(blocks[name]), 1)
         for pid in blocks[name]:
             if not block.ok:  # the whole task failed (e.g. its worker died)
@@ -278,19 +284,18 @@ def main(argv: list[str] | None = None) -> int:
         log.error("train: %s", exc)
         return 2
     settings.workdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=settings.workdir) as stage:
+    backend = settings.training.backend  # local processes or Spark executors (docs/scale-out.md)
+    with backends.staging(settings, backend) as stage:
         files = {p: str(settings.path("partitions", f"{p}.parquet")) for p in chosen}
         tasks = {p: (files[p], p, settings, stage) for p in chosen}
-        log.info(
-            "train: %d partitions on %d worker(s)",
-            len(tasks),
-            effective_workers(workers, len(tasks)),
-        )
+        log.info("train: %d partitions on the %s backend", len(tasks), backend)
         start = time.perf_counter()
         if settings.training.block_size > 1:  # networks of a block trained as one program
             outcomes = run_blocks(files, settings, stage, workers)
         else:
-            outcomes = run_partitions(fit_and_stage, tasks, workers)
+            outcomes = backends.run(
+                fit_and_stage, tasks, backend=backend, settings=settings, workers=workers
+            )
         fit_seconds = time.perf_counter() - start
         store = registry.resolve_store(settings, local=args.local)
         start = time.perf_counter()

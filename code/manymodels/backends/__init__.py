@@ -1,0 +1,101 @@
+"""Where the per-partition work runs: ``local`` processes on this machine, or ``spark`` executors.
+
+``training.backend`` and ``scoring.backend`` pick one (``local`` by default). Either way the same
+module-level function runs once per task (a partition, or a block of partitions) and the
+caller gets the same ``{key: Outcome}`` back, in the order of its tasks: the value, or the error
+with its traceback, per task. A failed task fails only itself. Everything that talks to MLflow
+stays in the caller (the driver): the tasks only write files under the staging folder.
+
+Tasks of a block return ``{partition: value}`` (an exception as a value fails that partition
+alone); :func:`per_partition` turns their outcomes into one per partition, so a block-level
+function drops in where a per-partition one was (docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from manymodels.backends import local
+from manymodels.config import Settings
+from manymodels.parallel import Outcome
+
+__all__ = ["BACKENDS", "per_partition", "run", "staging", "staging_root"]
+
+log = logging.getLogger(__name__)
+BACKENDS = ("local", "spark")
+
+
+def run(
+    fn: Callable[..., Any],
+    tasks: dict[str, tuple],
+    *,
+    backend: str,
+    settings: Settings,
+    workers: int = 0,
+) -> dict[str, Outcome]:
+    """Call ``fn(*tasks[key])`` for every key on ``backend``; ``{key: Outcome}`` in task order.
+
+    Args:
+        fn: a module-level function (pickled by reference: workers and executors import it).
+        tasks: positional arguments per task; paths and settings rather than frames (a frame is
+            fine, but on Spark it travels through the staging folder).
+        backend: ``local`` or ``spark``.
+        settings: the run's settings (``spark`` section: session, staging folder).
+        workers: local processes (0: one per core, 1: in this process); Spark ignores it.
+    """
+    if backend == "local":
+        return local.run(fn, tasks, workers)
+    if backend == "spark":
+        from manymodels.backends import spark  # noqa: PLC0415 (pyspark is an optional extra)
+
+        return spark.run(fn, tasks, settings)
+    raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+
+
+def staging_root(settings: Settings, backend: str) -> Path:
+    """The folder that holds staging folders: ``spark.staging_dir`` for Spark when set (a folder
+    every node of the cluster sees), else the working folder."""
+    if backend == "spark" and settings.spark.staging_dir:
+        return Path(settings.spark.staging_dir)
+    return settings.workdir
+
+
+@contextlib.contextmanager
+def staging(settings: Settings, backend: str) -> Iterator[str]:
+    """A fresh staging folder below :func:`staging_root`, removed with everything in it on exit."""
+    root = staging_root(settings, backend)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=root) as stage:
+        yield stage
+
+
+def per_partition(outcomes: dict[str, Outcome], blocks: dict[str, list[str]]) -> dict[str, Outcome]:
+    """One outcome per partition from the outcomes of block tasks, in the order of ``blocks``.
+
+    Args:
+        outcomes: per block; a block's value is ``{partition: value}``, where an exception as a
+            value fails that partition alone.
+        blocks: the partitions of each block. A failed block fails each of them with the
+            block's error; a partition missing from a block's value fails too.
+    """
+    out: dict[str, Outcome] = {}
+    for block, members in blocks.items():
+        outcome = outcomes[block]
+        share = outcome.seconds / max(1, len(members))
+        for pid in members:
+            if not outcome.ok:
+                out[pid] = Outcome(pid, False, error=outcome.error, traceback=outcome.traceback,
+                                   seconds=share)  # fmt: skip
+                continue
+            value = outcome.value.get(pid, KeyError(f"block {block} returned no result for {pid}"))
+            if isinstance(value, BaseException):
+                out[pid] = Outcome(pid, False, error=f"{type(value).__name__}: {value}",
+                                   seconds=share)  # fmt: skip
+            else:
+                out[pid] = Outcome(pid, True, value=value, seconds=share)
+    return out

