@@ -89,9 +89,7 @@ def test_run_blocks_gives_one_outcome_per_partition(_files, _settings, tmp_path)
 
 def test_a_block_that_dies_fails_each_of_its_partitions(_files, _settings, monkeypatch):
     died = Outcome("block-0001", False, error="worker process died (killed, or out of memory?)")
-    monkeypatch.setattr(
-        train, "run_partitions", lambda fn, tasks, workers: dict.fromkeys(tasks, died)
-    )
+    monkeypatch.setattr(train.backends, "run", lambda fn, tasks, **_: dict.fromkeys(tasks, died))
     outcomes = run_blocks(_files, _settings, "unused", workers=1)
     assert {o.ok for o in outcomes.values()} == {False}
     assert {o.error for o in outcomes.values()} == {died.error}
