@@ -11,7 +11,7 @@ per process and the MLflow store's size. Results JSON + a table in docs/benchmar
 Data: :mod:`scale_data` (``benchmarks/scale_data.py``) writes N distinct partitions (about 4,240
 rows each) one at a time. Each stage is one ``python -m manymodels <step>`` process: its CPU
 time is the whole process tree's (``os.wait4`` reports the stage with the workers it reaped),
-cross-checked by sampling ``/proc`` every 0.5 s (which also sees processes a stage does not
+cross-checked by sampling ``/proc`` every second (which also sees processes a stage does not
 reap, such as a Spark JVM); peak RSS is the largest single process of the tree, and the largest
 sum over the tree at one sample. CPU time is the comparable figure on a shared machine; the load
 average is recorded beside it.
@@ -53,11 +53,11 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 class TreeSampler(threading.Thread):
     """Samples a process tree in ``/proc``: CPU seconds per process (last seen) and RSS."""
 
-    def __init__(self, root: int, interval: float = 0.5):
+    def __init__(self, root: int, interval: float = 1.0):
         super().__init__(daemon=True)
         self.root, self.interval = root, interval
         self.cpu: dict[tuple[int, int], float] = {}  # (pid, start time) -> own utime + stime
-        self.peak_process_mb = self.peak_tree_mb = 0.0
+        self.peak_process_mb = self.peak_tree_mb = self.peak_root_mb = 0.0
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -76,6 +76,8 @@ class TreeSampler(threading.Thread):
             self.cpu[(pid, s["start"])] = s["cpu"]
             total += s["rss_mb"]
             self.peak_process_mb = max(self.peak_process_mb, s["rss_mb"])
+            if pid == self.root:  # the step's own process: what it holds for all partitions
+                self.peak_root_mb = max(self.peak_root_mb, s["rss_mb"])
         self.peak_tree_mb = max(self.peak_tree_mb, total)
 
 
@@ -125,6 +127,7 @@ def run_stage(name: str, argv: list[str], env: dict, log_dir: Path) -> dict:
         "cpu_sampled_s": round(sampled_cpu, 2),
         "peak_rss_process_mb": round(max(usage.ru_maxrss / 1024, sampler.peak_process_mb), 1),
         "peak_rss_tree_mb": round(sampler.peak_tree_mb, 1),
+        "peak_rss_step_process_mb": round(sampler.peak_root_mb, 1),
         "load_avg_before": [round(x, 2) for x in load],
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         "log": str(log_file),
@@ -368,8 +371,8 @@ def markdown(results: list[dict]) -> str:
         detail.append(
             f"\n{n:,} partitions, {r['backend']} ({_settings_text(r)}), per stage:\n\n"
             "| stage | exit | wall | vCPU-s total | vCPU-s/model | reference vCPU-s/model "
-            "| peak RSS / process | peak RSS, tree | MLflow store | load avg (1 min) |\n"
-            + _rule(10)
+            "| peak RSS / process | step's own process | tree (sum) | MLflow store "
+            "| load avg (1 min) |\n" + _rule(11)
         )
         for st in r["stages"]:
             ref = REFERENCE.get(st["stage"])
@@ -377,11 +380,17 @@ def markdown(results: list[dict]) -> str:
             detail.append(
                 f"| {st['stage']} | {st['exit_code']} | {st['wall_s']:,.1f} s | {st['cpu_s']:,.1f} "
                 f"| {st['cpu_s'] / n:.3f} | {ref if ref else ''} "
-                f"| {st['peak_rss_process_mb']:,.0f} MB | {st['peak_rss_tree_mb']:,.0f} MB "
+                f"| {st['peak_rss_process_mb']:,.0f} MB "
+                f"| {_mb(st.get('peak_rss_step_process_mb'))} "
+                f"| {st['peak_rss_tree_mb']:,.0f} MB "
                 f"| {f'{store:,.1f} MB' if store is not None else 'n/a'} "
                 f"| {st['load_avg_before'][0]:.1f} -> {st['load_avg_after'][0]:.1f} |"
             )
     return "\n".join([head, *rows, *detail])
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f} MB"
 
 
 def _rule(columns: int) -> str:

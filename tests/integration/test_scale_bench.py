@@ -15,7 +15,9 @@ from manymodels.config import load_settings
 
 pytestmark = pytest.mark.slow
 BENCH = Path(__file__).parents[2] / "benchmarks"
-ARGS = ["--partitions", "5", "--regions", "1", "--set", "training.nn.epochs=2"]
+# in-process fits and scoring (workers=1): no pool start-up, so the test stays under a minute
+ARGS = ["--partitions", "5", "--regions", "1", "--set", "training.nn.epochs=2",
+        "--set", "training.workers=1", "--set", "scoring.workers=1"]  # fmt: skip
 
 
 def _scale_data():
