@@ -12,9 +12,10 @@ Data: :mod:`scale_data` (``benchmarks/scale_data.py``) writes N distinct partiti
 rows each) one at a time. Each stage is one ``python -m manymodels <step>`` process: its CPU
 time is the whole process tree's (``os.wait4`` reports the stage with the workers it reaped),
 cross-checked by sampling ``/proc`` every second (which also sees processes a stage does not
-reap, such as a Spark JVM); peak RSS is the largest single process of the tree, and the largest
-sum over the tree at one sample. CPU time is the comparable figure on a shared machine; the load
-average is recorded beside it.
+reap, such as a Spark JVM); peak RSS, sampled the same way, is the largest single process of the
+tree (``ru_maxrss`` is no use here: a forked child inherits its parent's high-water mark), and
+the largest sum over the tree at one sample. CPU time is the comparable figure on a shared
+machine; the load average is recorded beside it.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def run_stage(name: str, argv: list[str], env: dict, log_dir: Path) -> dict:
         "cpu_s": round(max(rusage_cpu, sampled_cpu), 2),
         "cpu_rusage_s": round(rusage_cpu, 2),
         "cpu_sampled_s": round(sampled_cpu, 2),
-        "peak_rss_process_mb": round(max(usage.ru_maxrss / 1024, sampler.peak_process_mb), 1),
+        # sampled, not ru_maxrss: a forked child starts with its parent's high-water mark
+        "peak_rss_process_mb": round(sampler.peak_process_mb, 1),
         "peak_rss_tree_mb": round(sampler.peak_tree_mb, 1),
         "peak_rss_step_process_mb": round(sampler.peak_root_mb, 1),
         "load_avg_before": [round(x, 2) for x in load],
@@ -249,26 +251,45 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
     logs = workdir / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)
     wanted = [s for s in args.stages.split(",") if s]
+    if not wanted or set(wanted) - set(STAGES):
+        parser.error(f"--stages: a comma-separated subset of {','.join(STAGES)}")
     steps = stage_args(args, workdir, today)
-    stages = []
-    for name in wanted:
-        result = run_stage(name, [sys.executable, "-m", "manymodels", *steps[name]], env, logs)
-        result["mlflow_store_mb"] = folder_mb(workdir / "mlflow")
-        result |= _counts(name, workdir)
-        stages.append(result)
-        _say(
-            f"{name}: exit {result['exit_code']}, {result['wall_s']} s wall, "
-            f"{result['cpu_s'] / n:.3f} vCPU-s/model, {result['peak_rss_process_mb']} MB peak"
-        )
-        if result["exit_code"] not in (0, 1):  # 1: some partition failed, the rest is measured
-            _say(result["log_tail"])
-            break
-    result = {
+    out = args.out or RESULTS / f"scale-{backend}-{n}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    base = {
         "partitions": n,
         "backend": backend,
         "overrides": args.overrides,
         "tracking": "server" if args.tracking_uri else "sqlite (embedded)",
         "data": data,
+    }
+    stages = []
+    for name in wanted:
+        stage = run_stage(name, [sys.executable, "-m", "manymodels", *steps[name]], env, logs)
+        stage["mlflow_store_mb"] = folder_mb(workdir / "mlflow")
+        stage |= _counts(name, workdir)
+        stages.append(stage)
+        _say(
+            f"{name}: exit {stage['exit_code']}, {stage['wall_s']} s wall, "
+            f"{stage['cpu_s'] / n:.3f} vCPU-s/model, {stage['peak_rss_process_mb']} MB peak"
+        )
+        result = base | _record(stages, n) | {"complete": len(stages) == len(wanted)}
+        out.write_text(json.dumps(result, indent=2) + "\n")  # after each stage: a stopped
+        if stage["exit_code"] not in (0, 1):  # run keeps what it measured (1: a partition
+            _say(stage["log_tail"])  # failed, the others are measured)
+            break
+    _say(markdown([result]))
+    _say(f"results: {out}")
+    if args.docs and out.parent.resolve() == RESULTS.resolve():
+        update_docs(Path(args.docs))
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    failed = [s["stage"] for s in stages if s["exit_code"]]
+    return 1 if failed or len(stages) < len(wanted) else 0
+
+
+def _record(stages: list[dict], n: int) -> dict:
+    return {
         "stages": stages,
         "summary": summarise(stages, n),
         "reference_vcpu_s_per_model": REFERENCE,
@@ -282,17 +303,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
         "git": _git(),
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    out = args.out or RESULTS / f"scale-{backend}-{n}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    _say(markdown([result]))
-    _say(f"results: {out}")
-    if args.docs and out.parent.resolve() == RESULTS.resolve():
-        update_docs(Path(args.docs))
-    if not args.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-    failed = [s["stage"] for s in stages if s["exit_code"]]
-    return 1 if failed or len(stages) < len(wanted) else 0
 
 
 def _counts(stage: str, workdir: Path) -> dict:
@@ -399,7 +409,10 @@ def _rule(columns: int) -> str:
 
 def _settings_text(r: dict) -> str:
     shown = [o for o in r["overrides"] if not o.startswith(("training.backend", "scoring.backend"))]
-    return ", ".join(f"`{o}`" for o in shown) or "defaults (30 epochs)"
+    text = ", ".join(f"`{o}`" for o in shown) or "defaults (30 epochs)"
+    return (
+        text if r.get("complete", True) else f"{text}; **stopped after {r['stages'][-1]['stage']}**"
+    )
 
 
 def _duration(seconds: float) -> str:
