@@ -335,6 +335,9 @@ class TrainingSettings:
     fail_on_partition_error: Flag = True
     gate: GateSettings = field(default_factory=GateSettings)
     partitions: tuple[str, ...] = ()  # train only these (what a monitoring alert retrains)
+    # partitions per worker task whose networks train as one batched program (1: one at a time)
+    block_size: Count = 32
+    plots: Flag = True  # draw each partition's residual plot (its run's residuals.png)
 
 
 @dataclass(frozen=True)

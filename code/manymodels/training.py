@@ -24,6 +24,7 @@ what is served has seen the latest data; the backtest is what vouches for it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -42,7 +43,8 @@ from manymodels.models import (
     HistoricalAverageBaseline,
     LassoForecaster,
 )
-from manymodels.models.ensemble import learn_weights
+from manymodels.models._input import check_model_input
+from manymodels.models.ensemble import fixed_weights, learn_weights
 from manymodels.models.intervals import ConformalIntervals, origin_coverage
 from manymodels.pyfunc import PackedModel
 
@@ -52,6 +54,7 @@ __all__ = [
     "feature_settings",
     "make_members",
     "split_test",
+    "train_block",
     "train_partition",
 ]
 
@@ -162,17 +165,139 @@ def make_members(settings: Settings, categorical, numeric) -> dict:
 
 
 def train_partition(frame: pd.DataFrame, partition: str, settings: Settings) -> PartitionFit:
-    """Backtest one partition's models, then fit the deployed ones on all known weeks.
+    """Backtest one partition's models, then fit the deployed ones on all known weeks (every
+    network on its own; :func:`train_block` trains a block's networks together).
 
     Raises:
         ValueError: the partition's data cannot be backtested or fitted (the message names it).
     """
+    outcome = _drive({partition: frame}, settings, batched=False)
+    if isinstance(outcome[partition], Exception):
+        raise outcome[partition]
+    return outcome[partition]
+
+
+def train_block(
+    frames: dict[str, pd.DataFrame], settings: Settings, *, batched: bool = True
+) -> dict[str, PartitionFit | Exception]:
+    """:func:`train_partition` for many partitions at once: the embedding networks of all of
+    them (every backtest origin) are trained as one batched program, then all their refits on
+    every week as a second one (:mod:`manymodels.models.batched_nn`); LASSO and the baseline
+    are fitted per partition as before.
+
+    Returns:
+        per partition (in the order of ``frames``): its fit, or the exception that
+        :func:`train_partition` would have raised for it; one failure fails only its partition.
+        Each fit's ``info["cpu_seconds"]`` has this process's CPU seconds per stage (a batched
+        program's split evenly over its networks).
+    """
+    return _drive(frames, settings, batched=batched)
+
+
+def _drive(frames: dict, settings: Settings, *, batched: bool) -> dict:
+    """Run the partitions' programs (generators of fit rounds, see :func:`_program`) in lock
+    step: each round's fits of every partition go to :func:`_fit_jobs` together."""
+    clocks = {p: _Clock() for p in frames}
+    programs = {p: _program(frame, p, settings, clocks[p]) for p, frame in frames.items()}
+    results: dict = {}
+    pending: dict[str, list] = {}
+
+    def advance(p: str, sent) -> None:
+        try:
+            with clocks[p]("prepare_evaluate"):
+                jobs = programs[p].send(sent)
+        except StopIteration as done:
+            results[p] = done.value
+            done.value.info["cpu_seconds"] = clocks[p].seconds
+        except Exception as exc:  # noqa: BLE001 (one partition's failure is its own)
+            results[p] = exc
+        else:
+            pending[p] = jobs
+
+    for p in programs:
+        advance(p, None)
+    while pending:
+        round_jobs, pending = pending, {}
+        owners = [p for p, jobs in round_jobs.items() for _ in jobs]
+        flat = [job for jobs in round_jobs.values() for job in jobs]
+        fitted = _fit_jobs(flat, [clocks[p] for p in owners], batched)
+        for p in round_jobs:
+            mine = [f for q, f in zip(owners, fitted, strict=True) if q == p]
+            failed = next((f for f in mine if isinstance(f, Exception)), None)
+            if failed is None:
+                advance(p, mine)
+            else:
+                programs[p].close()
+                results[p] = failed
+    return {p: results[p] for p in programs}
+
+
+class _Clock:
+    """CPU seconds of this process per stage: ``with clock("features"): ...``; a span's time
+    excludes the spans nested in it."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._nested: list[float] = []
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        if self._nested:
+            self._nested[-1] += seconds
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        start = time.process_time()
+        self._nested.append(0.0)
+        try:
+            yield
+        finally:
+            inner = self._nested.pop()
+            self.add(stage, time.process_time() - start - inner)
+            if self._nested:  # the parent excludes this span's whole time
+                self._nested[-1] += inner
+
+
+def _fit_jobs(jobs: list[tuple], clocks: list, batched: bool) -> list:
+    """Fit every ``(estimator, X, y, eval_set)``; the embedding networks in one batched program
+    when ``batched``. Returns the fitted estimators, or per job the exception its fit raised."""
+    from manymodels.models import batched_nn  # noqa: PLC0415 (imports torch)
+
+    out: list = [None] * len(jobs)
+    nets = [
+        i for i, job in enumerate(jobs) if batched and isinstance(job[0], EmbeddingNetForecaster)
+    ]
+    if nets:
+        start = time.process_time()
+        for i, fitted in zip(nets, batched_nn.fit_many([jobs[i] for i in nets]), strict=True):
+            out[i] = fitted
+        share = (time.process_time() - start) / len(nets)  # the program's time, split evenly
+        for i in nets:
+            clocks[i].add("fit_nn", share)
+    for i, (est, X, y, eval_set) in enumerate(jobs):
+        if out[i] is not None:
+            continue
+        start = time.process_time()
+        try:
+            out[i] = est.fit(X, y) if eval_set is None else est.fit(X, y, eval_set=eval_set)
+        except Exception as exc:  # noqa: BLE001 (one partition's failure is its own)
+            out[i] = exc
+        stage = "fit_nn" if isinstance(est, EmbeddingNetForecaster) else f"fit_{type(est).__name__}"
+        clocks[i].add(stage, time.process_time() - start)
+    return out
+
+
+def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Clock):
+    """One partition's training as a generator: it yields the fits it needs (lists of
+    ``(estimator, X, y, eval_set)``: the backtest's members, then the deployed members) and is
+    sent them back fitted; it returns the :class:`PartitionFit`."""
     start = time.perf_counter()
     t = settings.training
     fs = feature_settings(settings)
     categorical, numeric = feature_columns(**fs)
     columns = [TIME_COL, *categorical, *numeric]
-    features = build_features(frame, **fs)
+    with clock("features"):
+        features = build_features(frame, **fs)
     known = features[features["units"].notna()]
     weeks = sorted(known[TIME_COL].unique())
     try:
@@ -182,41 +307,42 @@ def train_partition(frame: pd.DataFrame, partition: str, settings: Settings) -> 
         members = make_members(settings, categorical, numeric)
     except ValueError as exc:
         raise ValueError(f"partition {partition}: {exc}") from exc
-    parts, fitted_at = [], {}
+    parts, fitted_at, jobs = [], {}, []
+    for window in windows:
+        train = known[known[TIME_COL] < window[0]]
+        jobs.append(_member_jobs(members, train[columns], train["units"], t.split.validation_weeks))
+    fitted = yield [job for origin in jobs for job in origin.values()]
     for k, window in enumerate(windows, start=1):
         train = known[known[TIME_COL] < window[0]]
         test = known[known[TIME_COL].isin(window)]
-        fitted = _fit_members(members, train[columns], train["units"], t.split.validation_weeks)
-        fitted_at[k] = fitted
-        baseline = HistoricalAverageBaseline().fit(train[columns], train["units"])
+        fitted_at[k] = dict(
+            zip(members, fitted[(k - 1) * len(members) : k * len(members)], strict=True)
+        )
+        with clock("fit_baseline"):
+            baseline = HistoricalAverageBaseline().fit(train[columns], train["units"])
         scored = test[SCORED_KEYS].copy()
         scored["origin"] = k
-        for name, est in fitted.items():
+        for name, est in fitted_at[k].items():
             scored[name] = est.predict(test[columns])
         scored["baseline"] = baseline.predict(test[columns])
         parts.append(scored)
     scored = pd.concat(parts)
     weights = learn_weights(scored[list(members)], scored["units"], t.ensemble.weighting)
     scored["ensemble"] = np.clip(scored[list(members)].to_numpy() @ list(weights.values()), 0, None)
-    models = ("ensemble", *members, "baseline")
-    metrics = {
-        f"{model}_{name}": value
-        for model in models
-        for name, value in evaluate(scored["units"], scored[model]).items()
-    }
-    for k, group in scored.groupby("origin"):
-        for model in ("ensemble", "baseline"):
-            for name, value in evaluate(group["units"], group[model]).items():
-                metrics[f"o{k}_{model}_{name}"] = value
-    for model in ("ensemble", "baseline"):
-        cover = origin_coverage(scored, model, t.intervals.coverage)
-        metrics[f"{model}_coverage"] = cover["coverage"]
-        metrics[f"{model}_interval_width"] = cover["width"]
+    metrics = _backtest_metrics(scored, list(members), t.intervals.coverage)
     final_members = _final_members(members, fitted_at[1])
-    ensemble = Ensemble(final_members, time_col=TIME_COL, weights=weights).fit(
-        known[columns], known["units"]
+    final = yield [
+        (clone(est), known[columns], known["units"], None) for est in final_members.values()
+    ]
+    ensemble = _fitted_ensemble(
+        final_members,
+        dict(zip(final_members, final, strict=True)),
+        weights,
+        known[columns],
+        known["units"],
     )
-    baseline = HistoricalAverageBaseline().fit(known[columns], known["units"])
+    with clock("fit_baseline"):
+        baseline = HistoricalAverageBaseline().fit(known[columns], known["units"])
     # the deployed models' forecasts of the backtest weeks (seen in training): the champion
     # comparison of a retrain on the same data (see manymodels.gate)
     scored["deployed_ensemble"] = ensemble.predict(known.loc[scored.index, columns])
@@ -264,9 +390,28 @@ def train_partition(frame: pd.DataFrame, partition: str, settings: Settings) -> 
     )
 
 
-def _fit_members(members: dict, X: pd.DataFrame, y: pd.Series, validation_weeks: int) -> dict:
-    """Each member fitted on ``X``; one with early stopping (``eval_set``) holds out the last
-    ``validation_weeks`` weeks for it."""
+def _backtest_metrics(scored: pd.DataFrame, members: list[str], coverage: float) -> dict:
+    """Pooled and per-origin metrics of the backtest forecasts, and the intervals' coverage."""
+    models = ("ensemble", *members, "baseline")
+    metrics = {
+        f"{model}_{name}": value
+        for model in models
+        for name, value in evaluate(scored["units"], scored[model]).items()
+    }
+    for k, group in scored.groupby("origin"):
+        for model in ("ensemble", "baseline"):
+            for name, value in evaluate(group["units"], group[model]).items():
+                metrics[f"o{k}_{model}_{name}"] = value
+    for model in ("ensemble", "baseline"):
+        cover = origin_coverage(scored, model, coverage)
+        metrics[f"{model}_coverage"] = cover["coverage"]
+        metrics[f"{model}_interval_width"] = cover["width"]
+    return metrics
+
+
+def _member_jobs(members: dict, X: pd.DataFrame, y: pd.Series, validation_weeks: int) -> dict:
+    """Each member's fit on ``X`` as ``(clone, X, y, eval_set)``; one with early stopping
+    (``eval_set``) holds out the last ``validation_weeks`` weeks for it."""
     weeks = np.sort(X[TIME_COL].unique())
     if len(weeks) <= validation_weeks:
         raise ValueError(
@@ -274,14 +419,25 @@ def _fit_members(members: dict, X: pd.DataFrame, y: pd.Series, validation_weeks:
         )
     is_val = (X[TIME_COL] >= weeks[-validation_weeks]).to_numpy()
     y = y.to_numpy(dtype=float)
-    fitted = {}
+    jobs = {}
     for name, template in members.items():
         est = clone(template)
         if "eval_set" in inspect.signature(est.fit).parameters:
-            fitted[name] = est.fit(X[~is_val], y[~is_val], eval_set=(X[is_val], y[is_val]))
+            jobs[name] = (est, X[~is_val], y[~is_val], (X[is_val], y[is_val]))
         else:
-            fitted[name] = est.fit(X, y)
-    return fitted
+            jobs[name] = (est, X, y, None)
+    return jobs
+
+
+def _fitted_ensemble(templates: dict, fitted: dict, weights: dict, X, y) -> Ensemble:
+    """What ``Ensemble(templates, weights=weights).fit(X, y)`` gives, from members fitted
+    elsewhere (in a batched round): fixed weights, every member fitted on all of ``X``."""
+    ensemble = Ensemble(templates, time_col=TIME_COL, weights=weights)
+    check_model_input(ensemble, X, y, reset=True)  # feature names, as fit records them
+    ensemble.weights_ = fixed_weights(weights, list(templates))
+    ensemble.members_ = fitted
+    ensemble.validation_metrics_ = {}
+    return ensemble
 
 
 def _final_members(members: dict, latest: dict) -> dict:

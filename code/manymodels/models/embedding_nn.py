@@ -113,6 +113,14 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
         Raises:
             ValueError: a setting is invalid, a feature column is missing or has NaN, y has NaN.
         """
+        train, val = self._prepare(X, y, eval_set)
+        self._train(train, val)
+        return self
+
+    def _prepare(self, X, y, eval_set=None) -> tuple[tuple, tuple | None]:
+        """Everything ``fit`` does before training: the ``(train, val)`` arrays (codes, scaled
+        numbers, target, log level; val None: no early stopping). The batched trainer
+        (:mod:`manymodels.models.batched_nn`) trains many models from these."""
         self._check_params()
         frame, y = check_model_input(self, X, y, reset=True)
         poisson = self.loss == "poisson"
@@ -156,8 +164,7 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
             n_val = round(self.validation_fraction * len(y))
             val = None if n_val < 1 or n_val >= len(y) else tuple(a[-n_val:] for a in train)
             train = train if val is None else tuple(a[:-n_val] for a in train)
-        self._train(train, val)
-        return self
+        return train, val
 
     def predict(self, X) -> np.ndarray:
         """Forecast units for each row of ``X``, clipped at 0."""
@@ -187,43 +194,62 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
     def _train(self, train, val) -> None:
         import torch  # noqa: PLC0415  (lazy: see the module docstring)
 
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        seed = self._seed()
         device = _device(self.device)
+        module = self._new_module(seed, np.shape(train[1])[1], device).to(device)
+        codes, numeric, target, offset = (torch.as_tensor(a, device=device) for a in train)
+        val = None if val is None else [torch.as_tensor(a, device=device) for a in val]
+        loss_of = _poisson_loss if self.loss == "poisson" else _mse_loss
+        order = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
+        best, best_epoch, self.validation_loss_, waited = None, None, [], 0
+        for epoch in range(1, self.epochs + 1):
+            module.train()
+            for rows in torch.randperm(len(target), generator=order).split(self.batch_size):
+                batch = rows.to(device)
+                pred = _forward(module, codes[batch], numeric[batch])
+                optimizer.zero_grad()
+                loss_of(pred, target[batch], offset[batch]).backward()
+                optimizer.step()
+            if val is None:
+                continue
+            module.eval()
+            with torch.no_grad():
+                loss = float(loss_of(_forward(module, val[0], val[1]), val[2], val[3]))
+            if not np.isfinite(loss):  # diverged: keep the best epoch so far, if any
+                self.validation_loss_.append(loss)
+                break
+            if best is None or loss < min(self.validation_loss_):
+                best, best_epoch, waited = copy.deepcopy(module.state_dict()), epoch, 0
+            else:
+                waited += 1
+            self.validation_loss_.append(loss)
+            if waited >= self.patience:
+                break
+        self._finish(module, best, best_epoch, epoch)
+
+    def _seed(self) -> int:
+        """The seed of weight initialisation and batch order (from ``random_state``)."""
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    def _new_module(self, seed: int, n_numeric: int, device):
+        """The initial (seeded) network, built on the CPU; the global torch RNG is restored."""
+        import torch  # noqa: PLC0415
+
         # fork_rng: seed the global torch RNG (weight init) and restore it afterwards
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             sizes = [len(c) + 1 for c in self.categories_]
-            module = _build(sizes, np.shape(train[1])[1], self.embedding_dim, self.hidden_units)
-            module.to(device)
-            codes, numeric, target, offset = (torch.as_tensor(a, device=device) for a in train)
-            val = None if val is None else [torch.as_tensor(a, device=device) for a in val]
-            loss_of = _poisson_loss if self.loss == "poisson" else _mse_loss
-            order = torch.Generator().manual_seed(seed)
-            optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
-            best, self.validation_loss_, waited = None, [], 0
-            for epoch in range(1, self.epochs + 1):
-                module.train()
-                for rows in torch.randperm(len(target), generator=order).split(self.batch_size):
-                    batch = rows.to(device)
-                    pred = _forward(module, codes[batch], numeric[batch])
-                    optimizer.zero_grad()
-                    loss_of(pred, target[batch], offset[batch]).backward()
-                    optimizer.step()
-                if val is None:
-                    continue
-                module.eval()
-                with torch.no_grad():
-                    loss = float(loss_of(_forward(module, val[0], val[1]), val[2], val[3]))
-                if not np.isfinite(loss):  # diverged: keep the best epoch so far, if any
-                    self.validation_loss_.append(loss)
-                    break
-                if best is None or loss < min(self.validation_loss_):
-                    best, self.best_epoch_, waited = copy.deepcopy(module.state_dict()), epoch, 0
-                else:
-                    waited += 1
-                self.validation_loss_.append(loss)
-                if waited >= self.patience:
-                    break
+            return _build(sizes, n_numeric, self.embedding_dim, self.hidden_units)
+
+    def _finish(self, module, best, best_epoch, epoch) -> None:
+        """Keep the ``best`` state (None: the last one) after ``epoch`` epochs.
+
+        Raises:
+            ValueError: the kept weights are not finite (the network diverged).
+        """
+        import torch  # noqa: PLC0415
+
         if not all(bool(torch.isfinite(p).all()) for p in (best or module.state_dict()).values()):
             raise ValueError(
                 "the network diverged (non-finite weights): lower learning_rate "
@@ -233,6 +259,7 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
             self.best_epoch_ = epoch
         else:
             module.load_state_dict(best)
+            self.best_epoch_ = best_epoch
         self.n_epochs_ = epoch
         self.module_ = module.cpu().eval()
 

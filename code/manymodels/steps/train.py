@@ -17,8 +17,12 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
+import os
+import pickle
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import pandas as pd
@@ -27,14 +31,23 @@ from manymodels import registry
 from manymodels.config import Settings
 from manymodels.io import read_json, write_json
 from manymodels.monitoring.drift import write_profile
-from manymodels.parallel import effective_workers, run_partitions
+from manymodels.parallel import Outcome, effective_workers, run_partitions
 from manymodels.plots import residual_plot
 from manymodels.redact import redact
 from manymodels.report import markdown_table
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
-from manymodels.training import PartitionFit, train_partition
+from manymodels.training import PartitionFit, train_block, train_partition
 
-__all__ = ["backtest_path", "config_hash", "fit_and_stage", "main", "select_partitions"]
+__all__ = [
+    "backtest_path",
+    "config_hash",
+    "fit_and_stage",
+    "fit_block_and_stage",
+    "main",
+    "make_blocks",
+    "run_blocks",
+    "select_partitions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,29 +81,174 @@ def fit_and_stage(path: str, partition: str, settings: Settings, stage: str) -> 
     What parallel workers run: saving models and drawing plots here spreads that cost over the
     workers, so the main process only uploads folders to MLflow.
     """
-    # One thread per fit: these networks are too small to gain from more (threads made them
+    _one_thread()
+    start = time.process_time()
+    frame = pd.read_parquet(path)
+    read = time.process_time() - start
+    fit = train_partition(frame, partition, settings)
+    fit.info.setdefault("cpu_seconds", {})["read"] = read
+    _stage(fit, frame, settings, stage)
+    return fit
+
+
+def fit_block_and_stage(
+    paths: dict[str, str], settings: Settings, stage: str
+) -> dict[str, PartitionFit | Exception]:
+    """:func:`fit_and_stage` for a block of partitions (``{partition: parquet path}``), their
+    embedding networks trained as one batched program (:func:`manymodels.training.train_block`).
+
+    A plain module-level function of picklable arguments: what a worker process, a Spark
+    executor or an Azure ML parallel job runs per block.
+
+    Returns:
+        per partition: its fit (models saved under ``stage``), or the exception that failed it
+        (picklable; its traceback in ``__notes__``). One failure fails only its partition.
+    """
+    _one_thread()
+    frames, results, read = {}, {}, {}
+    for pid, path in paths.items():
+        start = time.process_time()
+        try:
+            frames[pid] = pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 (one partition's failure is its own)
+            results[pid] = _portable(exc)
+        read[pid] = time.process_time() - start
+    templates: dict = {}  # the block's first saved model of each kind and dtypes
+    for pid, fit in train_block(frames, settings).items():
+        if isinstance(fit, Exception):
+            results[pid] = _portable(fit)
+            continue
+        fit.info["cpu_seconds"]["read"] = read[pid]
+        try:
+            _stage(fit, frames[pid], settings, stage, templates)
+        except Exception as exc:  # noqa: BLE001
+            results[pid] = _portable(exc)
+            continue
+        results[pid] = fit
+    return {pid: results[pid] for pid in paths}
+
+
+def run_blocks(
+    files: dict[str, str], settings: Settings, stage: str, workers: int
+) -> dict[str, Outcome]:
+    """Train ``files`` (``{partition: path}``) in blocks of about ``training.block_size``
+    partitions (of similar size, so little padding), one block per worker task; returns one
+    :class:`~manymodels.parallel.Outcome` per partition, as ``run_partitions`` does."""
+    blocks = make_blocks(files, settings.training.block_size, workers)
+    tasks = {name: (paths, settings, stage) for name, paths in blocks.items()}
+    outcomes: dict[str, Outcome] = {}
+    for name, block in run_partitions(fit_block_and_stage, tasks, workers).items():
+        share = block.seconds / max(len(blocks[name]), 1)
+        for pid in blocks[name]:
+            if not block.ok:  # the whole task failed (e.g. its worker died)
+                outcomes[pid] = Outcome(pid, False, error=block.error, traceback=block.traceback)
+                continue
+            value = block.value[pid]
+            if isinstance(value, Exception):
+                notes = "".join(getattr(value, "__notes__", []))
+                error = f"{type(value).__name__}: {value}"
+                outcomes[pid] = Outcome(pid, False, error=error, traceback=notes, seconds=share)
+            else:
+                outcomes[pid] = Outcome(pid, True, value=value, seconds=share)
+    return {pid: outcomes[pid] for pid in files}
+
+
+def make_blocks(files: dict[str, str], block_size: int, workers: int) -> dict[str, dict]:
+    """Blocks of at most ``block_size`` partitions, at least one per worker, as even as can be,
+    partitions of similar file size together (a block pads every network to its largest)."""
+    if not files:
+        return {}
+    order = sorted(files, key=lambda p: (_size(files[p]), p))
+    w = effective_workers(workers, len(order))
+    n = max(math.ceil(len(order) / block_size), w)
+    n = min(math.ceil(n / w) * w, len(order))  # a multiple of the workers: none idles at the end
+    size, extra = divmod(len(order), n)
+    blocks, start = {}, 0
+    for b in range(n):
+        end = start + size + (b < extra)
+        blocks[f"block-{b + 1:04d}"] = {p: files[p] for p in order[start:end]}
+        start = end
+    return blocks
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # reading it will fail with a clear error, in its own partition
+        return 0
+
+
+def _save(packed, path: Path, example: pd.DataFrame, kind: str, templates: dict | None) -> None:
+    dtypes = (kind, tuple(example.columns), tuple(str(t) for t in example.dtypes))
+    if templates is not None and dtypes in templates:
+        registry.save_pyfunc_like(templates[dtypes], packed, path, example)
+        return
+    registry.save_pyfunc(packed, path, example)
+    if templates is not None:
+        templates[dtypes] = path
+
+
+def _one_thread() -> None:
+    # One thread per worker: these networks are too small to gain from more (threads made them
     # slower here), and parallelism comes from one worker process per core instead.
     import torch  # noqa: PLC0415 (the import costs seconds; only training pays it)
 
     torch.set_num_threads(1)
-    frame = pd.read_parquet(path)
-    fit = train_partition(frame, partition, settings)
+
+
+def _portable(exc: Exception) -> Exception:
+    """``exc`` with its traceback as a note, or a RuntimeError naming it when it cannot be
+    pickled back from a worker."""
+    if exc.__traceback__ is not None:
+        exc.add_note("".join(traceback.format_exception(exc)))
+    try:
+        pickle.dumps(exc)
+    except Exception:  # noqa: BLE001
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def _stage(
+    fit: PartitionFit,
+    frame: pd.DataFrame,
+    settings: Settings,
+    stage: str,
+    templates: dict | None = None,
+) -> None:
+    """Save a fitted partition's models, plot, backtest and drift profile under ``stage``
+    (CPU seconds per step added to ``fit.info["cpu_seconds"]``). With ``templates`` (a dict
+    shared by a block) the first model of each kind is saved by MLflow and the rest are made
+    from its folder (:func:`manymodels.registry.save_pyfunc_like`): the same pyfunc format."""
+    seconds = fit.info.setdefault("cpu_seconds", {})
+    partition = fit.partition
     folder = Path(stage) / partition
     artifacts = folder / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
-    residual_plot(fit.test, partition, artifacts / "residuals.png")
-    write_json(
-        {"features": fit.ensemble.columns, "weights": fit.weights, "info": fit.info},
-        artifacts / "features.json",
-    )
+    clock = time.process_time()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.process_time()
+        seconds[name] = seconds.get(name, 0.0) + now - clock
+        clock = now
+
+    if settings.training.plots:
+        residual_plot(fit.test, partition, artifacts / "residuals.png")
+    lap("plots")
     fit.test.to_parquet(artifacts / "backtest.parquet", index=False)
     keep = backtest_path(settings, partition)
     keep.parent.mkdir(parents=True, exist_ok=True)
     fit.test.to_parquet(keep, index=False)
+    lap("backtest_parquet")
     for kind in ("ensemble", "baseline"):
-        registry.save_pyfunc(getattr(fit, kind), folder / kind, fit.example)
+        _save(getattr(fit, kind), folder / kind, fit.example, kind, templates)
+    lap("save_pyfunc")
     write_profile(frame, fit, folder)  # input drift reference (manymodels.monitoring.drift)
-    return fit
+    lap("profile")
+    write_json(
+        {"features": fit.ensemble.columns, "weights": fit.weights, "info": fit.info},
+        artifacts / "features.json",
+    )
 
 
 @guarded
@@ -129,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
             effective_workers(workers, len(tasks)),
         )
         start = time.perf_counter()
-        outcomes = run_partitions(fit_and_stage, tasks, workers)
+        if settings.training.block_size > 1:  # networks of a block trained as one program
+            outcomes = run_blocks(files, settings, stage, workers)
+        else:
+            outcomes = run_partitions(fit_and_stage, tasks, workers)
         fit_seconds = time.perf_counter() - start
         store = registry.resolve_store(settings, local=args.local)
         start = time.perf_counter()

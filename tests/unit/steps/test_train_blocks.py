@@ -1,0 +1,138 @@
+"""The train step's blocks: partitions grouped for batched training, staged like one at a time,
+one failure (bad file, bad data, a dead worker) failing only its partition."""
+
+from __future__ import annotations
+
+import pickle
+
+import pandas as pd
+import pytest
+
+from manymodels.data.partition import split_partitions
+from manymodels.parallel import Outcome
+from manymodels.steps import train
+from manymodels.steps.train import fit_block_and_stage, make_blocks, run_blocks
+
+
+@pytest.fixture(scope="module")
+def _settings(tmp_path_factory, config_dir):
+    from manymodels.config import load_settings
+
+    work = tmp_path_factory.mktemp("work")
+    return load_settings(
+        config_dir,
+        "dev",
+        [f"project.workdir={work}", "training.nn.epochs=2", "training.plots=false"],
+    )
+
+
+@pytest.fixture(scope="module")
+def _files(_conditioned, tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("parts")
+    parts = split_partitions(_conditioned[0], ("store_id",))
+    files = {}
+    for pid, frame in list(parts.items())[:3]:
+        frame.to_parquet(folder / f"{pid}.parquet", index=False)
+        files[pid] = str(folder / f"{pid}.parquet")
+    short = next(iter(parts.values()))
+    short = short[short["week"] < short["week"].min() + pd.Timedelta(weeks=5)]
+    short.to_parquet(folder / "short.parquet", index=False)
+    files["short"] = str(folder / "short.parquet")
+    files["missing"] = str(folder / "missing.parquet")
+    return files
+
+
+def test_blocks_are_even_at_most_block_size_and_one_per_worker(tmp_path):
+    files = {}
+    for i in range(10):
+        path = tmp_path / f"p{i}.parquet"
+        path.write_bytes(b"x" * (100 * (10 - i)))  # p9 smallest
+        files[f"p{i}"] = str(path)
+    blocks = make_blocks(files, block_size=3, workers=1)
+    assert [len(b) for b in blocks.values()] == [3, 3, 2, 2]
+    assert list(next(iter(blocks.values()))) == ["p9", "p8", "p7"]  # similar sizes together
+    assert sorted(p for b in blocks.values() for p in b) == sorted(files)
+    assert [len(b) for b in make_blocks(files, 32, workers=2).values()] == [5, 5]
+    assert len(make_blocks(files, 3, workers=2)) == 4  # a multiple of the workers
+    assert make_blocks({}, 32, 2) == {}
+    assert len(make_blocks({"a": files["p0"]}, 32, 4)) == 1
+
+
+def test_a_block_stages_every_good_partition_and_fails_the_bad_ones_alone(
+    _files, _settings, tmp_path
+):
+    out = fit_block_and_stage(_files, _settings, str(tmp_path))
+    assert list(out) == list(_files)
+    assert isinstance(out["missing"], Exception) and "missing.parquet" in str(out["missing"])
+    assert isinstance(out["short"], ValueError) and "partition short" in str(out["short"])
+    assert "Traceback" in "".join(out["short"].__notes__)
+    good = [p for p in _files if p not in ("short", "missing")]
+    for pid in good:
+        folder = tmp_path / pid
+        assert (folder / "ensemble" / "MLmodel").exists() and (folder / "baseline").is_dir()
+        assert (folder / "artifacts" / "backtest.parquet").exists()
+        assert not (folder / "artifacts" / "residuals.png").exists()  # training.plots=false
+        seconds = out[pid].info["cpu_seconds"]
+        assert {"read", "features", "fit_nn", "save_pyfunc", "profile", "plots"} <= set(seconds)
+    pickle.loads(pickle.dumps(out))  # what a worker process sends back
+
+
+def test_run_blocks_gives_one_outcome_per_partition(_files, _settings, tmp_path):
+    settings = _settings.replace({"training.block_size": 2})
+    outcomes = run_blocks(_files, settings, str(tmp_path), workers=1)
+    assert list(outcomes) == list(_files)
+    assert not outcomes["short"].ok and outcomes["short"].error.startswith("ValueError: partition")
+    assert "Traceback" in outcomes["short"].traceback
+    assert not outcomes["missing"].ok
+    assert sum(o.ok for o in outcomes.values()) == len(_files) - 2
+
+
+def test_a_block_that_dies_fails_each_of_its_partitions(_files, _settings, monkeypatch):
+    died = Outcome("block-0001", False, error="worker process died (killed, or out of memory?)")
+    monkeypatch.setattr(
+        train, "run_partitions", lambda fn, tasks, workers: dict.fromkeys(tasks, died)
+    )
+    outcomes = run_blocks(_files, _settings, "unused", workers=1)
+    assert {o.ok for o in outcomes.values()} == {False}
+    assert {o.error for o in outcomes.values()} == {died.error}
+
+
+def test_an_unpicklable_error_is_sent_back_as_a_runtime_error():
+    class Odd(Exception):
+        def __init__(self, a, b):
+            super().__init__(a)
+            self.b = b
+
+        def __reduce__(self):
+            raise TypeError("no")
+
+    portable = train._portable(Odd("bad", 1))
+    assert isinstance(portable, RuntimeError) and "Odd: bad" in str(portable)
+
+
+def test_models_made_from_the_blocks_template_load_and_predict_like_saved_ones(
+    _files, _settings, tmp_path
+):
+    import mlflow
+    import yaml
+
+    good = {p: f for p, f in _files.items() if p not in ("short", "missing")}
+    out = fit_block_and_stage(good, _settings, str(tmp_path))
+    first, *rest = list(good)
+    uuids = set()
+    for pid in [first, *rest]:
+        for kind in ("ensemble", "baseline"):
+            folder = tmp_path / pid / kind
+            meta = yaml.safe_load((folder / "MLmodel").read_text())
+            uuids.add(meta["model_uuid"])
+            assert meta["saved_input_example_info"]["artifact_path"] == "input_example.json"
+            assert (folder / "serving_input_example.json").exists()
+            model = mlflow.pyfunc.load_model(str(folder))
+            example = out[pid].example
+            got = model.predict(example)
+            want = getattr(out[pid], kind).predict_frame(example)
+            pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+            assert str(model.metadata.get_input_schema()) == str(
+                mlflow.models.Model.load(str(tmp_path / first / kind)).get_input_schema()
+            )
+    assert len(uuids) == 2 * len(good)
