@@ -361,7 +361,13 @@ def _git() -> dict:
         done = subprocess.run(["git", *a], capture_output=True, text=True, check=False)
         return done.stdout.strip()
 
-    return {"sha": git("rev-parse", "--short", "HEAD"), "branch": git("branch", "--show-current")}
+    subjects = git("log", "--merges", "--format=%s", "main..HEAD").splitlines()
+    merged = sorted({m.group(1) for t in subjects if (m := re.match(r"Merge branch '([^']+)'", t))})
+    return {
+        "sha": git("rev-parse", "--short", "HEAD"),
+        "branch": git("branch", "--show-current"),
+        "merged": merged,  # the other branches merged in: what was measured beyond main
+    }
 
 
 def _say(text: str) -> None:
@@ -388,7 +394,7 @@ def markdown(results: list[dict]) -> str:
             f"| {_duration(s.get('extrapolated_10k_idle_wall_s', 0))} "
             f"| {s['peak_rss_process_mb']:,.0f} MB "
             f"| {f'{max(store):,.0f} MB' if store else 'n/a'} "
-            f"| {min(loads):.1f}-{max(loads):.1f} | {r['measured_at'][:16]} {r['git']['sha']} |"
+            f"| {min(loads):.1f}-{max(loads):.1f} | {r['measured_at'][:16]} {_code(r['git'])} |"
         )
     detail = []
     for r in sorted(results, key=lambda r: (r["backend"], r["partitions"], r["measured_at"])):
@@ -412,6 +418,11 @@ def markdown(results: list[dict]) -> str:
                 f"| {st['load_avg_before'][0]:.1f} -> {st['load_avg_after'][0]:.1f} |"
             )
     return "\n".join([head, *rows, *detail])
+
+
+def _code(git: dict) -> str:
+    merged = git.get("merged", [])
+    return f"{git['sha']} (main{''.join(f' + {b}' for b in merged)})"
 
 
 def _mb(value: float | None) -> str:
