@@ -4,6 +4,8 @@ per process and the MLflow store's size. Results JSON + a table in docs/benchmar
 
     python benchmarks/scale.py --partitions 200                       # local backend, sqlite
     python benchmarks/scale.py --partitions 1000 --backend spark      # training.backend=spark
+
+Results: ``benchmarks/results/scale-<backend>-<N>[-<branches merged beyond main>].json``.
     python benchmarks/scale.py --partitions 200 --set training.block_size=64
     python benchmarks/scale.py --partitions 200 --tracking-uri http://127.0.0.1:5000
     python benchmarks/scale.py --docs-only                            # rewrite the docs table
@@ -229,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
     parser.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset")
     parser.add_argument(
-        "--out", type=Path, help="default: benchmarks/results/scale-<backend>-<N>.json"
+        "--out", type=Path, help="default: benchmarks/results/scale-<backend>-<N>[-<merged>].json"
     )
     parser.add_argument("--docs", default=str(DOCS), help="markdown file to update ('': none)")
     parser.add_argument("--docs-only", action="store_true", help="only rewrite the docs table")
@@ -268,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
     if not wanted or set(wanted) - set(STAGES):
         parser.error(f"--stages: a comma-separated subset of {','.join(STAGES)}")
     steps = stage_args(args, workdir, today)
-    out = args.out or RESULTS / f"scale-{backend}-{n}.json"
+    merged = "".join(f"-{b}" for b in _git()["merged"])  # main's figures are not overwritten
+    out = args.out or RESULTS / f"scale-{backend}-{n}{merged}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     base = {
         "partitions": n,
@@ -325,7 +328,9 @@ def _counts(stage: str, workdir: Path) -> dict:
     try:
         if stage == "train":
             parts = json.loads((runs / "training.json").read_text())["partitions"]
-            return {"trained": sum(p["status"] == "trained" for p in parts.values())}
+            return {"trained": sum(p["status"] == "trained" for p in parts.values())} | (
+                _fit_cpu(parts)
+            )
         if stage == "evaluate":
             gate = json.loads((workdir / "reports" / "gate.json").read_text())
             decisions = [v.get("decision") for v in _verdicts(gate)]
@@ -339,6 +344,18 @@ def _counts(stage: str, workdir: Path) -> dict:
     except (OSError, KeyError, ValueError, TypeError):
         return {}
     return {}
+
+
+def _fit_cpu(parts: dict) -> dict:
+    """Per model: the CPU seconds of each part of a fit, where the train step records them."""
+    total: dict[str, float] = {}
+    for part in parts.values():
+        for what, seconds in (part.get("cpu_seconds") or {}).items():
+            total[what] = total.get(what, 0.0) + seconds
+    if not total:
+        return {}
+    n = len(parts)
+    return {"fit_cpu_s_per_model": {k: round(v / n, 4) for k, v in sorted(total.items())}}
 
 
 def _verdicts(gate: dict) -> list[dict]:
