@@ -373,6 +373,8 @@ class AccuracyMonitorSettings:
     breach_weeks: int = 3  # alert when the rolling MAPE is above the gate's bar this many weeks
     max_backtest_ratio: float = 2.0  # alert when rolling MAPE > backtest MAPE x this
     min_rows: int = 20  # weeks with fewer matched rows are reported but never alert
+    # an error is above a bar only when above it by this many standard errors (0: plainly)
+    confidence_z: float = 2.0
 
 
 @dataclass(frozen=True)
