@@ -378,6 +378,15 @@ class AccuracyMonitorSettings:
 
 
 @dataclass(frozen=True)
+class DriftBars:
+    """The alert bars of one feature type (``monitoring.drift.history`` / ``.covariates``)."""
+
+    psi_warn: float = 0.25
+    psi_alert: float = 2.0
+    ks_statistic: float = 0.3
+
+
+@dataclass(frozen=True)
 class DriftMonitorSettings:
     """Input drift against the profile stored with each model at training time."""
 
@@ -389,6 +398,10 @@ class DriftMonitorSettings:
     category_shift_alert: float = 0.2  # total variation distance of category shares
     min_features: int = 1  # features in alert for the partition to alert
     min_rows: int = 50  # a window with fewer rows of a feature is not judged
+    # per feature type, instead of the bars above: lags and rolling means of the target, and
+    # covariates (weather as a climatology, events, prices); None: the bars above
+    history: DriftBars | None = None
+    covariates: DriftBars | None = None
 
 
 @dataclass(frozen=True)

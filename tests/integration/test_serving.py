@@ -72,15 +72,15 @@ def _manymodels_serve(args: list[str]):
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             assert process.poll() is None, process.stdout.read()
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/ready", timeout=5).status_code == 200:
+            with contextlib.suppress(requests.ConnectionError, requests.Timeout):
+                if requests.get(f"{url}/ready", timeout=30).status_code == 200:
                     break
             time.sleep(0.5)
         else:
-            pytest.fail("manymodels serve was not ready within 180 s")
+            pytest.fail("manymodels serve was not ready within 300 s")
         yield url
     finally:
         process.terminate()
