@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds.append({"last_actual_week": f"{last:%F}", "features": features,
                        "rolling": _last_rolling(rolling, champs, settings)})  # fmt: skip
     result = {"drifted": args.drifted, "rounds": [_summary(r, args.drifted) for r in rounds],
-              "detail": rounds}  # fmt: skip
+              "detail": [_top(r) for r in rounds]}  # fmt: skip
     text = json.dumps(result, indent=1, default=float)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +110,15 @@ def _last_rolling(rolling: pd.DataFrame, champs: dict, settings) -> list[dict]:
             "se": [round(float(v), 4) for v in tail[f"{rules.metric}_se"]],
         })  # fmt: skip
     return out
+
+
+def _top(r: dict, n: int = 15) -> dict:
+    """A round's rolling errors and its ``n`` numeric features with the largest KS."""
+    numeric = sorted((f for f in r["features"] if "ks" in f), key=lambda f: -f["ks"])[:n]
+    keep = ("partition", "type", "feature", "psi", "ks", "ks_pvalue", "rows")
+    top = [{k: f[k] for k in keep} for f in numeric]
+    return {"last_actual_week": r["last_actual_week"], "rolling": r["rolling"],
+            "features_top_ks": top}  # fmt: skip
 
 
 def _summary(r: dict, drifted: str) -> dict:
