@@ -362,7 +362,7 @@ class ServingSettings:
     registry_timeout_s: float = 5.0  # one registry HTTP call (no retries: the cache answers)
     snapshot: str = ""  # empty: <workdir>/serving/snapshot.parquet
     snapshot_check_s: float = 10.0  # how often the server looks for a newer snapshot
-    history_weeks: int = 104  # weeks of history per series the batch step writes to the snapshot
+    history_weeks: int = 0  # weeks of history per series in the snapshot (0: all, as batch scoring)
 
 
 @dataclass(frozen=True)

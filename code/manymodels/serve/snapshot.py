@@ -42,7 +42,7 @@ def snapshot_path(settings) -> Path:
 def write_snapshot(
     parts: dict[str, pd.DataFrame],
     path: str | Path,
-    history_weeks: int = 104,
+    history_weeks: int = 0,
     *,
     min_history_weeks: int = 0,
     class_changes: dict | None = None,

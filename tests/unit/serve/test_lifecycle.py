@@ -201,3 +201,28 @@ def test_a_class_change_without_a_model_where_it_was_trained_is_answered_where_i
             "trained as medium, now slow: answered by the slow"
         )
         assert "no model for" in answer["class_change"]
+
+
+def test_the_default_snapshot_keeps_the_whole_history_the_features_need(reg, tmp_path):
+    """Climatology covariates (the mean of the same week in earlier years) and filled lags need
+    the whole history: a snapshot cut to fewer weeks gives other features than batch scoring."""
+    from manymodels.config import load_settings
+    from manymodels.features import build_features, feature_columns
+    from manymodels.training import feature_settings
+
+    settings = load_settings("pipelines", "dev")
+    assert settings.serving.history_weeks == 0
+    pid = sorted(reg.parts)[0]
+    frame = reg.parts[pid]
+    fs = feature_settings(settings)
+    _, numeric = feature_columns(**fs)
+
+    def future(rows):
+        built = build_features(rows, **fs)
+        out = built[built["units"].isna()].sort_values(["week", "store_id", "product_id"])
+        return out[list(numeric)].reset_index(drop=True).astype(float)
+
+    whole = Snapshot(write_snapshot({pid: frame}, tmp_path / "all.parquet", 0)).parts[pid]
+    pd.testing.assert_frame_equal(future(whole), future(frame))
+    cut = Snapshot(write_snapshot({pid: frame}, tmp_path / "cut.parquet", 20)).parts[pid]
+    assert not future(cut).equals(future(frame))
