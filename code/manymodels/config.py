@@ -385,7 +385,7 @@ class ServingSettings:
     registry_timeout_s: float = 5.0  # one registry HTTP call (no retries: the cache answers)
     snapshot: str = ""  # empty: <workdir>/serving/snapshot.parquet
     snapshot_check_s: float = 10.0  # how often the server looks for a newer snapshot
-    history_weeks: int = 104  # weeks of history per series the batch step writes to the snapshot
+    history_weeks: int = 0  # weeks of history per series in the snapshot (0: all, as batch scoring)
 
 
 @dataclass(frozen=True)
@@ -396,6 +396,17 @@ class AccuracyMonitorSettings:
     breach_weeks: int = 3  # alert when the rolling MAPE is above the gate's bar this many weeks
     max_backtest_ratio: float = 2.0  # alert when rolling MAPE > backtest MAPE x this
     min_rows: int = 20  # weeks with fewer matched rows are reported but never alert
+    # an error is above a bar only when above it by this many standard errors (0: plainly)
+    confidence_z: float = 2.0
+
+
+@dataclass(frozen=True)
+class DriftBars:
+    """The alert bars of one feature type (``monitoring.drift.history`` / ``.covariates``)."""
+
+    psi_warn: float = 0.25
+    psi_alert: float = 2.0
+    ks_statistic: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -410,6 +421,10 @@ class DriftMonitorSettings:
     category_shift_alert: float = 0.2  # total variation distance of category shares
     min_features: int = 1  # features in alert for the partition to alert
     min_rows: int = 50  # a window with fewer rows of a feature is not judged
+    # per feature type, instead of the bars above: lags and rolling means of the target, and
+    # covariates (weather as a climatology, events, prices); None: the bars above
+    history: DriftBars | None = None
+    covariates: DriftBars | None = None
 
 
 @dataclass(frozen=True)

@@ -121,9 +121,26 @@ def _metrics(rows: pd.DataFrame) -> dict:
     out = evaluate(y, p) if len(rows) else dict.fromkeys(("mape", "wape", "rmse", "rmse_zero"))
     total = y.sum()
     out["bias"] = float((p - y).sum() / total) if total else float("nan")
+    out["mape_se"], out["wape_se"] = _standard_errors(y, p)
     out["rows"] = len(rows)
     out["actual"], out["forecast"] = float(total), float(p.sum())
     return out
+
+
+def _standard_errors(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """The sampling standard errors of MAPE (mean of the non-zero rows' |e|/y) and of WAPE
+    (a ratio of sums: linearised, sum(|e| - WAPE y)^2), NaN with fewer than two rows."""
+    nan = float("nan")
+    error = np.abs(y - p)
+    nonzero = y != 0
+    n = int(nonzero.sum())
+    ape = error[nonzero] / np.abs(y[nonzero])
+    mape_se = float(ape.std(ddof=1) / np.sqrt(n)) if n > 1 else nan
+    total, m = np.abs(y).sum(), len(y)
+    if m < 2 or total == 0:
+        return mape_se, nan
+    resid = error - error.sum() / total * np.abs(y)
+    return mape_se, float(np.sqrt((resid**2).sum() * m / (m - 1)) / total)
 
 
 def weekly_metrics(joined: pd.DataFrame) -> pd.DataFrame:
@@ -138,6 +155,8 @@ def weekly_metrics(joined: pd.DataFrame) -> pd.DataFrame:
                 "rmse",
                 "rmse_zero",
                 "bias",
+                "mape_se",
+                "wape_se",
                 "rows",
                 "actual",
                 "forecast",
@@ -180,6 +199,10 @@ def accuracy_alerts(
         backtest: partition -> the champion's backtest error in that metric (version tags).
         settings: the breach rule.
 
+    A rolling error counts as above a bar only when it is above it by more than
+    ``settings.confidence_z`` of its sampling standard errors (``mape_se``/``wape_se``): a small
+    partition's error moves that much by chance from week to week, a large one's hardly at all.
+
     Returns:
         partition -> alert messages (partitions without alerts are left out).
     """
@@ -193,18 +216,31 @@ def accuracy_alerts(
         msgs, bar = [], bars.get(pid)
         metric, bar = bar if isinstance(bar, tuple) else ("mape", bar)
         name = metric.upper()
-        tail = g.tail(settings.breach_weeks)
-        if bar is not None and len(tail) == settings.breach_weeks and (tail[metric] > bar).all():
+        low = g[metric] - settings.confidence_z * _se(g, metric)  # the band's lower edge
+        tail = low.tail(settings.breach_weeks)
+        if bar is not None and len(tail) == settings.breach_weeks and (tail > bar).all():
             msgs.append(
                 f"rolling {settings.rolling_weeks}-week {name} above the gate's bar "
-                f"{bar:.2f} for {settings.breach_weeks} weeks (last {tail[metric].iloc[-1]:.2f})"
+                f"{bar:.2f} for {settings.breach_weeks} weeks (last {g[metric].iloc[-1]:.2f}"
+                f"{_band(g, metric, settings)})"
             )
         last, ref = g[metric].iloc[-1], backtest.get(pid)
-        if ref and not np.isnan(ref) and last > ref * settings.max_backtest_ratio:
+        if ref and not np.isnan(ref) and low.iloc[-1] > ref * settings.max_backtest_ratio:
             msgs.append(
-                f"rolling {name} {last:.2f} is {last / ref:.1f}x the champion's backtest {name} "
-                f"{ref:.2f} (limit {settings.max_backtest_ratio}x)"
+                f"rolling {name} {last:.2f}{_band(g, metric, settings)} is {last / ref:.1f}x the "
+                f"champion's backtest {name} {ref:.2f} (limit {settings.max_backtest_ratio}x)"
             )
         if msgs:
             out[pid] = msgs
     return out
+
+
+def _se(g: pd.DataFrame, metric: str) -> pd.Series:
+    """The standard error column of ``metric`` (0 where unknown: the plain rule)."""
+    column = f"{metric}_se"
+    return g[column].fillna(0.0) if column in g else pd.Series(0.0, index=g.index)
+
+
+def _band(g: pd.DataFrame, metric: str, settings: AccuracyMonitorSettings) -> str:
+    se = float(_se(g, metric).iloc[-1])
+    return f" +/- {settings.confidence_z * se:.2f}" if se and settings.confidence_z else ""

@@ -23,15 +23,17 @@ import numpy as np
 import pandas as pd
 from scipy.special import kolmogorov
 
-from manymodels.config import DriftMonitorSettings
-from manymodels.features import build_features, feature_columns
+from manymodels.config import DriftBars, DriftMonitorSettings
+from manymodels.features import HISTORY_PREFIXES, build_features, feature_columns
 from manymodels.io import write_json
 
 __all__ = [
     "PROFILE_FILE",
     "SKIP",
+    "bars_for",
     "compare",
     "current_window",
+    "feature_type",
     "profile",
     "season",
     "training_profile",
@@ -114,10 +116,9 @@ def compare(ref: dict, current: pd.DataFrame, settings: DriftMonitorSettings) ->
         r = {"feature": col, "kind": "numeric", **stats}
         rows.append(r)
         if "psi" in r:
-            ks = r["ks_pvalue"] < settings.ks_pvalue and r["ks"] > settings.ks_statistic
-            r["status"] = _status(
-                r["psi"] > settings.psi_alert and ks, r["psi"] > settings.psi_warn
-            )
+            bars = bars_for(col, settings)
+            ks = r["ks_pvalue"] < settings.ks_pvalue and r["ks"] > bars.ks_statistic
+            r["status"] = _status(r["psi"] > bars.psi_alert and ks, r["psi"] > bars.psi_warn)
     for col, shares in ref.get("categorical", {}).items():
         if col not in current.columns:
             rows.append({"feature": col, "kind": "categorical", "status": "missing"})
@@ -137,6 +138,20 @@ def compare(ref: dict, current: pd.DataFrame, settings: DriftMonitorSettings) ->
             }
         )
     return rows
+
+
+def feature_type(feature: str) -> str:
+    """``history`` (lags and rolling means of the target) or ``covariate``."""
+    return "history" if feature.startswith(HISTORY_PREFIXES) else "covariate"
+
+
+def bars_for(feature: str, settings: DriftMonitorSettings) -> DriftBars:
+    """The PSI/KS bars of a numeric feature: its type's (``history``/``covariates``), else the
+    section's own."""
+    own = settings.history if feature_type(feature) == "history" else settings.covariates
+    if own is not None:
+        return own
+    return DriftBars(settings.psi_warn, settings.psi_alert, settings.ks_statistic)
 
 
 def _numeric(spec: dict, values: pd.Series, buckets: np.ndarray, min_rows: int) -> dict:

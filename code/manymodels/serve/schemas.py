@@ -92,6 +92,13 @@ class ModelInfo(BaseModel):
     stale: bool = Field(
         False, description="the registry could not be asked lately; this is the cached version"
     )
+    kind: str | None = Field(
+        None,
+        description="what answered, as batch scoring's model_kind: ensemble, baseline, or "
+        "'baseline (new series)' (the baseline packed in the ensemble, for a series younger "
+        "than data.min_history_weeks)",
+    )
+    fallback: bool = Field(False, description="the new-series baseline fallback answered")
 
 
 class SeriesForecast(BaseModel):
@@ -100,6 +107,11 @@ class SeriesForecast(BaseModel):
     partition: str
     source: Literal["snapshot", "request"]
     model: ModelInfo
+    class_change: str | None = Field(
+        None,
+        description="the product's speed class changed since training: which partition's "
+        "model answered (the one it was trained in, as batch scoring)",
+    )
     forecasts: list[WeekForecast]
 
 

@@ -1,12 +1,15 @@
 """What the API does, without the web layer: find each series' partition, get its model from the
 cache, build features (from the snapshot, or the request's own rows) and predict.
 
+Series lifecycle follows batch scoring (:mod:`manymodels.serve.lifecycle`): a new series is
+answered by the baseline packed in its ensemble, and a product whose speed class changed since
+training by the partition it was trained in; each answer says which model kind answered.
+
 Errors are :class:`ServeError` with the HTTP status they mean, so the web layer only maps them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import pickle
 import threading
@@ -20,7 +23,9 @@ import pandas as pd
 from manymodels.features import COVARIATES, KEYS, build_features
 from manymodels.pyfunc import PackedModel
 from manymodels.redact import redact
+from manymodels.scoring import NEW_SERIES_KIND
 from manymodels.serve.cache import ModelCache, ModelNotFound, RegistryUnavailable
+from manymodels.serve.lifecycle import forecast_rows, new_rows, reroute, trained_partition
 from manymodels.serve.metrics import Metrics
 from manymodels.serve.schemas import (
     ForecastRequest,
@@ -60,7 +65,7 @@ class ServedModel:
     """
 
     packed: PackedModel
-    future: pd.DataFrame | None = None  # week + forecast columns, after the last actual week
+    future: pd.DataFrame | None = None  # week, forecast columns, kind: after the last actual week
     rows: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     snapshot: Snapshot | None = None  # the snapshot these forecasts come from
 
@@ -164,7 +169,8 @@ class Service:
             frame = snapshot.parts[packed.partition]
             features = build_features(frame, **packed.features)
             future = future_rows(features, frame.loc[frame["units"].notna(), "week"].max())
-            served.future = _predict(packed, future)
+            new = new_rows(future, frame, snapshot.min_history_weeks)
+            served.future = forecast_rows(packed, future, new)
             groups = future.groupby(list(KEYS), observed=True).indices
             served.rows = {(str(s), str(p)): idx for (s, p), idx in groups.items()}
         return served
@@ -189,10 +195,16 @@ class Service:
         alias = request.alias or self.settings.alias
         out = []
         for item in request.series:
-            pid, own = self._partition(item)
+            pid, own, otherwise = self._partition(item)
             if cached_only and own:
                 raise NeedsWork
-            entry = self._model(pid, alias, cached_only)
+            try:
+                entry = self._model(pid, alias, cached_only)
+            except ServeError as exc:  # the partition it was trained in has no model
+                if exc.status != 404 or otherwise is None:
+                    raise
+                pid = otherwise
+                entry = self._model(pid, alias, cached_only)
             served: ServedModel = entry.value
             if request.weeks > served.horizon:
                 raise ServeError(
@@ -209,7 +221,15 @@ class Service:
                     f"covariates, {request.weeks} wanted: send them in 'future'",
                 )
             future = future.iloc[: request.weeks]
-            info = ModelInfo(name=entry.name, version=entry.version, alias=alias, stale=entry.stale)
+            kind = ", ".join(dict.fromkeys(future["kind"].astype(str))) or served.packed.kind
+            info = ModelInfo(
+                name=entry.name,
+                version=entry.version,
+                alias=alias,
+                stale=entry.stale,
+                kind=kind,
+                fallback=kind == NEW_SERIES_KIND,
+            )
             out.append(
                 SeriesForecast(
                     store_id=item.store_id,
@@ -217,6 +237,7 @@ class Service:
                     partition=pid,
                     source="request" if own else "snapshot",
                     model=info,
+                    class_change=self._class_note(pid, item.product_id),
                     forecasts=_weeks(future),
                 )
             )
@@ -224,21 +245,24 @@ class Service:
         written = self.snapshot.manifest.get("written_at") if self.snapshot else None
         return ForecastResponse(forecasts=out, snapshot_written_at=written)
 
-    def _partition(self, item: SeriesRequest) -> tuple[str, bool]:
-        """The series' partition id, and whether the request carries its own rows."""
+    def _partition(self, item: SeriesRequest) -> tuple[str, bool, str | None]:
+        """The series' partition id, whether the request carries its own rows, and the
+        partition to answer with when the first has no model (a class-changed product sent back
+        to the partition it was trained in falls back to the one of its class now)."""
         own = bool(item.history or item.future)
         known = (
             self.snapshot.partition_of(item.store_id, item.product_id) if self.snapshot else None
         )
         if known is not None:
-            if item.partition is not None and item.partition != known:
+            named = item.partition
+            if named is not None and named != known and self._trained_in(named, item) != known:
                 raise ServeError(
                     422,
                     f"series store_id={item.store_id} product_id="
                     f"{item.product_id} belongs to partition {known!r}, "
                     f"not {item.partition!r}",
                 )
-            return known, own
+            return known, own, None
         if self.snapshot is None and not (item.partition and item.history):
             raise ServeError(
                 503,
@@ -253,7 +277,33 @@ class Service:
                 f"{item.product_id}: it is not in the feature snapshot; send its "
                 "partition and history to forecast it anyway",
             )
-        return item.partition, True
+        trained = self._trained_in(item.partition, item)
+        if trained is not None:  # as batch scoring routes it, when that partition has a model
+            return trained, True, item.partition
+        return item.partition, True, None
+
+    def _trained_in(self, pid: str, item: SeriesRequest) -> str | None:
+        """The partition a class-changed product was trained in, for ``pid`` of its class now."""
+        if self.snapshot is None:
+            return None
+        changes, keys = self.snapshot.class_changes, self.snapshot.keys
+        return trained_partition(pid, item.product_id, changes, keys)
+
+    def _class_note(self, pid: str, product_id: str) -> str | None:
+        """What the answer did about a product whose class changed since training (None: none)."""
+        if self.snapshot is None or not self.snapshot.class_changes:
+            return None
+        changes, keys = self.snapshot.class_changes, self.snapshot.keys
+        change = changes.get(str(product_id))
+        if reroute(pid, product_id, changes, keys) is not None:
+            return f"trained as {change[0]}, now {change[1]}: answered by the {change[0]} model"
+        trained = trained_partition(pid, product_id, changes, keys)
+        if trained is not None:
+            return (
+                f"trained as {change[0]}, now {change[1]}: answered by the {change[1]} model, "
+                f"which never saw it (no model for {trained})"
+            )
+        return None
 
     def _model(self, pid: str, alias: str, cached_only: bool = False):
         name = self.model_name(pid)
@@ -280,6 +330,8 @@ class Service:
             return served.future.iloc[idx] if idx is not None else served.future.iloc[:0]
         base = self.snapshot.series(item.store_id, item.product_id) if self.snapshot else None
         frame = _merge(base, item, dict(served.packed.features.get("covariates") or COVARIATES))
+        if base is not None and "first_sale" in base and len(base):
+            frame = frame.assign(first_sale=base["first_sale"].iloc[0])
         try:
             features = build_features(frame, **served.packed.features)
         except ValueError as exc:
@@ -287,7 +339,9 @@ class Service:
                 422, f"series store_id={item.store_id} product_id={item.product_id}: {exc}"
             ) from exc
         last = frame.loc[frame["units"].notna(), "week"].max()
-        return _predict(served.packed, future_rows(features, last))
+        future = future_rows(features, last)
+        min_history = self.snapshot.min_history_weeks if self.snapshot else 0
+        return forecast_rows(served.packed, future, new_rows(future, frame, min_history))
 
 
 def _merge(base: pd.DataFrame | None, item: SeriesRequest, covariates: dict) -> pd.DataFrame:
@@ -319,22 +373,11 @@ def _merge(base: pd.DataFrame | None, item: SeriesRequest, covariates: dict) -> 
     return given.assign(store_id=store, product_id=product).sort_values("week")
 
 
-def _predict(packed: PackedModel, future: pd.DataFrame) -> pd.DataFrame:
-    """``week``, ``prediction`` (and ``lower``/``upper`` when the model has intervals)."""
-    out = pd.DataFrame({"week": future["week"].to_numpy()})
-    out["prediction"] = packed.predict(future) if len(future) else np.array([], float)
-    interval = getattr(packed, "predict_interval", None)
-    if callable(interval) and len(future):  # models that carry intervals answer with them
-        with contextlib.suppress(AttributeError):  # one saved before intervals existed
-            out["lower"], out["upper"] = (np.asarray(b, float) for b in interval(future))
-    return out
-
-
 def _weeks(forecasts: pd.DataFrame) -> list[WeekForecast]:
     lower = forecasts["lower"] if "lower" in forecasts else [None] * len(forecasts)
     upper = forecasts["upper"] if "upper" in forecasts else [None] * len(forecasts)
     return [
-        WeekForecast(week=w.date(), prediction=float(p), lower=lo, upper=up)
+        WeekForecast(week=w.date(), prediction=float(p), lower=_bound(lo), upper=_bound(up))
         for w, p, lo, up in zip(
             forecasts["week"], forecasts["prediction"], lower, upper, strict=True
         )
@@ -345,3 +388,8 @@ def _size(served: ServedModel) -> int:
     """Estimated bytes: the pickled model plus its feature rows."""
     frame = 0 if served.future is None else int(served.future.memory_usage(deep=True).sum())
     return len(pickle.dumps(served.packed, protocol=pickle.HIGHEST_PROTOCOL)) + frame
+
+
+def _bound(value) -> float | None:
+    """An interval bound, None where the model has none (NaN)."""
+    return None if value is None or pd.isna(value) else float(value)

@@ -4,7 +4,11 @@ Batch scoring writes it (:func:`write_snapshot`) next to its predictions: for ev
 latest ``history_weeks`` weeks with known units plus the future rows (covariates, units empty)
 of the conditioned table, with the series' partition id. The server reads it
 (:class:`Snapshot`) and builds each model's features from it, so a served forecast equals the
-batch forecast of the same model and data. The file is replaced atomically (write, then
+batch forecast of the same model and data, new series and class changes included: each row
+carries its series' first sale in the whole conditioned history (``first_sale``, so a series is
+judged new as batch scoring judges it even when the snapshot keeps fewer weeks), and the manifest
+carries ``min_history_weeks``, the partition keys and the products whose class changed since
+training (``class_changes``). The file is replaced atomically (write, then
 rename), so a server never reads half a snapshot, and a manifest beside it says when and from
 what it was written. This module does not import the web stack: the batch step imports it.
 """
@@ -36,15 +40,26 @@ def snapshot_path(settings) -> Path:
 
 
 def write_snapshot(
-    parts: dict[str, pd.DataFrame], path: str | Path, history_weeks: int = 104
+    parts: dict[str, pd.DataFrame],
+    path: str | Path,
+    history_weeks: int = 0,
+    *,
+    min_history_weeks: int = 0,
+    class_changes: dict | None = None,
+    keys: tuple[str, ...] | list[str] = (),
 ) -> Path:
     """Write the latest ``history_weeks`` of each series plus its future rows to ``path``.
 
     Args:
         parts: ``{partition id: standard-table rows}`` (:func:`~manymodels.data.partition.
-            split_partitions`).
+            split_partitions`), after batch scoring routed class-changed products back.
         path: the parquet file; a ``.json`` manifest is written beside it.
         history_weeks: weeks with known units kept per series (0: all of them).
+        min_history_weeks: batch scoring's ``data.min_history_weeks`` (younger series are new
+            and answered by the baseline packed in the ensemble).
+        class_changes: ``{product: [trained class, class now]}`` (the conditioned manifest's
+            ``against_training.class_changes``).
+        keys: the partition keys (``partition.keys``), to route a class-changed product.
 
     Returns:
         The path written.
@@ -62,6 +77,7 @@ def write_snapshot(
             if c not in SNAPSHOT_COLUMNS and c not in ("shipped", "returns")
         ]
         rows = rows[[c for c in (*SNAPSHOT_COLUMNS, *extra) if c in rows.columns]]
+        rows = rows.assign(first_sale=_first_sale(rows))  # before the history is cut
         if history_weeks:
             known = rows["units"].notna()
             rank = rows[known].groupby(list(KEYS))["week"].rank(ascending=False)
@@ -80,9 +96,18 @@ def write_snapshot(
         "series": int(table.groupby(list(KEYS)).ngroups) if len(table) else 0,
         "history_weeks": history_weeks,
         "last_actual_week": _last_actual(table),
+        "min_history_weeks": int(min_history_weeks),
+        "partition_keys": list(keys),
+        "class_changes": {str(p): list(v) for p, v in (class_changes or {}).items()},
     }
     path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
     return path
+
+
+def _first_sale(rows: pd.DataFrame) -> pd.Series:
+    """Per row, the first week its series sold anything (NaT: never)."""
+    sold = rows["week"].where(rows["units"] > 0)
+    return sold.groupby([rows[k] for k in KEYS], observed=True).transform("min")
 
 
 def _last_actual(table: pd.DataFrame) -> str | None:
@@ -125,6 +150,21 @@ class Snapshot:
                 self._rows[(str(store), str(product))] = (pid, index)
         manifest = self.path.with_suffix(".json")
         self.manifest = json.loads(manifest.read_text()) if manifest.exists() else {}
+
+    @property
+    def min_history_weeks(self) -> int:
+        """Batch scoring's ``data.min_history_weeks`` (0 in a snapshot written before it)."""
+        return int(self.manifest.get("min_history_weeks") or 0)
+
+    @property
+    def class_changes(self) -> dict[str, list[str]]:
+        """``{product: [trained class, class now]}`` at the time of the snapshot."""
+        return dict(self.manifest.get("class_changes") or {})
+
+    @property
+    def keys(self) -> list[str]:
+        """The partition keys the partition ids are made of (empty: not recorded)."""
+        return list(self.manifest.get("partition_keys") or [])
 
     @property
     def series_count(self) -> int:

@@ -154,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         scoring_date=scoring_date,
     )  # fmt: skip
     # the online API's features (docs/serving.md): latest history per series of this data
-    write_snapshot(parts, snapshot_path(settings), settings.serving.history_weeks)
+    write_snapshot(
+        parts, snapshot_path(settings), settings.serving.history_weeks,
+        min_history_weeks=settings.data.min_history_weeks, keys=settings.partition.keys,
+        class_changes=manifest.get("against_training", {}).get("class_changes"),
+    )  # fmt: skip
     rows = [{"partition": p, **s} for p, s in status.items()]
     columns = ["partition", "model", "version", "kind", "age_days", "age_basis", "rows",
                "new_series", "unseen_series", "status"]  # fmt: skip

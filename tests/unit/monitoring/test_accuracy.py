@@ -4,7 +4,9 @@ what cannot be joined."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from manymodels.config import AccuracyMonitorSettings
@@ -95,3 +97,41 @@ def test_a_partition_the_gate_judges_by_wape_alerts_on_wape_not_mape():
     (message,) = accuracy.accuracy_alerts(worse, {"s": ("wape", 1.5)}, {}, settings)["s"]
     assert "WAPE above the gate's bar 1.50" in message
     assert "MAPE" in accuracy.accuracy_alerts(rolling, {"s": 0.45}, {}, settings)["s"][0]
+
+
+def _served(level: float, factor: float, series: int, seed: int) -> pd.DataFrame:
+    """Ten weeks of one partition forecast at ``level``, selling ``factor`` x it (Poisson)."""
+    rng = np.random.default_rng(seed)
+    weeks = pd.date_range("2024-01-01", periods=10, freq="7D")
+    rows = [
+        {"partition": "p", "week": w, "store_id": f"S{i}", "product_id": "P1",
+         "units": float(rng.poisson(level * factor)), "prediction": level,
+         "scoring_date": "2023-12-31"}
+        for w in weeks for i in range(series)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_a_small_partition_at_its_noise_floor_does_not_alert_but_a_drifted_one_does():
+    """Six series selling about 3 a week, forecast without bias: their rolling MAPE sits above a
+    0.45 bar by chance (the plain rule alerts), inside two standard errors of it (no alert);
+    the same partition selling three times the forecast alerts on both rules."""
+    bars, backtest = {"p": 0.45}, {"p": 0.25}
+    settings = AccuracyMonitorSettings(breach_weeks=3, min_rows=20)
+    plain = replace(settings, confidence_z=0.0)
+    undrifted = accuracy.rolling_metrics(_served(3.0, 1.0, 6, seed=1), 4)
+    assert (undrifted["mape"].tail(3) > 0.45).all()  # the noise floor is above the bar
+    assert "p" in accuracy.accuracy_alerts(undrifted, bars, backtest, plain)
+    assert accuracy.accuracy_alerts(undrifted, bars, backtest, settings) == {}
+    drifted = accuracy.rolling_metrics(_served(3.0, 3.0, 6, seed=1), 4)
+    messages = accuracy.accuracy_alerts(drifted, bars, backtest, settings)["p"]
+    assert any("above the gate's bar 0.45 for 3 weeks" in m and "+/-" in m for m in messages)
+    assert any("the champion's backtest MAPE 0.25" in m for m in messages)
+
+
+def test_standard_errors_shrink_with_the_rows_and_are_nan_without_enough():
+    small = accuracy.rolling_metrics(_served(3.0, 1.0, 6, seed=2), 4).iloc[-1]
+    large = accuracy.rolling_metrics(_served(3.0, 1.0, 600, seed=2), 4).iloc[-1]
+    assert large["mape_se"] < small["mape_se"] / 5 and large["wape_se"] < small["wape_se"] / 5
+    one = accuracy.rolling_metrics(_served(3.0, 1.0, 1, seed=2).head(1), 4).iloc[-1]
+    assert np.isnan(one["mape_se"]) and np.isnan(one["wape_se"])

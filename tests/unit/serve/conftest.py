@@ -80,6 +80,20 @@ class Registry:
             registry.set_alias(self.store, self.name(pid), alias, version)
         return version
 
+    def fit(self, frame, pid: str, scale: float = 1.0) -> PackedModel:
+        return fit_baseline(frame, pid, self.settings, scale)
+
+    def publish(self, packed: PackedModel, frame, alias: str) -> str:
+        """Register any packed model of ``frame``'s partition and point ``alias`` at it."""
+        self._n += 1
+        example = build_features(frame, **packed.features)[packed.columns].head(2)
+        version = register_version(
+            self.store, self.settings, packed, self.root / f"m{self._n}",
+            run_id=self.run_id, example=example,
+        )  # fmt: skip
+        registry.set_alias(self.store, self.name(packed.partition), alias, version)
+        return version
+
 
 @pytest.fixture(scope="session")
 def reg(tmp_path_factory, _conditioned) -> Registry:

@@ -30,7 +30,8 @@ def test_forecast_from_keys_equals_the_batch_forecast_of_the_same_model(reg, ser
     (answer,) = response.json()["forecasts"]
     assert answer["partition"] == pid and answer["source"] == "snapshot"
     assert answer["model"] == {
-        "name": reg.name(pid), "version": reg.versions[pid], "alias": "champion", "stale": False
+        "name": reg.name(pid), "version": reg.versions[pid], "alias": "champion", "stale": False,
+        "kind": "baseline", "fallback": False,
     }  # fmt: skip
     batch = predict_future(reg.parts[pid], registry.load(reg.store, reg.name(pid), "champion"))
     mine = batch[

@@ -139,16 +139,23 @@ def test_bad_env_value_is_a_config_error(monkeypatch, config_dir):
 def test_intervals_are_served_when_the_model_has_them():
     import numpy as np
 
-    from manymodels.serve.service import _predict, _weeks
+    from manymodels.serve.lifecycle import forecast_rows
+    from manymodels.serve.service import _weeks
 
     class WithInterval:
-        def predict(self, frame):
-            return np.full(len(frame), 5.0)
+        kind = "ensemble"
 
-        def predict_interval(self, frame):
-            return np.full(len(frame), 3.0), np.full(len(frame), 8.0)
+        def predict_frame(self, frame):
+            n = len(frame)
+            return pd.DataFrame({"prediction": [5.0] * n, "p10": [3.0] * n, "p90": [8.0] * n})
+
+    class Without(WithInterval):
+        def predict_frame(self, frame):
+            return pd.DataFrame({"prediction": [5.0] * len(frame)})
 
     future = pd.DataFrame({"week": pd.to_datetime(["2018-02-26", "2018-03-05"])})
-    weeks = _weeks(_predict(WithInterval(), future))
+    weeks = _weeks(forecast_rows(WithInterval(), future, np.zeros(2, bool)))
     assert [(w.prediction, w.lower, w.upper) for w in weeks] == [(5.0, 3.0, 8.0)] * 2
     assert str(weeks[1].week) == "2018-03-05"
+    weeks = _weeks(forecast_rows(Without(), future, np.zeros(2, bool)))
+    assert [(w.lower, w.upper) for w in weeks] == [(None, None)] * 2
