@@ -24,6 +24,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,12 +46,21 @@ def load_panel(panel: str, keys: list[str], sample: int, weeks: int = 520) -> pd
     Raises:
         ValueError: a conditioned parquet lacks a column the benchmark needs.
     """
-    if panel == "mock":
+    if panel == "mock":  # the demo's mock sources, conditioned as `manymodels condition` does
+        from manymodels.config import load_settings  # noqa: PLC0415
         from manymodels.data.condition import condition  # noqa: PLC0415
-        from manymodels.data.mock import generate  # noqa: PLC0415
+        from manymodels.data.sources import read_sources  # noqa: PLC0415
+        from manymodels.steps.mock import generate_into  # noqa: PLC0415
 
-        raw = generate(weeks=weeks, start=dt.date(2017, 1, 2))
-        table, _ = condition(raw, 4, 0.3)
+        settings = load_settings(REPO / "pipelines", "dev", [f"mock.weeks={weeks}"])
+        with tempfile.TemporaryDirectory() as tmp:
+            generate_into(settings, Path(tmp), start=dt.date(2017, 1, 2))
+            table, _ = condition(
+                read_sources(settings.sources, tmp),
+                settings.data,
+                settings.partition.slow_zero_share,
+                settings.training.split.test_weeks,
+            )
     else:
         table = pd.read_parquet(panel)
     need = ["week", "store_id", "product_id", "units", *keys]
@@ -67,12 +77,14 @@ def load_panel(panel: str, keys: list[str], sample: int, weeks: int = 520) -> pd
     return table.reset_index(drop=True)
 
 
-def run_project(table: pd.DataFrame, out: Path, workers: int) -> dict:
+def run_project(
+    table: pd.DataFrame, out: Path, workers: int, config_dir: Path, overrides: list[str]
+) -> dict:
     """The ensemble and the baseline through the project's own backtest, per partition."""
     from manymodels.config import load_settings  # noqa: PLC0415
     from manymodels.parallel import run_partitions  # noqa: PLC0415
 
-    settings = load_settings(REPO / "pipelines", "dev")
+    settings = load_settings(config_dir, "dev", overrides)
     tasks = {
         pid: (frame.drop(columns="partition"), pid, settings)
         for pid, frame in table.groupby("partition", sort=True)
@@ -100,6 +112,7 @@ def _fit_partition(frame: pd.DataFrame, pid: str, settings) -> pd.DataFrame:
     scored = fit.test.assign(partition=pid)
     bounds = fit.ensemble.intervals
     out = scored[[*KEYS, "units", "origin", "partition", "ensemble", "baseline"]].copy()
+    out["ensemble_loo"] = _leave_origin_out(scored, list(fit.weights), settings)
     # out-of-sample intervals: calibrate on the other origins (as ensemble_coverage does)
     out["p10"], out["p90"] = np.nan, np.nan
     from manymodels.models.intervals import ConformalIntervals  # noqa: PLC0415
@@ -113,7 +126,25 @@ def _fit_partition(frame: pd.DataFrame, pid: str, settings) -> pd.DataFrame:
     return out
 
 
-def run_peers(table: pd.DataFrame, out: Path, origins: list[dict], horizon: int) -> dict:
+def _leave_origin_out(scored: pd.DataFrame, members: list[str], settings) -> np.ndarray:
+    """The ensemble's forecasts of each origin with weights learned on the other origins only
+    (the pipeline learns them on all origins: this shows what that optimism is worth)."""
+    from manymodels.models.ensemble import learn_weights  # noqa: PLC0415
+
+    blend = scored["ensemble"].to_numpy(dtype=float).copy()
+    if scored["origin"].nunique() < 2:  # noqa: PLR2004
+        return blend
+    for origin in scored["origin"].unique():
+        held = (scored["origin"] == origin).to_numpy()
+        rest = scored[~held]
+        w = learn_weights(rest[members], rest["units"], settings.training.ensemble.weighting)
+        blend[held] = np.clip(scored.loc[held, members].to_numpy() @ list(w.values()), 0, None)
+    return blend
+
+
+def run_peers(
+    table: pd.DataFrame, out: Path, origins: list[dict], horizon: int, skip: tuple[str, ...] = ()
+) -> dict:
     """statsforecast and mlforecast on the backtest rows of :func:`run_project`."""
     import lightgbm  # noqa: F401, PLC0415  (fail early when the peers environment is wrong)
     from mlforecast import MLForecast  # noqa: PLC0415
@@ -137,6 +168,8 @@ def run_peers(table: pd.DataFrame, out: Path, origins: list[dict], horizon: int)
     # the windows are contiguous when step_weeks == test_weeks (the default)
     test_weeks = sorted(df.loc[df["ds"] >= first_test, "ds"].unique())
     timing, frames = {}, []
+    # weekly, anchored on the panel's week start (Monday for the mock data, any day for BYOD)
+    freq = "W-" + pd.Timestamp(df["ds"].iloc[0]).day_name()[:3].upper()
     stats = {
         "seasonal_naive": SeasonalNaive(season_length=SEASON),
         "auto_ets": AutoETS(season_length=SEASON),
@@ -147,9 +180,11 @@ def run_peers(table: pd.DataFrame, out: Path, origins: list[dict], horizon: int)
     # AutoETS/AutoTheta on the last ~3 years (minutes on all 520 weeks); seasonal naive needs 1
     recent = df[df["ds"] > last - pd.Timedelta(weeks=3 * SEASON + n_windows + horizon)]
     for name, model in stats.items():
+        if name in skip:
+            continue
         data = df if name == "seasonal_naive" else recent
         start, cpu0 = time.perf_counter(), time.process_time()
-        sf = StatsForecast(models=[model], freq="W-MON", n_jobs=1)
+        sf = StatsForecast(models=[model], freq=freq, n_jobs=1)
         # intermittent-demand models cannot forward-filter: refit them at every week (cheap)
         every = refit if hasattr(model, "forward") else True
         cv = sf.cross_validation(
@@ -161,6 +196,8 @@ def run_peers(table: pd.DataFrame, out: Path, origins: list[dict], horizon: int)
         }
         frames.append(_horizon_rows(cv, horizon, test_weeks, name))
     for name, objective in (("lightgbm_l2", "l2"), ("lightgbm_tweedie", "tweedie")):
+        if name in skip:
+            continue
         start, cpu0 = time.perf_counter(), time.process_time()
         mlf = MLForecast(
             models={
@@ -172,7 +209,7 @@ def run_peers(table: pd.DataFrame, out: Path, origins: list[dict], horizon: int)
                     verbose=-1,
                 )
             },
-            freq="W-MON",
+            freq=freq,
             lags=[1, 2, 3, 4, 8, 13, 52],
             lag_transforms={1: [RollingMean(4), RollingMean(13)], 52: [RollingMean(4)]},
             date_features=["week"],
@@ -206,7 +243,7 @@ def report(out: Path, table_meta: dict) -> dict:
     """Metrics per model: pooled and per partition kind; JSON and a Markdown table."""
     rows = pd.read_parquet(out / "project.parquet")
     timing = json.loads((out / "project_timing.json").read_text())
-    models = ["ensemble", "baseline"]
+    models = ["ensemble", "baseline"] + (["ensemble_loo"] if "ensemble_loo" in rows else [])
     if (out / "peers.parquet").exists():
         peers = pd.read_parquet(out / "peers.parquet")
         rows = rows.assign(unique_id=rows["store_id"].astype(str) + "|" + rows["product_id"])
@@ -353,6 +390,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0, help="project: processes (0: cores)")
     parser.add_argument("--horizon", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("work/bench-peers"))
+    parser.add_argument(
+        "--config-dir", type=Path, default=REPO / "pipelines", help="project: the pipelines"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="project: a setting"
+    )
+    parser.add_argument(
+        "--skip", default="", help="peers: models to leave out, comma-separated (e.g. auto_ets)"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.stage == "report":
@@ -362,16 +408,20 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(result))  # noqa: T201 (a benchmark script's output)
         return 0
     cached = args.out / "panel.parquet"  # the mock panel takes minutes to generate: once
-    if args.stage == "peers" and cached.exists():
+    what = {"panel": args.panel, "keys": args.keys, "sample": args.sample}
+    made = args.out / "panel.json"
+    if cached.exists() and made.exists() and json.loads(made.read_text()) == what:
         table = pd.read_parquet(cached)
     else:
         table = load_panel(args.panel, args.keys.split(","), args.sample)
         table.to_parquet(cached, index=False)
+        made.write_text(json.dumps(what))
     if args.stage == "project":
-        timing = run_project(table, args.out, args.workers)
+        timing = run_project(table, args.out, args.workers, args.config_dir, args.set)
     else:
         origins, _ = _origins(args.out / "project.parquet")
-        timing = run_peers(table, args.out, origins, args.horizon)
+        skip = tuple(filter(None, args.skip.split(",")))
+        timing = run_peers(table, args.out, origins, args.horizon, skip)
     print(json.dumps(timing, indent=2))  # noqa: T201
     return 0
 

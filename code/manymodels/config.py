@@ -238,9 +238,47 @@ class NNSettings:
 
 
 @dataclass(frozen=True)
+class IntermittentSettings:
+    """The ``intermittent`` member (TSB / Croston / SBA per series, see models/intermittent.py)."""
+
+    method: Literal["tsb", "croston", "sba"] = "tsb"
+    alpha: Annotated[float, Field(gt=0, le=1)] = 0.1
+    beta: Annotated[float, Field(gt=0, le=1)] = 0.1
+
+
+@dataclass(frozen=True)
+class BoostingSettings:
+    """The ``gbm`` member (HistGradientBoostingRegressor, Poisson, see models/boosting.py)."""
+
+    max_iter: Count = 150
+    learning_rate: PositiveFloat = 0.08
+    max_leaf_nodes: Count = 15
+    min_samples_leaf: Count = 40
+    l2_regularization: NonNegativeFloat = 1.0
+    scale_feature: str = "rmean_13"
+
+
+@dataclass(frozen=True)
+class MemberOverride:
+    """Other ensemble members for the partitions whose key ``key`` equals ``value``."""
+
+    key: str = "speed"
+    value: str = "slow"
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class EnsembleSettings:
     weighting: Literal["nnls", "inverse_error", "equal"] = "nnls"
     members: tuple[str, ...] = ("lasso", "nn")
+    overrides: tuple[MemberOverride, ...] = ()  # the first match replaces ``members``
+
+    def members_for(self, keys: dict[str, str]) -> tuple[str, ...]:
+        """The member names for a partition with these key values (first matching override)."""
+        for o in self.overrides:
+            if keys.get(o.key) == o.value:
+                return o.members
+        return self.members
 
 
 @dataclass(frozen=True)
@@ -331,6 +369,8 @@ class TrainingSettings:
     lasso: LassoSettings = field(default_factory=LassoSettings)
     nn: NNSettings = field(default_factory=NNSettings)
     ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
+    intermittent: IntermittentSettings = field(default_factory=IntermittentSettings)
+    gbm: BoostingSettings = field(default_factory=BoostingSettings)
     random_state: NonNegativeInt = 0
     workers: NonNegativeInt = 0
     fail_on_partition_error: Flag = True

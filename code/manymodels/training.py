@@ -44,7 +44,9 @@ from manymodels.models import (
     LassoForecaster,
 )
 from manymodels.models._input import check_model_input
+from manymodels.models.boosting import BoostingForecaster
 from manymodels.models.ensemble import fixed_weights, learn_weights
+from manymodels.models.intermittent import IntermittentForecaster
 from manymodels.models.intervals import ConformalIntervals, origin_coverage
 from manymodels.pyfunc import PackedModel
 
@@ -132,10 +134,13 @@ def backtest_windows(weeks: list, origins: int, step_weeks: int, test_weeks: int
     return windows
 
 
-def make_members(settings: Settings, categorical, numeric) -> dict:
-    """The ensemble's unfitted members, as ``training.ensemble.members`` names them."""
+def make_members(settings: Settings, categorical, numeric, keys: dict | None = None) -> dict:
+    """The ensemble's unfitted members, as ``training.ensemble.members`` names them (or the
+    first of ``training.ensemble.overrides`` matching the partition's key values ``keys``)."""
     t = settings.training
     common = {"categorical_features": categorical, "numeric_features": numeric}
+    series = [c for c in categorical if c in ("store_id", "product_id")]
+    ordered = [c for c in categorical if c not in series]  # week of year: its order matters
     factories = {
         "lasso": lambda: LassoForecaster(
             alpha=t.lasso.alpha, random_state=t.random_state, **common
@@ -153,8 +158,26 @@ def make_members(settings: Settings, categorical, numeric) -> dict:
             random_state=t.random_state,
             **common,
         ),
+        "intermittent": lambda: IntermittentForecaster(
+            method=t.intermittent.method,
+            alpha=t.intermittent.alpha,
+            beta=t.intermittent.beta,
+            horizon_weeks=settings.data.horizon_weeks,
+        ),
+        "seasonal": HistoricalAverageBaseline,
+        "gbm": lambda: BoostingForecaster(
+            max_iter=t.gbm.max_iter,
+            learning_rate=t.gbm.learning_rate,
+            max_leaf_nodes=t.gbm.max_leaf_nodes,
+            min_samples_leaf=t.gbm.min_samples_leaf,
+            l2_regularization=t.gbm.l2_regularization,
+            scale_feature=t.gbm.scale_feature or None,
+            categorical_features=series,
+            numeric_features=[*ordered, *numeric],
+            random_state=t.random_state,
+        ),
     }
-    names = list(t.ensemble.members)
+    names = list(t.ensemble.members_for(keys or {}))
     unknown = [n for n in names if n not in factories]
     if unknown or not names:
         raise ValueError(
@@ -304,7 +327,8 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
         windows = backtest_windows(
             weeks, t.backtest.origins, t.backtest.step_weeks, t.split.test_weeks
         )
-        members = make_members(settings, categorical, numeric)
+        keys = {k: str(frame[k].iloc[0]) for k in settings.partition.keys if k in frame}
+        members = make_members(settings, categorical, numeric, keys)
     except ValueError as exc:
         raise ValueError(f"partition {partition}: {exc}") from exc
     parts, fitted_at, jobs = [], {}, []

@@ -1,4 +1,4 @@
-"""The forecasters: a baseline, two ensemble members and the ensemble that blends them.
+"""The forecasters: a baseline, the ensemble members and the ensemble that blends them.
 
 All follow the scikit-learn estimator contract, take the feature frame of
 :func:`manymodels.features.build_features` as X (a numeric array works too) and forecast
@@ -7,8 +7,17 @@ embedding net does.
 """
 
 from manymodels.models.baseline import HistoricalAverageBaseline
+from manymodels.models.boosting import BoostingForecaster
 from manymodels.models.embedding_nn import EmbeddingNetForecaster
 from manymodels.models.ensemble import Ensemble
+from manymodels.models.intermittent import IntermittentForecaster
 from manymodels.models.lasso import LassoForecaster
 
-__all__ = ["EmbeddingNetForecaster", "Ensemble", "HistoricalAverageBaseline", "LassoForecaster"]
+__all__ = [
+    "BoostingForecaster",
+    "EmbeddingNetForecaster",
+    "Ensemble",
+    "HistoricalAverageBaseline",
+    "IntermittentForecaster",
+    "LassoForecaster",
+]
