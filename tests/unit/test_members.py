@@ -55,8 +55,10 @@ def test_overrides_pick_members_by_partition_key(_settings):
         "lasso",
         "intermittent",
     ]
-    assert list(make_members(settings, *feature_columns(), {"speed": "fast"})) == ["lasso", "nn"]
-    assert list(make_members(settings, *feature_columns())) == ["lasso", "nn"]
+    default = list(settings.training.ensemble.members)  # no override matches: the default
+    assert default == ["lasso", "nn", "gbm"]
+    assert list(make_members(settings, *feature_columns(), {"speed": "fast"})) == default
+    assert list(make_members(settings, *feature_columns())) == default
 
 
 def test_an_unknown_member_lists_the_known_ones(_settings):
