@@ -475,11 +475,14 @@ def log_partition(
         run_id = run.info.run_id
         out: dict[str, str] = {"run_id": run_id, "artifact_uri": run.info.artifact_uri}
         now = int(time.time() * 1000)
-        client.log_batch(
-            run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if not math.isnan(v)],
-            params=[Param(k, str(v)[:500]) for k, v in params.items()],
-        )
+        batch = {
+            "metrics": [
+                Metric(k, float(v), now, 0) for k, v in metrics.items() if not math.isnan(v)
+            ],
+            "params": [Param(k, str(v)[:500]) for k, v in params.items()],
+        }
+        if batch["metrics"] or batch["params"]:  # a failed partition's run has neither
+            client.log_batch(run_id, **batch)
         # the run's artifact store from the run just created, not a get_run per upload
         repo = get_artifact_repository(
             add_databricks_profile_info_to_artifact_uri(run.info.artifact_uri, store.tracking_uri),
@@ -532,6 +535,8 @@ def register(
             "run_id": run_id,
             "tags": {k: str(v) for k, v in tags.items()},
         }
+        if capabilities_of(store).backend == "mlflow":  # READY when made: no polling read
+            kwargs["await_creation_for"] = 0
         if exists:
             try:
                 return client.create_model_version(name, **kwargs)

@@ -131,7 +131,7 @@ class MlflowServer:
             self.proc = subprocess.Popen(
                 cmd, cwd=self.root, stdout=log, stderr=log, env=env, start_new_session=True
             )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # minutes on a loaded shared machine
         while True:
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as reply:
