@@ -249,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="results JSON (default: print only)")
     args = parser.parse_args(argv)
     stages = [args.models] if args.models else sorted(args.stages)
+    # a killed benchmark still stops its server and database (the finally blocks run)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     report = {
         "benchmark": "mlflow_scale",
