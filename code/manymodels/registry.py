@@ -28,6 +28,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -64,8 +65,11 @@ __all__ = [
     "champions",
     "code_version",
     "copy_version",
+    "alias_numbers",
+    "all_aliases",
     "data_tags",
     "delete_alias",
+    "drop_duplicates",
     "find_versions",
     "get_alias",
     "git_tags",
@@ -86,6 +90,7 @@ __all__ = [
     "run_tags",
     "set_alias",
     "tag_version",
+    "versions_of",
 ]
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
@@ -278,30 +283,109 @@ def aliased(
 
     ``names``: the model names (from the partitions a step knows) to look up one by one where
     the backend has no ``name LIKE`` search or no aliases (Unity Catalog, Azure ML; see
-    :mod:`manymodels.platforms`); plain MLflow ignores it and searches twice.
+    :mod:`manymodels.platforms`); plain MLflow ignores it (every ``<prefix>.*`` model).
+
+    Plain MLflow: one registered-model search (a page per 1,000 models; the results carry the
+    aliases), then the aliased versions fetched by number (``version_number = N AND name IN
+    (...)``): never every version of every model, whose count grows with each retrain.
     """
     caps = capabilities_of(store)
     if not (caps.name_like_search and caps.aliases):
         return _aliased_by_name(store, prefix, alias, names)
-    # two searches in all, not a look-up per model (version search results carry no aliases)
+    numbers = alias_numbers(store, prefix, alias)
+    with _talking(store, f"reading the {alias!r} versions of {prefix}.*"):
+        return _versions_at(store.client(), numbers)
+
+
+def alias_numbers(
+    store: Store, prefix: str, alias: str, names: Iterable[str] | None = None
+) -> dict[str, str]:
+    """``{model name: version number}`` carrying ``alias`` (cheaper than :func:`aliased`: no
+    version is read). ``names``: as in :func:`aliased`; on plain MLflow a few names (up to
+    ``_FEW_NAMES``) are searched by name rather than listing the whole prefix."""
+    return {n: held[alias] for n, held in all_aliases(store, prefix, (alias,), names).items()}
+
+
+def all_aliases(
+    store: Store, prefix: str, aliases: Iterable[str], names: Iterable[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """``{model name: {alias: version number}}`` for the ``aliases`` (models holding none are
+    left out): on plain MLflow one registered-model search answers every alias at once."""
+    aliases = tuple(aliases)
+    caps = capabilities_of(store)
+    if not (caps.name_like_search and caps.aliases):
+        out: dict[str, dict[str, str]] = {}
+        for alias in aliases:
+            for n, v in _aliased_by_name(store, prefix, alias, names).items():
+                out.setdefault(n, {})[alias] = str(v.version)
+        return out
     client = store.client()
-    with _talking(store, f"searching models {prefix}.* for {alias!r}"):
-        models = _all_pages(client.search_registered_models, f"name LIKE '{prefix}.%'")
-        wanted = {(m.name, str(m.aliases[alias])) for m in models if alias in (m.aliases or {})}
-        filter_string = f"name LIKE '{prefix}.%'"
-        versions = _all_pages(client.search_model_versions, filter_string) if wanted else []
-    return {v.name: v for v in versions if (v.name, str(v.version)) in wanted}
+    names = None if names is None else list(dict.fromkeys(names))
+    with _talking(store, f"searching models {prefix}.* for {', '.join(aliases)}"):
+        if names is None or len(names) > _FEW_NAMES:  # all of them: a page per 1,000 models
+            models = _all_pages(client.search_registered_models, f"name LIKE '{prefix}.%'")
+        else:  # a few (a retrain of some partitions): those only, whatever the registry holds
+            models = [
+                m
+                for clause in _name_in(names)
+                for m in _all_pages(client.search_registered_models, clause)
+            ]
+    out = {}
+    for m in models:
+        held = {a: str(v) for a, v in (m.aliases or {}).items() if a in aliases}
+        if held:
+            out[m.name] = held
+    return out
+
+
+# MLflow servers cap a search page at 1,000 results
+_PAGE = 1000
+# up to this many model names, look-ups search those names rather than the whole prefix
+_FEW_NAMES = 200
+# a search's filter travels in the URL of a GET: stay well under servers' request-line limits
+_FILTER_CHARS = 1500
 
 
 def _all_pages(search, filter_string: str | None) -> list:
-    """Every result of an MLflow search, page by page (servers cap a page at 1,000)."""
+    """Every result of an MLflow search, page by page."""
     results, token = [], None
     while True:
-        page = search(filter_string, max_results=1000, page_token=token)
+        page = search(filter_string, max_results=_PAGE, page_token=token)
         results += list(page)
         token = page.token
         if not token:
             return results
+
+
+def _quoted(name: str) -> str:
+    return "'" + name.replace("'", "\\'") + "'"
+
+
+def _name_in(names: Iterable[str], more: str = "") -> Iterator[str]:
+    """``name IN (...)`` filters (each ``AND more``) covering ``names``, each short enough for
+    a URL."""
+    chunk: list[str] = []
+    for name in dict.fromkeys(names):
+        chunk.append(_quoted(name))
+        if sum(len(q) + 1 for q in chunk) + len(more) > _FILTER_CHARS:
+            yield f"name IN ({','.join(chunk)}){more}"
+            chunk = []
+    if chunk:
+        yield f"name IN ({','.join(chunk)}){more}"
+
+
+def _versions_at(client: MlflowClient, numbers: dict[str, str]) -> dict[str, ModelVersion]:
+    """``{name: ModelVersion}`` for ``{name: version number}``: one search per version number
+    and chunk of names, not one call per model."""
+    by_number: dict[str, list[str]] = {}
+    for name, number in numbers.items():
+        by_number.setdefault(str(number), []).append(name)
+    found = {}
+    for number, names in sorted(by_number.items()):
+        for clause in _name_in(names, f" AND version_number = {int(number)}"):
+            for v in _all_pages(client.search_model_versions, clause):
+                found[v.name] = v
+    return {name: found[name] for name in numbers if name in found}
 
 
 @functools.cache
@@ -363,45 +447,143 @@ def log_partition(
 
     Models are uploaded as run artifacts (``save_pyfunc`` + upload costs a third of
     ``log_model``, which also reloads each model to re-validate its example) and registered later
-    from their ``runs:/`` URI, a source every MLflow server accepts.
+    from their ``runs:/`` URI, a source every MLflow server accepts. Round trips per partition:
+    ``create_run`` (with its tags), one ``log_batch`` (params and metrics), the artifact uploads
+    and ``set_terminated``; the parent's experiment is looked up once per parent run.
 
     Returns:
-        ``{"run_id": ..., "<kind>_uri": "runs:/<run>/<kind>"}``, a URI per entry of ``model_dirs``.
+        ``{"run_id": ..., "artifact_uri": ..., "<kind>_uri": "runs:/<run>/<kind>"}``, a URI per
+        entry of ``model_dirs``.
     """
+    from mlflow.entities import Metric, Param  # noqa: PLC0415
+    from mlflow.store.artifact.artifact_repository_registry import (  # noqa: PLC0415
+        get_artifact_repository,
+    )
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID  # noqa: PLC0415
+    from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri  # noqa: PLC0415
+
+    client = store.client()
     with _talking(store, f"logging partition {partition}"):
-        store.activate()
-        experiment_id = store.client().get_run(parent_run_id).info.experiment_id
-        out: dict[str, str] = {}
-        with mlflow.start_run(
-            experiment_id=experiment_id,
+        experiment_id = _experiment_of(store, parent_run_id)
+        run = client.create_run(
+            experiment_id,
             run_name=partition,
-            nested=True,
-            parent_run_id=parent_run_id,
-            tags=tags,
-        ) as run:
-            out["run_id"] = run.info.run_id
-            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
-            if artifacts_dir is not None:
-                mlflow.log_artifacts(str(artifacts_dir))
-            for kind, folder in (model_dirs or {}).items():
-                mlflow.log_artifacts(str(folder), kind)
-                out[f"{kind}_uri"] = f"runs:/{run.info.run_id}/{kind}"
-            if failed:
-                mlflow.end_run("FAILED")
-        return out
+            tags=_context_tags()
+            | {str(k): str(v) for k, v in tags.items()}
+            | {MLFLOW_PARENT_RUN_ID: parent_run_id},
+        )
+        run_id = run.info.run_id
+        out: dict[str, str] = {"run_id": run_id, "artifact_uri": run.info.artifact_uri}
+        now = int(time.time() * 1000)
+        batch = {
+            "metrics": [
+                Metric(k, float(v), now, 0) for k, v in metrics.items() if not math.isnan(v)
+            ],
+            "params": [Param(k, str(v)[:500]) for k, v in params.items()],
+        }
+        if batch["metrics"] or batch["params"]:  # a failed partition's run has neither
+            client.log_batch(run_id, **batch)
+        # the run's artifact store from the run just created, not a get_run per upload
+        repo = get_artifact_repository(
+            add_databricks_profile_info_to_artifact_uri(run.info.artifact_uri, store.tracking_uri),
+            tracking_uri=store.tracking_uri,
+        )
+        if artifacts_dir is not None:
+            repo.log_artifacts(str(artifacts_dir))
+        for kind, folder in (model_dirs or {}).items():
+            repo.log_artifacts(str(folder), kind)
+            out[f"{kind}_uri"] = f"runs:/{run_id}/{kind}"
+        client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+    return out
 
 
-def register(store: Store, model_uri: str, name: str, tags: dict[str, str]) -> ModelVersion:
-    """A new version of registered model ``name`` from ``model_uri`` (``runs:/<run>/<path>``)."""
+@functools.cache
+def _experiment_of(store: Store, run_id: str) -> str:
+    """The experiment of run ``run_id`` (a run never moves: asked once per process)."""
+    return store.client().get_run(run_id).info.experiment_id
+
+
+@functools.cache
+def _context_tags() -> dict[str, str]:
+    """What ``mlflow.start_run`` adds to a run (user, source, git commit), resolved once."""
+    from mlflow.tracking.context.registry import resolve_tags  # noqa: PLC0415
+
+    return {k: v for k, v in resolve_tags().items() if k.startswith("mlflow.")}
+
+
+def register(
+    store: Store,
+    model_uri: str,
+    name: str,
+    tags: dict[str, str],
+    *,
+    artifact_uri: str | None = None,
+    exists: bool = False,
+) -> ModelVersion:
+    """A new version of registered model ``name`` from ``model_uri`` (``runs:/<run>/<path>``).
+
+    ``artifact_uri``: the run's artifact root when the caller has it (the training hand-off
+    does), which saves reading the run. ``exists``: the model is known to be registered (one
+    round trip, not two; a model that is not there after all is created).
+    """
     client = store.client()
     with _talking(store, f"registering a version of {name}"):
-        _ensure_model(client, name)
         run_id, _, path = model_uri.removeprefix("runs:/").partition("/")
-        source = f"{client.get_run(run_id).info.artifact_uri}/{path}"
-        return client.create_model_version(
-            name, source=source, run_id=run_id, tags={k: str(v) for k, v in tags.items()}
-        )
+        root = artifact_uri or client.get_run(run_id).info.artifact_uri
+        kwargs = {
+            "source": f"{root.rstrip('/')}/{path}",
+            "run_id": run_id,
+            "tags": {k: str(v) for k, v in tags.items()},
+        }
+        if capabilities_of(store).backend == "mlflow":  # READY when made: no polling read
+            kwargs["await_creation_for"] = 0
+        if exists:
+            try:
+                return client.create_model_version(name, **kwargs)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+        _ensure_model(client, name)
+        return client.create_model_version(name, **kwargs)
+
+
+def versions_of(store: Store, names: Iterable[str], **tags: str) -> list[ModelVersion]:
+    """The versions of the models ``names`` whose tags equal ``tags``, newest first: searches
+    of ``name IN (...)`` chunks (by name one at a time where the backend has no such search),
+    so the cost follows ``names``, not the size of the registry."""
+    names = list(dict.fromkeys(names))
+    if not names:
+        return []
+    if by_name_only(store):
+        return _versions_by_name(store, names, tags)
+    more = "".join(f" AND tags.`{k}` = {_quoted(str(v))}" for k, v in tags.items())
+    with _talking(store, f"searching versions of {len(names)} model(s)"):
+        found = [
+            v
+            for clause in _name_in(names, more)
+            for v in _all_pages(store.client().search_model_versions, clause)
+        ]
+    return sorted(found, key=lambda v: (v.name, -int(v.version)))
+
+
+def drop_duplicates(store: Store, keep: ModelVersion, others: Iterable[ModelVersion]) -> list[str]:
+    """Delete the versions of ``keep.name`` in ``others`` that duplicate ``keep`` (the same
+    model from the same run: made by a request whose answer was lost, or retried by the
+    client), except those an alias points at. Returns the version numbers deleted."""
+    extra = [v for v in others if v.name == keep.name and str(v.version) != str(keep.version)]
+    if not extra:
+        return []
+    client, deleted = store.client(), []
+    with _talking(store, f"removing duplicate versions of {keep.name}"):
+        held = set()
+        if capabilities_of(store).aliases:
+            held = {str(v) for v in (client.get_registered_model(keep.name).aliases or {}).values()}
+        for v in extra:
+            if str(v.version) in held or (v.tags or {}).get(ALIAS_TAG):
+                continue
+            client.delete_model_version(v.name, str(v.version))
+            deleted.append(str(v.version))
+    return deleted
 
 
 def load(
@@ -419,12 +601,26 @@ def load(
 
 
 def copy_version(
-    source: Store, target: Store, name: str, version: str, experiment: str
+    source: Store,
+    target: Store,
+    name: str,
+    version: str,
+    experiment: str,
+    *,
+    experiment_id: str | None = None,
+    src: ModelVersion | None = None,
+    lineage_tags: dict[str, str] | None = None,
 ) -> ModelVersion:
-    """Copy one registered version between registries (dev -> prod), keeping tags and lineage."""
+    """Copy one registered version between registries (dev -> prod), keeping tags and lineage.
+
+    For many copies the caller passes what it already has, saving round trips per copy:
+    ``experiment_id`` (the target's id of ``experiment``), ``src`` (the source version as a
+    search returned it) and ``lineage_tags`` (:func:`git_tags`).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         with _talking(source, f"reading {name} v{version}"):
-            src = source.client().get_model_version(name, version)
+            if src is None or str(src.version) != str(version):
+                src = source.client().get_model_version(name, version)
             source.activate()  # models:/ URIs resolve against the active registry
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=f"models:/{name}/{version}", dst_path=tmp
@@ -439,9 +635,9 @@ def copy_version(
         with _talking(target, f"copying {name} v{version}"):
             client = target.client()
             run = client.create_run(
-                target.experiment_id(experiment),
+                experiment_id or target.experiment_id(experiment),
                 run_name=f"copy {name} v{version}",
-                tags=lineage | git_tags(),
+                tags=lineage | (lineage_tags or git_tags()),
             )
             client.log_artifacts(run.info.run_id, local, "model")
             client.set_terminated(run.info.run_id)

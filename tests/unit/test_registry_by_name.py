@@ -81,9 +81,11 @@ def found(versions: dict) -> dict[str, str]:
 def test_plain_mlflow_keeps_its_two_searches_and_ignores_the_names(store):
     champions = registry.champions(store, "demand", names(PIDS[:1]))
     assert found(champions) == {n: "1" for n in names()}
+    # the aliased versions by number, not every version of every model (issue 12)
+    quoted = ",".join(f"'{n}'" for n in names())
     assert store.filters == [
         ("search_registered_models", "name LIKE 'demand.%'"),
-        ("search_model_versions", "name LIKE 'demand.%'"),
+        ("search_model_versions", f"name IN ({quoted}) AND version_number = 1"),
     ]
 
 

@@ -34,17 +34,21 @@ __all__ = ["known_names", "main", "move_champion", "promote_dev", "promote_prod"
 log = logging.getLogger(__name__)
 
 
-def move_champion(store: Store, name: str, version: str, current: ModelVersion | None) -> bool:
-    """Make ``version`` the champion of ``name``, the ``current`` one (None: none) ``previous``.
+def move_champion(
+    store: Store, name: str, version: str, current: ModelVersion | str | None
+) -> bool:
+    """Make ``version`` the champion of ``name``, the ``current`` one (a version or its number;
+    None: none) ``previous``.
 
     Returns:
         False when ``version`` already was the champion (nothing moved), else True.
     """
-    if current is not None and str(current.version) == str(version):
+    current = getattr(current, "version", current)
+    if current is not None and str(current) == str(version):
         registry.delete_alias(store, name, CHALLENGER)  # a crash may have left it behind
         return False
     if current is not None:
-        registry.set_alias(store, name, PREVIOUS, current.version)
+        registry.set_alias(store, name, PREVIOUS, current)
     registry.set_alias(store, name, CHAMPION, version)
     registry.delete_alias(store, name, CHALLENGER)
     return True
@@ -52,6 +56,25 @@ def move_champion(store: Store, name: str, version: str, current: ModelVersion |
 
 def _rolled_back(version: ModelVersion) -> bool:
     return version.tags.get(ROLLED_BACK) == "true"
+
+
+def _aliases(store: Store, prefix: str, listed) -> tuple[dict, dict, set]:
+    """``{name: challenger number}``, ``{name: champion number}`` and the ``(name, version)``
+    pairs rolled back: on plain MLflow two searches (the aliases, the rolled-back versions),
+    whatever the size of the registry; by name where the backend has no such search."""
+    if registry.by_name_only(store):
+        found = registry.aliased(store, prefix, CHALLENGER, listed)
+        refused = {(n, str(v.version)) for n, v in found.items() if _rolled_back(v)}
+        current = registry.alias_numbers(store, prefix, CHAMPION, listed) if found else {}
+        return {n: str(v.version) for n, v in found.items()}, current, refused
+    held = registry.all_aliases(store, prefix, (CHALLENGER, CHAMPION), listed)
+    challengers = {n: a[CHALLENGER] for n, a in held.items() if CHALLENGER in a}
+    current = {n: a[CHAMPION] for n, a in held.items() if CHAMPION in a}
+    refused = set()
+    if challengers:
+        rolled = registry.find_versions(store, **{ROLLED_BACK: "true"})
+        refused = {(v.name, str(v.version)) for v in rolled}
+    return challengers, current, refused
 
 
 def promote_dev(
@@ -62,23 +85,48 @@ def promote_dev(
     ``names``: ``{partition: model name}`` for registries that are searched by name only."""
     moved, listed = {}, None if names is None else list(names.values())
     partition_of = {name: pid for pid, name in (names or {}).items()}
-    current = registry.champions(store, prefix, listed)
-    for name, challenger in registry.aliased(store, prefix, CHALLENGER, listed).items():
-        version, champion = str(challenger.version), current.get(name)
-        entry = {"name": name, "version": version, "changed": False}
-        entry["replaced"] = str(champion.version) if champion is not None else None
-        if _rolled_back(challenger):
+    challengers, current, refused = _aliases(store, prefix, listed)
+    for name, version in challengers.items():
+        champion = current.get(name)
+        entry = {"name": name, "version": version, "changed": False, "replaced": champion}
+        if (name, version) in refused:
             entry["status"] = "refused: rolled back"
             if not dry_run:
                 registry.delete_alias(store, name, CHALLENGER)
         elif dry_run:
-            same = champion is not None and str(champion.version) == version
-            entry["status"] = "unchanged" if same else "dry run: would promote"
+            entry["status"] = "unchanged" if champion == version else "dry run: would promote"
         else:
             entry["changed"] = move_champion(store, name, version, champion)
             entry["status"] = "promoted" if entry["changed"] else "unchanged"
         moved[partition_of.get(name, name.removeprefix(f"{prefix}."))] = entry
     return moved
+
+
+def _is_copy_of(copy: ModelVersion | None, version: ModelVersion, env: str) -> bool:
+    tags = copy.tags if copy is not None else {}
+    return (tags.get("source_env"), tags.get("source_version"), tags.get("source_run_id")) == (
+        env,
+        str(version.version),
+        version.run_id or "",
+    )
+
+
+def _copies(source: Store, target: Store, champions: dict, serving: dict) -> dict:
+    """``{name: [prod copies of the dev champion, newest first]}``. A prod champion that is
+    the copy answers without a search; the others are searched by name and source version
+    (one search per source version and chunk of names), never every copy ever made."""
+    copies, pending = {}, {}
+    for name, version in champions.items():
+        if _is_copy_of(serving.get(name), version, source.env):
+            copies[name] = [serving[name]]
+        else:
+            pending.setdefault(str(version.version), []).append(name)
+    for number, names in pending.items():
+        found = registry.versions_of(target, names, source_env=source.env, source_version=number)
+        for v in found:
+            if _is_copy_of(v, champions[v.name], source.env):
+                copies.setdefault(v.name, []).append(v)
+    return copies
 
 
 def promote_prod(
@@ -95,14 +143,15 @@ def promote_prod(
     ``names``: ``{partition: model name}`` for registries that are searched by name only."""
     listed = None if names is None else list(names.values())
     plan, serving = {}, registry.champions(target, prefix, listed)
-    copies: dict[tuple[str, str, str], ModelVersion] = {}  # copies made before, newest first
-    for v in registry.find_versions(target, names=listed, source_env=source.env):
-        copies.setdefault(
-            (v.name, v.tags.get("source_version", ""), v.tags.get("source_run_id", "")), v
-        )
-    for name, version in registry.champions(source, prefix, listed).items():
+    champions = registry.champions(source, prefix, listed)
+    copies = _copies(source, target, champions, serving)
+    for name, version in champions.items():
         current = serving.get(name)
-        copy = copies.get((name, str(version.version), version.run_id or ""))
+        made = copies.get(name, [])
+        copy = next((c for c in made if current is not None and c.version == current.version), None)
+        copy = copy or (made[0] if made else None)
+        if copy is not None and len(made) > 1 and not dry_run:  # a copy a lost answer made twice
+            registry.drop_duplicates(target, copy, made)
         entry = {
             "source_version": str(version.version),
             "git_sha": version.tags.get("git_sha", "unknown"),
@@ -124,19 +173,26 @@ def promote_prod(
         else:
             entry["status"] = "dry run: would copy" if dry_run else "copy"
         plan[name] = (version, current, copy, entry)
-    if not dry_run:
-        for version, current, made, entry in plan.values():
-            if entry["status"] != "copy":
-                continue
-            copy = made  # a copy whose alias a crash never set is reused, not made again
-            if copy is None:
-                copy = registry.copy_version(
-                    source, target, version.name, str(version.version), experiment
-                )
-                entry["copied"] = True
-            entry["version"] = str(copy.version)
-            entry["changed"] = move_champion(target, version.name, str(copy.version), current)
-            entry["status"] = "promoted"
+    todo = [item for item in plan.values() if item[-1]["status"] == "copy"]
+    if todo:  # looked up once for every copy, not once per partition
+        experiment_id, lineage = target.experiment_id(experiment), registry.git_tags()
+    for version, current, made, entry in todo:
+        copy = made  # a copy whose alias a crash never set is reused, not made again
+        if copy is None:
+            copy = registry.copy_version(
+                source,
+                target,
+                version.name,
+                str(version.version),
+                experiment,
+                experiment_id=experiment_id,
+                src=version,
+                lineage_tags=lineage,
+            )
+            entry["copied"] = True
+        entry["version"] = str(copy.version)
+        entry["changed"] = move_champion(target, version.name, str(copy.version), current)
+        entry["status"] = "promoted"
     return {name: item[-1] for name, item in plan.items()}
 
 
@@ -208,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         source, target = stores(settings, args)
         where = " -> ".join(registry.redact_uri(s.tracking_uri) for s in (source, target))
         names = known_names(settings, source, target)
-        if not registry.champions(source, prefix, None if names is None else names.values()):
+        listed = None if names is None else list(names.values())
+        if not registry.alias_numbers(source, prefix, CHAMPION, listed):
             log.error(
                 "promote: no champion in the dev registry %s: run the training pipeline first",
                 where,

@@ -96,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     if registry.by_name_only(store):
         names = [registry.model_name(settings, pid) for pid in training["partitions"]]
     known = _known_versions(store, training, lineage, names)
-    champions = registry.champions(store, settings.mlflow.model_prefix, names)
+    wanted_names = [registry.model_name(settings, pid) for pid in wanted]
+    # version numbers only (one search, not a look-up per partition): all this step compares
+    champions = registry.alias_numbers(
+        store, settings.mlflow.model_prefix, registry.CHAMPION, names or wanted_names
+    )
     registered = {}
     for pid, verdict in gate["partitions"].items():
         if verdict["decision"] == "keep_champion":  # the stale trap (issue 10): see revalidate
@@ -109,9 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         status = "reused"
         if version is None:
             tags = version_tags(part, gate["partitions"][pid], kind, training, lineage)
-            version, status = registry.register(store, part[f"{kind}_uri"], name, tags), "new"
-        champion = champions.get(name)
-        if champion is not None and str(champion.version) == str(version.version):
+            version = registry.register(
+                store,
+                part[f"{kind}_uri"],
+                name,
+                tags,
+                artifact_uri=part.get("artifact_uri"),
+                exists=name in champions,
+            )
+            status = "new"
+        if champions.get(name) == str(version.version):
             status = "unchanged"  # already serving: no alias moves
         elif version.tags.get(registry.ROLLED_BACK) == "true":
             status = "rolled back: not proposed again"
@@ -119,15 +130,18 @@ def main(argv: list[str] | None = None) -> int:
             registry.set_alias(store, name, registry.CHALLENGER, version.version)
         registered[pid] = {"name": name, "version": str(version.version), "kind": kind}
         registered[pid]["status"] = status
+    removed = _drop_duplicates(store, training, registered, names)
+    handoff["duplicates_removed"] = removed
     write_json(handoff | {"registered": registered}, settings.path("runs", "registration.json"))
     statuses = [r["status"] for r in registered.values()]
     log.info(
         "register: %d new version(s), %d reused, %d unchanged (already champion), %d rolled "
-        "back; %d aliased %r in %s",
+        "back, %d duplicate(s) removed; %d aliased %r in %s",
         statuses.count("new"),
         statuses.count("reused"),
         statuses.count("unchanged"),
         sum(s.startswith("rolled back") for s in statuses),
+        sum(len(v) for v in removed.values()),
         statuses.count("new") + statuses.count("reused"),
         registry.CHALLENGER,
         handoff["store"],
@@ -147,6 +161,27 @@ def _known_versions(store, training: dict, lineage: dict[str, str], names=None) 
         for v in registry.find_versions(store, names=names, **identity):
             known.setdefault((v.name, v.tags.get("model_kind")), v)
     return known
+
+
+def _drop_duplicates(store, training: dict, registered: dict, names=None) -> dict:
+    """Delete the versions this training run made twice for one partition and kind (a request
+    whose answer was lost and was re-run or retried by the client): one search per step.
+
+    Returns:
+        ``{model name: [deleted version numbers]}``.
+    """
+    keep = {(r["name"], r["kind"]): r["version"] for r in registered.values()}
+    groups: dict[tuple, list] = {}
+    for v in registry.find_versions(store, names=names, parent_run_id=training["parent_run_id"]):
+        groups.setdefault((v.name, v.tags.get("model_kind")), []).append(v)
+    removed = {}
+    for key, versions in groups.items():
+        kept = next((v for v in versions if str(v.version) == keep.get(key)), None)
+        if kept is not None and len(versions) > 1:
+            if deleted := registry.drop_duplicates(store, kept, versions):
+                log.warning("register: %s: removed duplicate version(s) %s", key[0], deleted)
+                removed[key[0]] = deleted
+    return removed
 
 
 def revalidate(store: registry.Store, name: str, verdict: dict, training: dict) -> str | None:
