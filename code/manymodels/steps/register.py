@@ -96,16 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     if registry.by_name_only(store):
         names = [registry.model_name(settings, pid) for pid in training["partitions"]]
     known = _known_versions(store, training, lineage, names)
-    wanted_names = [registry.model_name(settings, pid) for pid in wanted]
-    # version numbers only (one search, not a look-up per partition): all this step compares
-    champions = registry.alias_numbers(
-        store, settings.mlflow.model_prefix, registry.CHAMPION, names or wanted_names
-    )
     registered = {}
     for pid, verdict in gate["partitions"].items():
         if verdict["decision"] == "keep_champion":  # the stale trap (issue 10): see revalidate
             if revalidate(store, registry.model_name(settings, pid), verdict, training):
                 wanted[pid] = "baseline"  # a baseline champion is refit on the latest data
+    # after the stale trap added its refits: their champions must be known too
+    wanted_names = [registry.model_name(settings, pid) for pid in wanted]
+    # version numbers only (one search, not a look-up per partition): all this step compares
+    champions = registry.alias_numbers(
+        store, settings.mlflow.model_prefix, registry.CHAMPION, names or wanted_names
+    )
     for pid, kind in wanted.items():
         part = training["partitions"][pid] | {"partition": pid}
         name = registry.model_name(settings, pid)
