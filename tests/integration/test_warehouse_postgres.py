@@ -5,18 +5,13 @@ error for wrong credentials. A throwaway cluster on loopback; skipped where Post
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from manymodels import localservers
 from manymodels.scoring import WarehouseError, write_sql
 
 pytest.importorskip("psycopg", reason="the PostgreSQL driver (psycopg) is not installed")
@@ -26,49 +21,13 @@ PASSWORD = "right-pw-1234"
 DAY = dt.date(2024, 1, 1)
 
 
-def _bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    return str(versions[-1]) if versions else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def warehouse() -> Iterator[str]:
     """A PostgreSQL cluster with user ``scorer`` (password auth); yields its URL."""
-    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="manymodels-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres user
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser")
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    (root / "pw").write_text(PASSWORD)
-    if as_user:
-        shutil.chown(root / "pw", "postgres")
-    data, port = root / "data", _free_port()
-
-    def run(*cmd: str) -> None:
-        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
-
-    run(initdb, "-D", str(data), "-U", "scorer", "-A", "scram-sha-256", f"--pwfile={root}/pw")
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    run(pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
-    try:
-        yield f"postgresql+psycopg://scorer:{PASSWORD}@127.0.0.1:{port}/postgres"
-    finally:
-        run(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+    if missing := localservers.postgres_missing():
+        pytest.skip(missing)
+    with localservers.postgres("scorer", PASSWORD) as url:
+        yield url
 
 
 def _frame(partition: str, predictions: list[float]) -> pd.DataFrame:
