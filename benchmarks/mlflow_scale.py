@@ -1,122 +1,76 @@
 """MLflow at 10,000 registered models (issue 12): a real ``mlflow server`` backed by a throwaway
 PostgreSQL on loopback (and, for comparison, by sqlite), driven by the project's own registry
-functions, what the train, register and promote steps call.
+functions, what the train, register and promote steps call, with the registry grown to each
+``--stages`` size (e.g. 40, 120, 1,000 and 10,000 registered models).
 
-Per stage (the registry grown to each ``--stages`` size, e.g. 1,000 then 10,000 models):
+The registry is grown in two ways:
 
-* run logging: ``registry.log_partition`` (one ``log_batch`` of params and metrics per run; the
-  first ``--uploads`` runs also upload a small real pyfunc model, the rest log none);
-* registration: ``registry.register`` + the ``challenger`` alias, as ``manymodels register``;
-* alias moves: ``steps.promote.promote_dev`` (challenger -> champion) over the whole registry;
-* champion look-ups: ``registry.get_alias`` (what scoring and serving call per partition) on a
-  sample, and the step-level listings ``registry.alias_numbers`` / ``registry.champions``.
+* **seeded** (bulk): the first partition is logged, registered, aliased ``challenger`` and
+  promoted ``champion`` through the server by the project's functions (``log_partition``,
+  ``register`` with :func:`manymodels.steps.register.version_tags`, ``set_alias``,
+  ``promote_dev``); its rows in the backend database (run, params, metrics, tags; registered
+  model, version, version tags, aliases) are then cloned for each seeded partition, with the
+  partition id and run id swapped, in a few large transactions. A seeded model is exactly what
+  the steps make for a partition (the same columns, tags and aliases: checked through the server
+  after seeding), except that its run's artifacts are not copied (no step here reads them);
+* **measured**: per stage, ``--new`` more partitions go the steps' way through the server
+  (``log_partition``: one ``log_batch``; ``register`` of a new model; the ``challenger`` alias),
+  and ``--retrains`` existing models get a new version the same way (``register`` of a known
+  model), all under a new training parent run, then:
 
-Each operation's p50/p95 latency (ms) and throughput (ops/s) is recorded per stage, so the same
-operation at 1,000 and at 10,000 models compares directly.
+  - the register step's searches: its versions by ``parent_run_id`` (``find_versions``, also its
+    duplicate check) and the champions of the partitions it registered (``alias_numbers``);
+  - ``promote_dev`` (challenger -> champion; the whole registry's aliases are listed once);
+  - champion look-ups (``get_alias``, what evaluate, scoring and serving call per partition) on
+    a sample, and the whole-registry listings ``alias_numbers`` and ``champions``;
+  - ``promote --to prod`` planning (``promote_prod(..., dry_run=True)``, the prod registry the
+    same server under another name: no champion there is a copy yet, so every champion's copy
+    is searched, the worst case: a first release).
 
-    .venv/bin/python benchmarks/mlflow_scale.py --stages 1000 10000 --backends postgresql sqlite
+Each operation's p50/p95 latency (ms) is recorded per stage, so the same operation at 40 and at
+10,000 models compares directly; with the load average beside it (a shared machine).
 
-PostgreSQL 15 (Debian ``postgresql``; ``initdb`` refuses root, so as root the cluster runs as
-the ``postgres`` user via ``runuser``) and ``psycopg`` (the ``dev`` extra) are needed for the
-PostgreSQL backend. Nothing outside the temporary folder is written, except ``--out``.
+    .venv/bin/python benchmarks/mlflow_scale.py --stages 40 120 1000 10000
+
+PostgreSQL 15 (Debian ``postgresql``) and ``psycopg`` (the ``dev`` extra) are needed for the
+PostgreSQL backend (see :mod:`manymodels.localservers`). Nothing outside the temporary folder is
+written, except ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
 import platform
 import random
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+from manymodels import localservers
+
 PREFIX = "bench"
+# tables holding a run's rows (by run_uuid) and a registered model's rows (by name)
+RUN_TABLES = ("runs", "tags", "params", "metrics", "latest_metrics")
+MODEL_TABLES = (
+    "registered_models",
+    "registered_model_tags",
+    "model_versions",
+    "model_version_tags",
+    "registered_model_aliases",
+)
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def postgres_bin(name: str) -> str | None:
-    """A PostgreSQL binary from PATH or Debian's /usr/lib/postgresql/<major>/bin."""
-    found = shutil.which(name)
-    if found:
-        return found
-    versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    return str(versions[-1]) if versions else None
-
-
-@contextlib.contextmanager
-def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on loopback (trust auth); yields its SQLAlchemy URL."""
-    initdb, pg_ctl = postgres_bin("initdb"), postgres_bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        raise SystemExit("PostgreSQL is not installed: apt-get install -y postgresql")
-    root = Path(tempfile.mkdtemp(prefix="mm-pg-"))  # its own folder: the postgres user owns it
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", _free_port()
-
-    def run(*cmd: str) -> None:
-        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=180)
-
-    run(initdb, "-D", str(data), "-U", "mlflow", "-A", "trust")
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
-    try:
-        yield f"postgresql+psycopg://mlflow@127.0.0.1:{port}/postgres"
-    finally:
-        run(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def mlflow_server(backend_uri: str, root: Path, workers: int = 2) -> Iterator[str]:
-    """A real ``mlflow server`` on loopback with local artifacts; yields its URL."""
-    root.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", str(workers), "--backend-store-uri", backend_uri]
-    cmd += ["--artifacts-destination", str(root / "artifacts")]
-    env = os.environ | {"HOME": str(root), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    log = (root / "server.log").open("a")
-    proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=log, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600  # a loaded shared machine: minutes
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start; see {root / 'server.log'}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        log.close()
+def pid_of(i: int) -> str:
+    return f"p{i:05d}"
 
 
 def small_pyfunc(folder: Path) -> Path:
@@ -155,96 +109,243 @@ def _timed(fn: Callable, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def drive(url: str, stages: list[int], uploads: int, lookups: int, seed: int = 7) -> list[dict]:
-    """Grow the registry at ``url`` to each stage's size; the measurements per stage."""
+class Seeder:
+    """Clones one registered partition's database rows (its run and its registered model) for
+    many partitions: what the server would have written for each, in bulk.
+
+    Args:
+        db_uri: the server's backend store (SQLAlchemy URL).
+        name: the template's model name; ``pid``: its partition id; ``run_id``: its run.
+    """
+
+    def __init__(self, db_uri: str, name: str, pid: str, run_id: str) -> None:
+        import sqlalchemy as sa  # noqa: PLC0415
+
+        self.sa, self.pid, self.run_id = sa, pid, run_id
+        self.engine = sa.create_engine(db_uri)
+        meta = sa.MetaData()
+        meta.reflect(self.engine, only=lambda table, _: table in RUN_TABLES + MODEL_TABLES)
+        self.rows: dict[str, list[dict]] = {}
+        with self.engine.connect() as conn:
+            for table in RUN_TABLES + MODEL_TABLES:
+                t = meta.tables[table]
+                key, value = (t.c.run_uuid, run_id) if table in RUN_TABLES else (t.c.name, name)
+                rows = conn.execute(sa.select(t).where(key == value)).mappings().all()
+                if rows:
+                    self.rows[table] = [dict(r) for r in rows]
+        self.tables = meta.tables
+        missing = {"runs", "registered_models", "model_versions"} - set(self.rows)
+        if missing:
+            raise RuntimeError(f"the template {name} has no rows in {sorted(missing)}")
+
+    def _swap(self, value, pid: str, run_id: str):
+        if isinstance(value, str):
+            return value.replace(self.run_id, run_id).replace(self.pid, pid)
+        return value
+
+    def seed(self, pids: list[str], chunk: int = 1000) -> int:
+        """Insert the rows of ``pids`` (a transaction per ``chunk`` partitions); rows inserted."""
+        total = 0
+        for start in range(0, len(pids), chunk):
+            batch: dict[str, list[dict]] = {t: [] for t in self.rows}
+            for pid in pids[start : start + chunk]:
+                run_id = uuid.uuid4().hex
+                for table, rows in self.rows.items():
+                    batch[table] += [
+                        {k: self._swap(v, pid, run_id) for k, v in row.items()} for row in rows
+                    ]
+            with self.engine.begin() as conn:
+                for table in RUN_TABLES + MODEL_TABLES:  # runs before the versions naming them
+                    if batch.get(table):
+                        conn.execute(self.sa.insert(self.tables[table]), batch[table])
+                        total += len(batch[table])
+        return total
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class Partitions:
+    """Logs and registers partitions the steps' way, through the server."""
+
+    def __init__(self, store, model_dir: Path, uploads: int) -> None:
+        from manymodels import registry  # noqa: PLC0415
+
+        self.registry, self.store, self.model_dir = registry, store, model_dir
+        self.uploads, self.source = uploads, {}
+        self.params = {f"param_{i}": i for i in range(15)}
+        self.metrics = {f"metric_{i}": i / 10 for i in range(20)}
+        self.metrics |= {"ensemble_mape": 0.12, "baseline_mape": 0.2}
+        self.lineage = registry.git_tags() | {"code_version": "bench", "config_hash": "bench"}
+        self.times: dict[str, list[float]] = {}
+
+    def _time(self, what: str, fn: Callable, *args, **kwargs):
+        took, out = _timed(fn, *args, **kwargs)
+        self.times.setdefault(what, []).append(took)
+        return out
+
+    def add(self, i: int, parent_run_id: str, *, exists: bool) -> str:
+        """Log partition ``i`` in ``parent_run_id``, register it (``exists``: a new version of
+        a known model) and alias it ``challenger``; returns the model name."""
+        from manymodels.steps.register import version_tags  # noqa: PLC0415
+
+        pid, reg = pid_of(i), self.registry
+        keys = {"region": f"r{i % 50}", "format": f"f{i % 3}", "speed": "fast"}
+        upload = self.uploads > 0 or not self.source
+        logged = self._time(
+            "log_run with a pyfunc model upload" if upload else "log_run (log_batch, no upload)",
+            reg.log_partition,
+            self.store,
+            parent_run_id,
+            pid,
+            params=self.params,
+            metrics=self.metrics,
+            tags={"partition": pid, **keys},
+            model_dirs={"ensemble": self.model_dir} if upload else None,
+        )
+        if upload:  # a run without a model registers the latest uploaded one
+            self.uploads -= 1
+            self.source = logged
+        part = {"keys": keys, "metrics": self.metrics, "partition": pid, "run_id": logged["run_id"]}
+        training = {"data_version": "bench-data-1", "parent_run_id": parent_run_id}
+        tags = version_tags(part, {"decision": "promote"}, "ensemble", training, self.lineage)
+        name = f"{PREFIX}.{pid}"
+        version = self._time(
+            "register (new version of a known model)" if exists else "register (new model)",
+            reg.register,
+            self.store,
+            self.source["ensemble_uri"],
+            name,
+            tags,
+            artifact_uri=self.source["artifact_uri"],
+            exists=exists,
+        )
+        self._time("set challenger alias", reg.set_alias, self.store, name, reg.CHALLENGER,
+                   version.version)  # fmt: skip
+        return name
+
+
+def _stage_parent(store, label: str) -> str:
+    from manymodels import registry  # noqa: PLC0415
+
+    with registry.pipeline_run(store, PREFIX, label, {"pipeline": "training"}) as run:
+        return run.info.run_id
+
+
+def _same_shape(a, b) -> bool:
+    """Two versions alike but for their partition: the same tag keys, aliases and fields."""
+    return (
+        sorted(a.tags) == sorted(b.tags)
+        and sorted(a.aliases) == sorted(b.aliases)
+        and (a.status, a.current_stage, a.version) == (b.status, b.current_stage, b.version)
+    )
+
+
+def drive(
+    url: str,
+    db_uri: str,
+    stages: list[int],
+    *,
+    new: int,
+    retrains: int,
+    uploads: int,
+    lookups: int,
+    seed: int = 7,
+) -> list[dict]:
+    """Grow the registry at ``url`` (database ``db_uri``) to each stage's size; the
+    measurements per stage."""
     from manymodels import registry  # noqa: PLC0415
     from manymodels.steps import promote  # noqa: PLC0415
 
     store = registry.Store("dev", url, url)
+    prod = registry.Store("prod", url, url)  # the prod planning's target: see the docstring
     rng = random.Random(seed)
     model_dir = small_pyfunc(Path(tempfile.mkdtemp(prefix="mm-bench-")) / "model")
-    params = {f"param_{i}": i for i in range(15)}
-    metrics = {f"metric_{i}": i / 10 for i in range(20)}
-    results, made, source = [], 0, {}
-    with registry.pipeline_run(store, "bench", "training", {"pipeline": "training"}) as parent:
-        parent_id = parent.info.run_id
-        for size in stages:
-            logging_s, register_s, alias_s, uploads_s = [], [], [], []
-            start = time.perf_counter()
-            for i in range(made, size):
-                pid = f"p{i:05d}"
-                upload = i < max(uploads, 1)
-                took, logged = _timed(
-                    registry.log_partition,
-                    store,
-                    parent_id,
-                    pid,
-                    params=params,
-                    metrics=metrics,
-                    tags={"partition": pid, "region": f"r{i % 50}"},
-                    model_dirs={"ensemble": model_dir} if upload else None,
-                )
-                (uploads_s if upload else logging_s).append(took)
-                if upload:  # a run without a model registers the latest uploaded one
-                    source = logged
-                name = f"{PREFIX}.{pid}"
-                tags = {"partition": pid, "parent_run_id": parent_id, "model_kind": "ensemble"}
-                took, version = _timed(
-                    registry.register,
-                    store,
-                    source["ensemble_uri"],
-                    name,
-                    tags,
-                    artifact_uri=source["artifact_uri"],
-                )
-                register_s.append(took)
-                took, _ = _timed(registry.set_alias, store, name, "challenger", version.version)
-                alias_s.append(took)
-            grow_wall = time.perf_counter() - start
-            promote_wall, moved = _timed(promote.promote_dev, store, PREFIX)
-            names = [f"{PREFIX}.p{i:05d}" for i in rng.sample(range(size), min(lookups, size))]
-            lookup_s = [_timed(registry.get_alias, store, n, "champion")[0] for n in names]
-            numbers_wall, numbers = _timed(registry.alias_numbers, store, PREFIX, "champion")
-            champions_wall, champions = _timed(registry.champions, store, PREFIX)
-            assert len(numbers) == len(champions) == size, (len(numbers), len(champions), size)
-            added = size - made
-            results.append({
-                "registered_models": size,
-                "added_this_stage": added,
-                "grow_wall_s": round(grow_wall, 1),
-                "ops": {
-                    "log_run (log_batch, no upload)": _stats(logging_s),
-                    "log_run with a pyfunc model upload": _stats(uploads_s),
-                    "register (create_model_version)": _stats(register_s),
-                    "set challenger alias": _stats(alias_s),
-                    "promote_dev per moved alias": _stats(
-                        [promote_wall / max(len(moved), 1)] * len(moved), promote_wall
-                    ),
-                    "champion look-up (get_model_version_by_alias)": _stats(lookup_s),
-                },
-                "step_level": {
-                    "promote_dev wall s (challenger -> champion, whole registry)": round(
-                        promote_wall, 2
-                    ),
-                    "promoted": len(moved),
-                    "alias_numbers wall s (all champions' numbers)": round(numbers_wall, 2),
-                    "champions wall s (all champion versions, with tags)": round(
-                        champions_wall, 2
-                    ),
-                },
-            })  # fmt: skip
-            made = size
-            print(json.dumps(results[-1], indent=1), flush=True)  # noqa: T201
+    parts = Partitions(store, model_dir, uploads)
+    template = parts.add(0, _stage_parent(store, "seed"), exists=False)
+    promote.promote_dev(store, PREFIX)
+    expected = registry.get_alias(store, template, registry.CHAMPION)
+    tmpl_run = expected.run_id
+    seeder = Seeder(db_uri, template, pid_of(0), tmpl_run)
+    results, made = [], 1
+    for size in stages:
+        load_before = os.getloadavg()
+        cpu_before = time.process_time()
+        fresh = min(new, size - made)
+        seeded = list(range(made, size - fresh))
+        seed_wall, rows = _timed(seeder.seed, [pid_of(i) for i in seeded])
+        if seeded:  # a seeded model is what the steps make: checked through the server
+            got = registry.get_alias(store, f"{PREFIX}.{pid_of(seeded[-1])}", registry.CHAMPION)
+            assert got is not None and _same_shape(got, expected), got
+            assert got.tags["partition"] == pid_of(seeded[-1]) and got.run_id != tmpl_run
+        parent = _stage_parent(store, f"training {size}")
+        parts.times = {}
+        start = time.perf_counter()
+        old = rng.sample(range(size - fresh), min(retrains, size - fresh))
+        wanted = [parts.add(i, parent, exists=False) for i in range(size - fresh, size)]
+        wanted += [parts.add(i, parent, exists=True) for i in old]
+        grow_wall = time.perf_counter() - start
+        search_wall, mine = _timed(registry.find_versions, store, parent_run_id=parent)
+        assert len(mine) == len(wanted), (len(mine), len(wanted))
+        few_wall, held = _timed(registry.alias_numbers, store, PREFIX, registry.CHAMPION, wanted)
+        promote_wall, moved = _timed(promote.promote_dev, store, PREFIX)
+        assert len(moved) == len(wanted), (len(moved), len(wanted))
+        names = [f"{PREFIX}.{pid_of(i)}" for i in rng.sample(range(size), min(lookups, size))]
+        lookup_s = [_timed(registry.get_alias, store, n, registry.CHAMPION)[0] for n in names]
+        numbers_wall, numbers = _timed(registry.alias_numbers, store, PREFIX, registry.CHAMPION)
+        champions_wall, champions = _timed(registry.champions, store, PREFIX)
+        assert len(numbers) == len(champions) == size, (len(numbers), len(champions), size)
+        prod_wall, plan = _timed(promote.promote_prod, store, prod, PREFIX, "bench-prod",
+                                 dry_run=True)  # fmt: skip
+        assert len(plan) == size
+        ops = {what: _stats(took) for what, took in sorted(parts.times.items())}
+        ops["promote_dev per moved alias"] = _stats(
+            [promote_wall / max(len(moved), 1)] * len(moved), promote_wall
+        )
+        ops["champion look-up (get_model_version_by_alias)"] = _stats(lookup_s)
+        results.append({
+            "registered_models": size,
+            "seeded_this_stage": len(seeded),
+            "seed_rows": rows,
+            "seed_wall_s": round(seed_wall, 1),
+            "new_this_stage": fresh,
+            "retrained_this_stage": len(old),
+            "measured_wall_s": round(grow_wall, 1),
+            "ops": ops,
+            "step_level": {
+                "register: versions of this run (find_versions by parent_run_id) s": round(
+                    search_wall, 3
+                ),
+                "register: champions of its partitions (alias_numbers by name) s": round(
+                    few_wall, 3
+                ),
+                "promote_dev wall s (challenger -> champion)": round(promote_wall, 2),
+                "promoted": len(moved),
+                "alias_numbers wall s (all champions' numbers)": round(numbers_wall, 2),
+                "champions wall s (all champion versions, with tags)": round(champions_wall, 2),
+                "promote --to prod planning wall s (first release: every copy searched)": round(
+                    prod_wall, 2
+                ),
+                "prod planning ms per champion": round(1000 * prod_wall / size, 2),
+            },
+            "load_average_1m": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
+            "bench_process_cpu_s": round(time.process_time() - cpu_before, 1),
+        })  # fmt: skip
+        made = size
+        print(json.dumps(results[-1], indent=1), flush=True)  # noqa: T201
+    seeder.close()
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stages", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--stages", type=int, nargs="+", default=[40, 120, 1000, 10000])
     parser.add_argument("--models", type=int, help="one stage of this many models (quick runs)")
     parser.add_argument("--backends", nargs="+", default=["postgresql", "sqlite"])
-    parser.add_argument("--uploads", type=int, default=50, help="runs that upload a model")
-    parser.add_argument("--lookups", type=int, default=300, help="sampled champion look-ups")
+    parser.add_argument("--new", type=int, default=40, help="new partitions measured per stage")
+    parser.add_argument("--retrains", type=int, default=40, help="known models given a version")
+    parser.add_argument("--uploads", type=int, default=10, help="runs that upload a model")
+    parser.add_argument("--lookups", type=int, default=200, help="sampled champion look-ups")
     parser.add_argument("--workers", type=int, default=2, help="mlflow server workers")
     parser.add_argument("--out", type=Path, help="results JSON (default: print only)")
     args = parser.parse_args(argv)
@@ -254,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     report = {
         "benchmark": "mlflow_scale",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "benchmarks/mlflow_scale.py " + " ".join(argv or sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
         "python": platform.python_version(),
         "mlflow": __import__("mlflow").__version__,
@@ -267,12 +370,17 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             with contextlib.ExitStack() as stack:
                 if backend == "postgresql":
-                    uri = stack.enter_context(postgres())
+                    uri = stack.enter_context(localservers.postgres())
                 else:
                     root.mkdir(parents=True)
                     uri = f"sqlite:///{root / 'mlflow.db'}"
-                url = stack.enter_context(mlflow_server(uri, root / "server", args.workers))
-                stages_out = drive(url, stages, args.uploads, args.lookups)
+                url = stack.enter_context(
+                    localservers.mlflow_server(uri, root / "server", args.workers)
+                )
+                stages_out = drive(
+                    url, uri, stages, new=args.new, retrains=args.retrains,
+                    uploads=args.uploads, lookups=args.lookups,
+                )  # fmt: skip
             report["backends"][backend] = {
                 "backend_store": uri.split("://", 1)[0],
                 "wall_s": round(time.perf_counter() - start, 1),

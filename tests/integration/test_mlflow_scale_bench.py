@@ -1,5 +1,7 @@
 """``benchmarks/mlflow_scale.py`` at a tiny size against a real PostgreSQL-backed ``mlflow
-server``, so the script cannot rot. Skipped where PostgreSQL (``make postgres``) is absent."""
+server``, so the script cannot rot: the bulk-seeded models are what the steps register (the
+script checks one through the server), and every stage's operations are measured. Skipped where
+PostgreSQL (``make postgres``) is absent."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("psycopg", reason="the PostgreSQL driver (psycopg) is not installed")
+from manymodels import localservers
+
 pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mlflow_scale.py"
@@ -23,18 +26,27 @@ def _bench():
 
 
 def test_the_benchmark_runs_against_a_postgresql_backed_server(tmp_path, monkeypatch):
-    bench = _bench()
-    if not (bench.postgres_bin("initdb") and bench.postgres_bin("pg_ctl")):
-        pytest.skip("PostgreSQL is not installed (make postgres / apt-get install postgresql)")
+    if missing := localservers.postgres_missing():
+        pytest.skip(missing)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     out = tmp_path / "mlflow_scale.json"
-    argv = ["--stages", "4", "8", "--backends", "postgresql", "--uploads", "2", "--lookups", "3"]
-    assert bench.main([*argv, "--workers", "1", "--out", str(out)]) == 0
+    argv = ["--stages", "4", "12", "--backends", "postgresql", "--new", "2", "--retrains", "2"]
+    argv += ["--uploads", "2", "--lookups", "3", "--workers", "1", "--out", str(out)]
+    assert _bench().main(argv) == 0
     report = json.loads(out.read_text())
     pg = report["backends"]["postgresql"]
     assert pg["backend_store"] == "postgresql+psycopg"
-    assert [s["registered_models"] for s in pg["stages"]] == [4, 8]
-    last = pg["stages"][-1]
-    assert last["step_level"]["promoted"] == 4  # the 4 models this stage added
-    for op in ("register (create_model_version)", "champion look-up (get_model_version_by_alias)"):
+    first, last = pg["stages"]
+    assert [first["registered_models"], last["registered_models"]] == [4, 12]
+    # 4: the template + 1 seeded + 2 new; 12: 6 seeded + 2 new, 2 retrained
+    assert [first["seeded_this_stage"], last["seeded_this_stage"]] == [1, 6]
+    assert last["seed_rows"] > 6 * 5  # a run, its params, metrics, tags; a model, version, ...
+    assert (last["new_this_stage"], last["retrained_this_stage"]) == (2, 2)
+    assert last["step_level"]["promoted"] == 4  # the 2 new and the 2 retrained challengers
+    for op in (
+        "register (new model)",
+        "register (new version of a known model)",
+        "champion look-up (get_model_version_by_alias)",
+    ):
         assert last["ops"][op]["n"] > 0 and last["ops"][op]["p95_ms"] >= last["ops"][op]["p50_ms"]
+    assert len(last["load_average_1m"]) == 2
