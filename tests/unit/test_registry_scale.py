@@ -170,9 +170,23 @@ def test_register_of_a_known_model_is_one_call(tmp_path, calls):
     assert str(made.version) == "1"
 
 
-def test_promote_lists_the_aliases_once_and_reads_no_version_per_model(tmp_path, calls):
+def _promote_all(store, settings, root) -> int:
+    return promote.main([*_args(root), "--all"])
+
+
+def test_promote_after_register_does_not_grow_with_the_registry(tmp_path, calls):
+    """With the register step's hand-off, promote looks up the aliases of the models it
+    registered, by name: 40 more models (80 versions, aliased) cost not one more call."""
     few = measured(tmp_path, calls, 0, [_register, _promote])
     many = measured(tmp_path, calls, 40, [_register, _promote])
+    assert few == many
+    assert few["set_registered_model_alias"] == 2 * len(PIDS)  # challenger, then champion
+    assert few["get_model_version"] == 0  # no version read one by one
+
+
+def test_promote_all_lists_the_aliases_once_and_reads_no_version_per_model(tmp_path, calls):
+    few = measured(tmp_path, calls, 0, [_register, _promote_all])
+    many = measured(tmp_path, calls, 40, [_register, _promote_all])
     pages = -(-(40 + len(PIDS)) // PAGE) - 1  # extra pages of the one listing of all models
     assert many - few == collections.Counter({"search_registered_models": pages})
     assert few["set_registered_model_alias"] == 2 * len(PIDS)  # challenger, then champion
@@ -279,3 +293,53 @@ def test_a_duplicate_copy_is_removed_and_an_aliased_one_kept(tmp_path):
     kept = registry.find_versions(dev, partition=PIDS[0])[0]
     registry.set_alias(dev, name, CHALLENGER, kept.version)  # alias-holding: never deleted
     assert registry.drop_duplicates(dev, kept, [kept]) == []
+
+
+def test_an_alias_move_is_one_round_trip_and_reads_no_model(tmp_path, calls):
+    """MLflow's client reads the whole registered model (every version of it) before each alias
+    or version-tag call, to refuse prompts: the steps' own models are never prompts, so each
+    alias move or tag is one call, and promote reads no model one by one."""
+    root = tmp_path / "w"
+    settings = _settings(root)
+    store = registry.resolve_store(settings, "dev")
+    crowd(store, 2, tmp_path)
+    name = "demand.other.000"
+    calls.clear()
+    registry.set_alias(store, name, CHALLENGER, "1")
+    registry.delete_alias(store, name, CHALLENGER)
+    registry.delete_alias(store, name, CHALLENGER)  # not there: no error
+    registry.set_version_tags(store, name, "2", {"a": "1", "b": "2"})  # the champion
+    assert calls == {
+        "set_registered_model_alias": 1,
+        "delete_registered_model_alias": 2,
+        "set_model_version_tag": 2,
+    }
+    assert registry.get_alias(store, name, CHALLENGER) is None
+    assert registry.get_alias(store, name, CHAMPION).tags["b"] == "2"
+    with pytest.raises(registry.RegistryError, match="demand.missing@champion"):
+        registry.set_alias(store, "demand.missing", CHAMPION, "1")
+    few = measured(tmp_path, calls, 0, [_register, _promote])
+    assert few["get_registered_model"] == 0
+
+
+def test_promote_takes_the_handoffs_challengers_and_all_takes_every_one(tmp_path):
+    root = tmp_path / "w"
+    settings = _settings(root)
+    store = registry.resolve_store(settings, "dev")
+    crowd(store, 1, tmp_path)
+    other = "demand.other.000"
+    registry.set_alias(store, other, CHALLENGER, "1")  # left by an older registration
+    fake_training(store, settings, root)
+    assert _register(store, settings, root) == 0
+    assert promote.registered_names(settings) == {
+        pid: registry.model_name(settings, pid) for pid in PIDS
+    }
+    assert _promote(store, settings, root) == 0
+    assert sorted(registry.alias_numbers(store, "demand", CHALLENGER)) == [other]
+    assert len(registry.champions(store, "demand")) == len(PIDS) + 1
+    assert _promote_all(store, settings, root) == 0
+    assert registry.alias_numbers(store, "demand", CHALLENGER) == {}
+    assert registry.alias_numbers(store, "demand", CHAMPION)[other] == "1"
+    for handoff in ({"dry_run": True, "registered": {}}, {"dry_run": False, "registered": {}}):
+        write_json(handoff, settings.path("runs", "registration.json"))
+        assert promote.registered_names(settings) is None  # every challenger is looked at

@@ -2,8 +2,12 @@
 
 ``manymodels promote`` (dev): every version the dev registry aliases ``challenger`` becomes
 ``champion``; the version it replaces keeps the alias ``previous`` (``manymodels rollback``
-swaps them back). A challenger that was rolled back (tag ``rolled_back=true``) is not promoted
-again. With ``training.gate.run_mode: dry_run`` (or ``--dry-run``) it reports and moves nothing.
+swaps them back). Where the register step's hand-off (``runs/registration.json``) is there, only
+the models it registered are looked at (their aliases searched by name: the cost follows the
+partitions retrained, not the size of the registry); without it, or with ``--all``, every model
+of the registry is listed (a page per 1,000 models). A challenger that was rolled back (tag
+``rolled_back=true``) is not promoted again. With ``training.gate.run_mode: dry_run`` (or
+``--dry-run``) it reports and moves nothing.
 
 ``manymodels promote --to prod``: each dev ``champion`` is copied into the prod registry (its
 artifacts, tags and lineage: source registry, version, run, git sha, data version) and becomes
@@ -29,7 +33,15 @@ from manymodels.provenance import foreign_code
 from manymodels.registry import CHALLENGER, CHAMPION, PREVIOUS, ROLLED_BACK, Store
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
-__all__ = ["known_names", "main", "move_champion", "promote_dev", "promote_prod", "stores"]
+__all__ = [
+    "known_names",
+    "main",
+    "move_champion",
+    "promote_dev",
+    "promote_prod",
+    "registered_names",
+    "stores",
+]
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dry-run", action="store_true", help="report; move and copy nothing")
     parser.add_argument(
+        "--all",
+        action="store_true",
+        help="dev: every challenger of the registry, not only those runs/registration.json names",
+    )
+    parser.add_argument(
         "--allow-foreign-code",
         action="store_true",
         help="prod: copy champions trained by commits this checkout does not contain",
@@ -257,7 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.to == "dev":
         dry_run = args.dry_run or settings.training.gate.run_mode == "dry_run"
         store = registry.resolve_store(settings, "dev", local=args.local)
-        moved = promote_dev(store, prefix, dry_run=dry_run, names=known_names(settings, store))
+        names = known_names(settings, store)
+        if names is None and not args.all:
+            names = registered_names(settings)
+        moved = promote_dev(store, prefix, dry_run=dry_run, names=names)
         where = registry.redact_uri(store.tracking_uri)
     else:
         dry_run = args.dry_run
@@ -312,6 +332,20 @@ def known_names(settings: Settings, *stores: Store) -> dict[str, str] | None:
             pids = read_json(path).get("partitions", {})
             return {pid: registry.model_name(settings, pid) for pid in pids}
     return None
+
+
+def registered_names(settings: Settings) -> dict[str, str] | None:
+    """``{partition: model name}`` the register step's hand-off (``runs/registration.json``)
+    registered or reused; None when there is none, it was a dry run or it registered nothing
+    (every challenger of the registry is then looked at)."""
+    path = settings.path("runs", "registration.json")
+    if not path.exists():
+        return None
+    handoff = read_json(path)
+    registered = handoff.get("registered") or {}
+    if handoff.get("dry_run") or not registered:
+        return None
+    return {pid: entry["name"] for pid, entry in registered.items()}
 
 
 if __name__ == "__main__":
