@@ -20,7 +20,9 @@ The registry is grown in two ways:
 
   - the register step's searches: its versions by ``parent_run_id`` (``find_versions``, also its
     duplicate check) and the champions of the partitions it registered (``alias_numbers``);
-  - ``promote_dev`` (challenger -> champion; the whole registry's aliases are listed once);
+  - ``promote_dev`` (challenger -> champion) as the step runs it after ``register``: the
+    aliases of the hand-off's models, by name (``--promote-all``: as ``promote --all``, the
+    whole registry's aliases listed once);
   - champion look-ups (``get_alias``, what evaluate, scoring and serving call per partition) on
     a sample, and the whole-registry listings ``alias_numbers`` and ``champions``;
   - ``promote --to prod`` planning (``promote_prod(..., dry_run=True)``, the prod registry the
@@ -101,6 +103,10 @@ def _stats(latencies: list[float], wall: float | None = None) -> dict:
         "p95_ms": round(p95, 2),
         "ops_per_s": round(len(ms) / total, 1) if total > 0 else None,
     }
+
+
+def _round(seconds: float | None, digits: int = 2) -> float | None:
+    return None if seconds is None else round(seconds, digits)
 
 
 def _timed(fn: Callable, *args, **kwargs) -> tuple[float, object]:
@@ -241,6 +247,20 @@ def _same_shape(a, b) -> bool:
     )
 
 
+def _maps(store, prod, size: int) -> tuple[float, float, float]:
+    """Walls (s) of the whole-registry listings: every champion's number, every champion
+    version, and the prod planning (a first release: every copy searched)."""
+    from manymodels import registry  # noqa: PLC0415
+    from manymodels.steps import promote  # noqa: PLC0415
+
+    numbers_wall, numbers = _timed(registry.alias_numbers, store, PREFIX, registry.CHAMPION)
+    champions_wall, champions = _timed(registry.champions, store, PREFIX)
+    assert len(numbers) == len(champions) == size, (len(numbers), len(champions), size)
+    prod_wall, plan = _timed(promote.promote_prod, store, prod, PREFIX, "bench-prod", dry_run=True)
+    assert len(plan) == size
+    return numbers_wall, champions_wall, prod_wall
+
+
 def drive(
     url: str,
     db_uri: str,
@@ -250,10 +270,14 @@ def drive(
     retrains: int,
     uploads: int,
     lookups: int,
+    promote_all: bool = False,
+    maps: bool = True,
     seed: int = 7,
 ) -> list[dict]:
     """Grow the registry at ``url`` (database ``db_uri``) to each stage's size; the
-    measurements per stage."""
+    measurements per stage. ``promote_all``: promote as ``promote --all`` (every model's aliases
+    listed), else as after the register step (its hand-off's models, by name); ``maps``: also
+    time the whole-registry listings and the prod planning."""
     from manymodels import registry  # noqa: PLC0415
     from manymodels.steps import promote  # noqa: PLC0415
 
@@ -288,16 +312,12 @@ def drive(
         search_wall, mine = _timed(registry.find_versions, store, parent_run_id=parent)
         assert len(mine) == len(wanted), (len(mine), len(wanted))
         few_wall, held = _timed(registry.alias_numbers, store, PREFIX, registry.CHAMPION, wanted)
-        promote_wall, moved = _timed(promote.promote_dev, store, PREFIX)
+        handoff = None if promote_all else {n.removeprefix(f"{PREFIX}."): n for n in wanted}
+        promote_wall, moved = _timed(promote.promote_dev, store, PREFIX, names=handoff)
         assert len(moved) == len(wanted), (len(moved), len(wanted))
         names = [f"{PREFIX}.{pid_of(i)}" for i in rng.sample(range(size), min(lookups, size))]
         lookup_s = [_timed(registry.get_alias, store, n, registry.CHAMPION)[0] for n in names]
-        numbers_wall, numbers = _timed(registry.alias_numbers, store, PREFIX, registry.CHAMPION)
-        champions_wall, champions = _timed(registry.champions, store, PREFIX)
-        assert len(numbers) == len(champions) == size, (len(numbers), len(champions), size)
-        prod_wall, plan = _timed(promote.promote_prod, store, prod, PREFIX, "bench-prod",
-                                 dry_run=True)  # fmt: skip
-        assert len(plan) == size
+        numbers_wall, champions_wall, prod_wall = _maps(store, prod, size) if maps else (None,) * 3
         ops = {what: _stats(took) for what, took in sorted(parts.times.items())}
         ops["promote_dev per moved alias"] = _stats(
             [promote_wall / max(len(moved), 1)] * len(moved), promote_wall
@@ -320,13 +340,12 @@ def drive(
                     few_wall, 3
                 ),
                 "promote_dev wall s (challenger -> champion)": round(promote_wall, 2),
+                "promote_dev looked at": "every model (--all)" if promote_all else "the hand-off",
                 "promoted": len(moved),
-                "alias_numbers wall s (all champions' numbers)": round(numbers_wall, 2),
-                "champions wall s (all champion versions, with tags)": round(champions_wall, 2),
-                "promote --to prod planning wall s (first release: every copy searched)": round(
-                    prod_wall, 2
-                ),
-                "prod planning ms per champion": round(1000 * prod_wall / size, 2),
+                "alias_numbers wall s (all champions' numbers)": _round(numbers_wall),
+                "champions wall s (all champion versions, with tags)": _round(champions_wall),
+                "promote --to prod planning wall s (every copy searched)": _round(prod_wall),
+                "prod planning ms per champion": _round(prod_wall and 1000 * prod_wall / size),
             },
             "load_average_1m": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
             "bench_process_cpu_s": round(time.process_time() - cpu_before, 1),
@@ -347,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uploads", type=int, default=10, help="runs that upload a model")
     parser.add_argument("--lookups", type=int, default=200, help="sampled champion look-ups")
     parser.add_argument("--workers", type=int, default=2, help="mlflow server workers")
+    parser.add_argument("--promote-all", action="store_true", help="promote as promote --all")
+    parser.add_argument("--no-maps", action="store_true", help="skip whole-registry listings")
     parser.add_argument("--out", type=Path, help="results JSON (default: print only)")
     args = parser.parse_args(argv)
     stages = [args.models] if args.models else sorted(args.stages)
@@ -380,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                 stages_out = drive(
                     url, uri, stages, new=args.new, retrains=args.retrains,
                     uploads=args.uploads, lookups=args.lookups,
+                    promote_all=args.promote_all, maps=not args.no_maps,
                 )  # fmt: skip
             report["backends"][backend] = {
                 "backend_store": uri.split("://", 1)[0],

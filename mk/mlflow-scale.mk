@@ -1,7 +1,7 @@
 # MLflow at 10,000 models (docs/benchmarks.md): a real mlflow server on a throwaway PostgreSQL.
 # `make postgres` installs Debian's postgresql where it is missing (as root), so the PostgreSQL
 # tests (warehouse, MLflow server benchmark) really run in CI instead of skipping.
-MODELS_STAGES ?= 1000 10000
+MODELS_STAGES ?= 40 120 1000 10000
 .PHONY: postgres bench-mlflow
 
 postgres: ## install Debian's postgresql for the PostgreSQL-backed tests when it is missing (as root)

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from manymodels import registry
+from manymodels import localservers, registry
 from manymodels.config import load_settings
 
 pytestmark = pytest.mark.slow
@@ -107,77 +104,12 @@ def test_sigkill_during_registration_and_promotion_then_rerun(workspace):
     _assert_one_valid_champion_each(prod, partitions)
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class MlflowServer:
-    """A real ``mlflow server`` on loopback that can be stopped and started again."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.port, self.proc = root, _free_port(), None
-        root.mkdir(parents=True, exist_ok=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> str:
-        cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port), "--workers", "1"]
-        cmd += ["--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}"]
-        cmd += ["--artifacts-destination", str(self.root / "artifacts")]
-        env = os.environ | {"HOME": str(self.root), "MLFLOW_DISABLE_TELEMETRY": "true"}
-        with (self.root / "server.log").open("a") as log:
-            self.proc = subprocess.Popen(
-                cmd, cwd=self.root, stdout=log, stderr=log, env=env, start_new_session=True
-            )
-        deadline = time.monotonic() + 600  # minutes on a loaded shared machine
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        return self.url
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start; see {self.root / 'server.log'}")
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)  # as a crash would
-            self.proc.wait(timeout=30)
-
-
 @pytest.fixture
 def server(tmp_path):
-    server = MlflowServer(tmp_path / "server")
+    """A real ``mlflow server`` on sqlite; ``stop(graceful=False)`` kills it as a crash would."""
+    server = localservers.MlflowServer(tmp_path / "server")
     yield server
-    server.stop()
-
-
-def test_a_stopped_mlflow_server_gives_a_clear_error_and_a_rerun_completes(
-    workspace, server, monkeypatch, caplog
-):
-    monkeypatch.setenv("MANYMODELS_ALLOW_MOCK", "true")  # the sample is mock data
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    url = server.start()
-    monkeypatch.setenv("MANYMODELS_DEV_TRACKING_URI", url)
-    # condition refuses mock data with a real store: here the sample stands in for real data
-    (workspace.work / "raw" / "MOCK_DATA.json").unlink()
-    _prepare(workspace, "--sample", "2")  # 2 partitions: every HTTP upload costs
-    server.stop()  # the server goes away between evaluate and register
-    caplog.clear()
-    assert workspace.run("register") == 3
-    assert "MLflow registry error" in caplog.text and url in caplog.text
-    assert "Traceback" not in caplog.text
-    assert workspace.run("promote") == 3  # an outage is not "no challenger, nothing to do"
-    server.start()
-    assert workspace.run("register") == 0
-    assert workspace.run("promote") == 0
-    store = registry.Store("dev", url, url)
-    partitions = json.loads((workspace.work / "runs/training.json").read_text())
-    _assert_one_valid_champion_each(store, list(partitions["partitions"]))
+    server.stop(graceful=False)
 
 
 class DroppingProxy:
