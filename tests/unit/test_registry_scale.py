@@ -340,6 +340,11 @@ def test_promote_takes_the_handoffs_challengers_and_all_takes_every_one(tmp_path
     assert _promote_all(store, settings, root) == 0
     assert registry.alias_numbers(store, "demand", CHALLENGER) == {}
     assert registry.alias_numbers(store, "demand", CHAMPION)[other] == "1"
-    for handoff in ({"dry_run": True, "registered": {}}, {"dry_run": False, "registered": {}}):
-        write_json(handoff, settings.path("runs", "registration.json"))
+    handoff = json.loads(settings.path("runs", "registration.json").read_text())
+    for stale in (
+        handoff | {"dry_run": True, "registered": {}},
+        handoff | {"registered": {}},
+        handoff | {"parent_run_id": "an-older-training-run"},
+    ):
+        write_json(stale, settings.path("runs", "registration.json"))
         assert promote.registered_names(settings) is None  # every challenger is looked at

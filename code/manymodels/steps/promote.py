@@ -336,8 +336,9 @@ def known_names(settings: Settings, *stores: Store) -> dict[str, str] | None:
 
 def registered_names(settings: Settings) -> dict[str, str] | None:
     """``{partition: model name}`` the register step's hand-off (``runs/registration.json``)
-    registered or reused; None when there is none, it was a dry run or it registered nothing
-    (every challenger of the registry is then looked at)."""
+    registered or reused; None when there is none, it was a dry run, it registered nothing or
+    it is older than the training hand-off (every challenger of the registry is then looked at).
+    """
     path = settings.path("runs", "registration.json")
     if not path.exists():
         return None
@@ -345,6 +346,11 @@ def registered_names(settings: Settings) -> dict[str, str] | None:
     registered = handoff.get("registered") or {}
     if handoff.get("dry_run") or not registered:
         return None
+    training = settings.path("runs", "training.json")
+    if training.exists() and read_json(training).get("parent_run_id") != handoff.get(
+        "parent_run_id"
+    ):
+        return None  # a newer training run whose registration did not finish
     return {pid: entry["name"] for pid, entry in registered.items()}
 
 
