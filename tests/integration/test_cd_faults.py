@@ -112,6 +112,31 @@ def server(tmp_path):
     server.stop(graceful=False)
 
 
+def test_a_stopped_mlflow_server_gives_a_clear_error_and_a_rerun_completes(
+    workspace, server, monkeypatch, caplog
+):
+    monkeypatch.setenv("MANYMODELS_ALLOW_MOCK", "true")  # the sample is mock data
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    url = server.start()
+    monkeypatch.setenv("MANYMODELS_DEV_TRACKING_URI", url)
+    # condition refuses mock data with a real store: here the sample stands in for real data
+    (workspace.work / "raw" / "MOCK_DATA.json").unlink()
+    _prepare(workspace, "--sample", "2")  # 2 partitions: every HTTP upload costs
+    server.stop(graceful=False)  # the server dies between evaluate and register
+    caplog.clear()
+    assert workspace.run("register") == 3
+    assert "MLflow registry error" in caplog.text and url in caplog.text
+    assert "Traceback" not in caplog.text
+    assert workspace.run("promote") == 3  # an outage is not "no challenger, nothing to do"
+    server.start()
+    assert workspace.run("register") == 0
+    assert workspace.run("promote") == 0
+    store = registry.Store("dev", url, url)
+    partitions = json.loads((workspace.work / "runs/training.json").read_text())
+    _assert_one_valid_champion_each(store, list(partitions["partitions"]))
+
+
 class DroppingProxy:
     """A TCP proxy in front of the server that, for a chosen request, forwards it, waits for
     the server's whole answer (the work is done) and then resets the client's connection: the
