@@ -130,11 +130,15 @@ format: $(DEV_STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The PR check's tiny mock set, given as settings to every command: with MANYMODELS_DATA_URI=mock
+# (the workflows' e2e jobs) condition regenerates the mock data from the settings, in dev and in
+# prod, so it must be the same tiny set there, not the default 56 partitions.
+E2E_MOCK := --set mock.regions=2 --set mock.stores_per_region=2 --set mock.products=6
 e2e: $(STAMP) ## PR check: tiny mock set -> train -> gate -> register -> promote -> prod -> score (local stores)
-	$(MM) mock --regions 2 --stores-per-region 2 --products 6 --set project.workdir=$(WORKDIR)
-	$(MM) run training --local --set project.workdir=$(WORKDIR) --set training.nn.epochs=$(EPOCHS) $(ARGS)
+	$(MM) mock --set project.workdir=$(WORKDIR) $(E2E_MOCK)
+	$(MM) run training --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) --set training.nn.epochs=$(EPOCHS) $(ARGS)
 	$(MM) promote --to prod --env prod --local --set project.workdir=$(WORKDIR)
-	$(MM) run scoring --env prod --local --set project.workdir=$(WORKDIR) $(ARGS)
+	$(MM) run scoring --env prod --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) $(ARGS)
 
 # Both CD targets read the data MANYMODELS_DATA_URI points at (a folder or an s3://, abfs://, gs://
 # URL; "mock" generates mock data, which condition refuses with a real MLflow store).

@@ -34,6 +34,7 @@ QUICK_TEST_COV = {"PYTEST_ADDOPTS": "tests/unit/test_io.py --cov-fail-under=0", 
 # prod, so scoring generates the same mock data): they test the hand-over between workflows,
 # registries and environments; what training produces is tested in tests/integration.
 FEW_EPOCHS = {"ARGS": "--set training.nn.epochs=3 --set mock.regions=2"}
+E2E_REGIONS = 2  # `make e2e` trains the tiny mock set: 2 regions x 2 stores x 6 products
 CI_RUN_ID = "4242"  # the CI run whose `dist` artifact cd-model-validation downloads
 
 
@@ -115,6 +116,9 @@ def _assert_e2e_reports(result: ActResult) -> None:
     reports = result.artifacts / "e2e-reports" / "reports"
     gate = _gate(reports)
     assert _expected_champions(gate), f"no partition passed the gate: {gate['partitions']}"
+    # make e2e's tiny mock set (2 regions), also when MANYMODELS_DATA_URI=mock regenerates it
+    regions = {pid.split(".")[0] for pid in _verdicts(gate)}
+    assert len(regions) == E2E_REGIONS, f"e2e trained {sorted(regions)}, not the tiny mock set"
     assert _files(result.artifacts / "e2e-reports" / "predictions"), "e2e wrote no predictions"
     summary = result.summaries.get("e2e", "")
     assert _first_line(reports / "gate.md") in summary

@@ -646,3 +646,17 @@ def test_rulesets_require_the_pr_checks_and_guard_release_branches():
     create = rulesets["release-create"]
     assert {rule["type"] for rule in create["rules"]} == {"creation", "deletion"}
     assert {a["actor_type"] for a in create["bypass_actors"]} == {"RepositoryRole"}
+
+
+def test_e2e_trains_and_scores_the_tiny_mock_set_even_when_condition_regenerates_it():
+    """With MANYMODELS_DATA_URI=mock (the e2e jobs) condition generates mock data from the
+    settings, in dev and again in prod: every command of `make e2e` that writes or reads mock
+    data must carry the tiny set's settings, or the PR check trains the default 56 partitions."""
+    done = _run(["make", "-n", "--no-print-directory", "e2e", "VENV=/nonexistent-venv"])
+    assert done.returncode == 0, done.stderr
+    tiny = "--set mock.regions=2 --set mock.stores_per_region=2 --set mock.products=6"
+    commands = [line for line in done.stdout.splitlines() if "bin/manymodels " in line]
+    data = [c for c in commands if re.search(r"manymodels (mock|run training|run scoring)\b", c)]
+    assert len(data) == 3, commands
+    for command in data:
+        assert tiny in command, command
