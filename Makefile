@@ -57,11 +57,28 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 # The dev tools come hash-checked too: requirements/dev.lock (`make lock`) holds the runtime
 # dependencies, the dev extra and everything they pull in, each file with its sha256; then the
 # project itself, editable, without dependencies.
+# INSTALLER=uv (what .ci/run uses on its clean clone): pip installs only uv, at dev.lock's pin and
+# hashes, then uv installs dev.lock with --require-hashes: the same files, checked the same way,
+# linked from uv's cache instead of unpacked by pip (--find-links from PIP_FIND_LINKS and
+# PIP_ARGS carry over to uv). GitHub runners keep pip and its cache.
+INSTALLER ?= pip
 DEV_LOCK := requirements/dev.lock
+UV_LINKS = $(foreach link,$(PIP_FIND_LINKS),--find-links $(link)) $(PIP_ARGS)
+ifeq ($(strip $(INSTALLER))$(strip $(WHEELHOUSE)),uv)
+DEV_INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python $(UV_LINKS)
+define bootstrap_uv
+	awk '/^uv==/ {on = 1} on && !/^uv==/ && !/^ +--hash/ {exit} on' $(DEV_LOCK) > $(VENV)/uv.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(VENV)/uv.lock
+endef
+else
+DEV_INSTALL = $(INSTALL)
+bootstrap_uv =
+endif
 $(DEV_STAMP): pyproject.toml requirements/constraints.txt $(DEV_LOCK)
 	$(make_venv)
-	$(INSTALL) --require-hashes -r $(DEV_LOCK)
-	$(INSTALL) --no-deps -e .
+	$(bootstrap_uv)
+	$(DEV_INSTALL) --require-hashes -r $(DEV_LOCK)
+	$(DEV_INSTALL) --no-deps -e .
 	touch $(STAMP) $@
 
 setup: $(DEV_STAMP) ## create .venv and install the project with its dev tools (hash-locked: requirements/dev.lock)

@@ -660,3 +660,23 @@ def test_e2e_trains_and_scores_the_tiny_mock_set_even_when_condition_regenerates
     assert len(data) == 3, commands
     for command in data:
         assert tiny in command, command
+
+
+def test_setup_with_uv_installs_the_same_hash_locked_files():
+    """INSTALLER=uv (.ci/run): pip installs only uv, hash-checked at dev.lock's pin, then uv
+    installs dev.lock with --require-hashes; nothing is installed unchecked."""
+    done = _run(["make", "-n", "--no-print-directory", "setup", "VENV=/nonexistent-venv",
+                 "INSTALLER=uv"])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    installs = [line for line in done.stdout.splitlines() if " install " in line]
+    assert "pip install --quiet --upgrade pip" in installs[0]
+    assert "pip install --quiet --require-hashes -r /nonexistent-venv/uv.lock" in installs[1]
+    assert "bin/uv pip install" in installs[2]
+    assert "--require-hashes -r requirements/dev.lock" in installs[2]
+    assert installs[3].endswith("--no-deps -e .") and len(installs) == 4
+    (awk,) = [line for line in done.stdout.splitlines() if line.startswith("awk ")]
+    picked = subprocess.run(["awk", awk.split("'")[1], str(REPO / "requirements/dev.lock")],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert picked.startswith("uv==") and picked.count("--hash=sha256:") >= 1
+    assert all(line.startswith(("uv==", "    --hash=")) for line in picked.splitlines())
+    assert "INSTALLER=uv" in (REPO / ".ci" / "run").read_text()
