@@ -57,11 +57,28 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 # The dev tools come hash-checked too: requirements/dev.lock (`make lock`) holds the runtime
 # dependencies, the dev extra and everything they pull in, each file with its sha256; then the
 # project itself, editable, without dependencies.
+# INSTALLER=uv (what .ci/run uses on its clean clone): pip installs only uv, at dev.lock's pin and
+# hashes, then uv installs dev.lock with --require-hashes: the same files, checked the same way,
+# linked from uv's cache instead of unpacked by pip (--find-links from PIP_FIND_LINKS and
+# PIP_ARGS carry over to uv). GitHub runners keep pip and its cache.
+INSTALLER ?= pip
 DEV_LOCK := requirements/dev.lock
+UV_LINKS = $(foreach link,$(PIP_FIND_LINKS),--find-links $(link)) $(PIP_ARGS)
+ifeq ($(strip $(INSTALLER))$(strip $(WHEELHOUSE)),uv)
+DEV_INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python $(UV_LINKS)
+define bootstrap_uv
+	awk '/^uv==/ {on = 1} on && !/^uv==/ && !/^ +--hash/ {exit} on' $(DEV_LOCK) > $(VENV)/uv.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(VENV)/uv.lock
+endef
+else
+DEV_INSTALL = $(INSTALL)
+bootstrap_uv =
+endif
 $(DEV_STAMP): pyproject.toml requirements/constraints.txt $(DEV_LOCK)
 	$(make_venv)
-	$(INSTALL) --require-hashes -r $(DEV_LOCK)
-	$(INSTALL) --no-deps -e .
+	$(bootstrap_uv)
+	$(DEV_INSTALL) --require-hashes -r $(DEV_LOCK)
+	$(DEV_INSTALL) --no-deps -e .
 	touch $(STAMP) $@
 
 setup: $(DEV_STAMP) ## create .venv and install the project with its dev tools (hash-locked: requirements/dev.lock)
@@ -130,11 +147,15 @@ format: $(DEV_STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The PR check's tiny mock set, given as settings to every command: with MANYMODELS_DATA_URI=mock
+# (the workflows' e2e jobs) condition regenerates the mock data from the settings, in dev and in
+# prod, so it must be the same tiny set there, not the default 56 partitions.
+E2E_MOCK := --set mock.regions=2 --set mock.stores_per_region=2 --set mock.products=6
 e2e: $(STAMP) ## PR check: tiny mock set -> train -> gate -> register -> promote -> prod -> score (local stores)
-	$(MM) mock --regions 2 --stores-per-region 2 --products 6 --set project.workdir=$(WORKDIR)
-	$(MM) run training --local --set project.workdir=$(WORKDIR) --set training.nn.epochs=$(EPOCHS) $(ARGS)
+	$(MM) mock --set project.workdir=$(WORKDIR) $(E2E_MOCK)
+	$(MM) run training --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) --set training.nn.epochs=$(EPOCHS) $(ARGS)
 	$(MM) promote --to prod --env prod --local --set project.workdir=$(WORKDIR)
-	$(MM) run scoring --env prod --local --set project.workdir=$(WORKDIR) $(ARGS)
+	$(MM) run scoring --env prod --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) $(ARGS)
 
 # Both CD targets read the data MANYMODELS_DATA_URI points at (a folder or an s3://, abfs://, gs://
 # URL; "mock" generates mock data, which condition refuses with a real MLflow store).

@@ -29,11 +29,14 @@ EMBEDDED_STEP = "Model validation (embedded mode, no remote registry)"
 # test-cov, coverage.xml, the summary, the upload), which any module shows as well; on two
 # pytest-xdist workers (coverage combined from both), not the default one per core plus one.
 QUICK_TEST_COV = {"PYTEST_ADDOPTS": "tests/unit/test_io.py --cov-fail-under=0", "TEST_WORKERS": "2"}
-# The CD runs train a smaller mock set (2 of the 14 regions: 8 partitions instead of 56) with 3 NN
-# epochs instead of 30 (ARGS reaches `manymodels run` through the make targets, in dev and in
-# prod, so scoring generates the same mock data): they test the hand-over between workflows,
-# registries and environments; what training produces is tested in tests/integration.
-FEW_EPOCHS = {"ARGS": "--set training.nn.epochs=3 --set mock.regions=2"}
+# The CD runs train make e2e's tiny mock set (2 of the 14 regions, 2 stores each, 6 products: 8
+# partitions of ~1,550 rows instead of 56 of ~10,400) with 3 NN epochs instead of 30 (ARGS reaches
+# `manymodels run` through the make targets, in dev and in prod, so scoring generates the same
+# mock data): they test the hand-over between workflows, registries and environments; what
+# training produces is tested in tests/integration.
+TINY_MOCK = "--set mock.regions=2 --set mock.stores_per_region=2 --set mock.products=6"
+FEW_EPOCHS = {"ARGS": f"--set training.nn.epochs=3 {TINY_MOCK}"}
+E2E_REGIONS = 2  # `make e2e` trains the tiny mock set: 2 regions x 2 stores x 6 products
 CI_RUN_ID = "4242"  # the CI run whose `dist` artifact cd-model-validation downloads
 
 
@@ -115,6 +118,9 @@ def _assert_e2e_reports(result: ActResult) -> None:
     reports = result.artifacts / "e2e-reports" / "reports"
     gate = _gate(reports)
     assert _expected_champions(gate), f"no partition passed the gate: {gate['partitions']}"
+    # make e2e's tiny mock set (2 regions), also when MANYMODELS_DATA_URI=mock regenerates it
+    regions = {pid.split(".")[0] for pid in _verdicts(gate)}
+    assert len(regions) == E2E_REGIONS, f"e2e trained {sorted(regions)}, not the tiny mock set"
     assert _files(result.artifacts / "e2e-reports" / "predictions"), "e2e wrote no predictions"
     summary = result.summaries.get("e2e", "")
     assert _first_line(reports / "gate.md") in summary

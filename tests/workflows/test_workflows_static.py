@@ -646,3 +646,37 @@ def test_rulesets_require_the_pr_checks_and_guard_release_branches():
     create = rulesets["release-create"]
     assert {rule["type"] for rule in create["rules"]} == {"creation", "deletion"}
     assert {a["actor_type"] for a in create["bypass_actors"]} == {"RepositoryRole"}
+
+
+def test_e2e_trains_and_scores_the_tiny_mock_set_even_when_condition_regenerates_it():
+    """With MANYMODELS_DATA_URI=mock (the e2e jobs) condition generates mock data from the
+    settings, in dev and again in prod: every command of `make e2e` that writes or reads mock
+    data must carry the tiny set's settings, or the PR check trains the default 56 partitions."""
+    done = _run(["make", "-n", "--no-print-directory", "e2e", "VENV=/nonexistent-venv"])
+    assert done.returncode == 0, done.stderr
+    tiny = "--set mock.regions=2 --set mock.stores_per_region=2 --set mock.products=6"
+    commands = [line for line in done.stdout.splitlines() if "bin/manymodels " in line]
+    data = [c for c in commands if re.search(r"manymodels (mock|run training|run scoring)\b", c)]
+    assert len(data) == 3, commands
+    for command in data:
+        assert tiny in command, command
+
+
+def test_setup_with_uv_installs_the_same_hash_locked_files():
+    """INSTALLER=uv (.ci/run): pip installs only uv, hash-checked at dev.lock's pin, then uv
+    installs dev.lock with --require-hashes; nothing is installed unchecked."""
+    done = _run(["make", "-n", "--no-print-directory", "setup", "VENV=/nonexistent-venv",
+                 "INSTALLER=uv"])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    installs = [line for line in done.stdout.splitlines() if " install " in line]
+    assert "pip install --quiet --upgrade pip" in installs[0]
+    assert "pip install --quiet --require-hashes -r /nonexistent-venv/uv.lock" in installs[1]
+    assert "bin/uv pip install" in installs[2]
+    assert "--require-hashes -r requirements/dev.lock" in installs[2]
+    assert installs[3].endswith("--no-deps -e .") and len(installs) == 4
+    (awk,) = [line for line in done.stdout.splitlines() if line.startswith("awk ")]
+    picked = subprocess.run(["awk", awk.split("'")[1], str(REPO / "requirements/dev.lock")],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert picked.startswith("uv==") and picked.count("--hash=sha256:") >= 1
+    assert all(line.startswith(("uv==", "    --hash=")) for line in picked.splitlines())
+    assert "INSTALLER=uv" in (REPO / ".ci" / "run").read_text()

@@ -146,7 +146,7 @@ def make_targets_called(doc: dict) -> list[tuple[str, str]]:
 
 # Makefile variables that `make test ARGS=...` exports to this process: not for the jobs' make.
 SCRUBBED_NAMES = {"ARGS", "EPOCHS", "WORKDIR", "ENV", "VENV", "PIP_ARGS", "PYTHON", "TOOLS",
-                  "TEST_WORKERS"}  # fmt: skip
+                  "TEST_WORKERS", "INSTALLER"}  # fmt: skip
 
 
 def clean_env() -> dict[str, str]:
