@@ -18,18 +18,18 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
+
+from manymodels import localservers
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -521,61 +521,19 @@ def act_binary() -> str:
 # ---------------------------------------------------------------- a shared MLflow server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def mlflow_server(root: Path) -> Iterator[str]:
-    """A local MLflow tracking server and registry, standing in for a team's shared one."""
-    root.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    env = clean_env()
-    # no job runner (huey workers for MLflow's GenAI jobs): see tests/conftest.py
-    env.update(HOME=str(root), MLFLOW_DISABLE_TELEMETRY="true",
-               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # fmt: skip
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--workers",
-        "1",
-    ]
-    with (root / "server.log").open("w") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=root, stdout=log, stderr=log, env=env, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
+    """A local MLflow tracking server and registry (sqlite in ``root``, one worker, no job
+    runner), standing in for a team's shared one."""
+    server = localservers.MlflowServer(root, env=clean_env())
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start; see {root / 'server.log'}")
-            time.sleep(0.5)
+        url = server.start(timeout=120)
+    except localservers.ServerError as exc:
+        pytest.fail(str(exc))
+    try:
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
