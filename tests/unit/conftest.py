@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 import mlflow_schema
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def _mlflow_schema_once():
-    """New embedded MLflow stores copy one migrated schema (tests/mlflow_schema.py)."""
-    mlflow_schema.install()
+    """New embedded MLflow stores copy one migrated schema (tests/mlflow_schema.py), once MLflow
+    is imported (a test process that never imports it does not pay for the import)."""
+    if "mlflow" in sys.modules:
+        mlflow_schema.install()
