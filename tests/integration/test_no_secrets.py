@@ -27,6 +27,7 @@ def _uri(db: Path) -> str:
 
 def test_no_secret_in_any_output_of_the_pipelines(workspace, monkeypatch, caplog):
     monkeypatch.setenv("MANYMODELS_ALLOW_MOCK", "true")  # the sample is mock data
+    workspace.plots = True  # every file a run writes is searched, residual plots included
     caplog.set_level(logging.DEBUG)
     for env in ("dev", "prod"):
         uri = _uri(workspace.work / "mlflow" / env / "mlflow.db")

@@ -40,7 +40,7 @@ class _Workspace:
 
     def run(self, step: str, *extra: str) -> int:
         settings = [f"project.workdir={self.work}", "training.nn.epochs=2", "training.workers=1",
-                    "scoring.workers=1"]  # fmt: skip
+                    "scoring.workers=1", "training.plots=false"]  # fmt: skip
         return run_step(step, [*extra, *(a for s in settings for a in ("--set", s))])
 
 
