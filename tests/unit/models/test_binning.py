@@ -66,3 +66,32 @@ class _no_swap:  # noqa: N801 (stands in for the context manager)
 
     def __exit__(self, *exc):
         return False
+
+
+@pytest.mark.parametrize("case", ["plain", "ties", "zero_weights", "all_zero"])
+def test_weighted_percentiles_equal_scikit_learns(case):
+    from sklearn.utils.stats import _weighted_percentile
+
+    from manymodels.models._binning import weighted_percentiles
+
+    rng = np.random.default_rng(3)
+    col = np.round(rng.gamma(2.0, 3.0, 2000), 0 if case == "ties" else 6)
+    weight = 1.0 + rng.poisson(4.0, 2000).astype(float)
+    if case == "zero_weights":
+        weight[rng.random(2000) < 0.3] = 0.0
+    if case == "all_zero":
+        weight[:] = 0.0
+    ranks = np.concatenate([[0.0, 100.0], np.linspace(0, 100, 256)[1:-1]])
+    ours = weighted_percentiles(col, weight, ranks)
+    if case == "all_zero":
+        assert np.isnan(ours).all() and np.isnan(_weighted_percentile(col, weight, 50.0))
+        return
+    theirs = np.array([_weighted_percentile(col, weight, r, average=True) for r in ranks])
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_weighted_percentiles_reject_a_2d_array():
+    from manymodels.models._binning import weighted_percentiles
+
+    with pytest.raises(ValueError, match="1-D"):
+        weighted_percentiles(np.ones((3, 2)), np.ones(3), [50.0])
