@@ -77,11 +77,14 @@ class PartitionFit:
     test: pd.DataFrame  # backtest rows: week, keys, units, origin, one column per model
     example: pd.DataFrame  # two rows of model input: the MLflow input example and signature
     info: dict = field(default_factory=dict)
+    features: pd.DataFrame | None = field(default=None, repr=False)  # what build_features gave
 
     def released(self) -> PartitionFit:
         """This fit without its models and backtest rows, once they are saved: what a worker
         sends back (the parent logs the saved folders), a few kB instead of the models."""
-        return dataclasses.replace(self, ensemble=None, baseline=None, test=self.test.iloc[:0])
+        return dataclasses.replace(
+            self, ensemble=None, baseline=None, test=self.test.iloc[:0], features=None
+        )
 
 
 def feature_settings(settings: Settings) -> dict:
@@ -417,6 +420,7 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
         scored,
         known[columns].head(2).reset_index(drop=True),
         info,
+        features,
     )
 
 

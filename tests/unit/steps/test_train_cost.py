@@ -72,3 +72,15 @@ def test_a_worker_sends_back_a_released_fit(_files, _settings, tmp_path):
     assert not (tmp_path / pid / "artifacts" / "residuals.png").exists()
     saved = pd.read_parquet(tmp_path / pid / "artifacts" / "backtest.parquet")
     assert {"units", "ensemble", "baseline", "origin"} <= set(saved.columns) and len(saved)
+
+
+def test_the_drift_profile_from_trainings_features_is_the_one_built_afresh(_files, _settings):
+    from manymodels.monitoring.drift import training_profile
+    from manymodels.training import train_partition
+
+    pid, path = next(iter(_files.items()))
+    frame = pd.read_parquet(path)
+    fit = train_partition(frame, pid, _settings)
+    assert fit.features is not None and fit.released().features is None
+    fs, weeks = fit.ensemble.features, fit.info["test_weeks"]
+    assert training_profile(frame, fs, weeks, fit.features) == training_profile(frame, fs, weeks)
