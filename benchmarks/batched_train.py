@@ -57,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = [f"project.workdir={tmp}", "partition.keys=['store_id', 'speed']", *args.set]
+        overrides = [
+            f"project.workdir={tmp}",
+            "partition.keys=['store_id', 'speed']",
+            "training.max_plots=0",  # both paths plot every partition, as they always did
+            *args.set,
+        ]
         settings = load_settings("pipelines", "dev", overrides)
         files, rows = _data(settings, Path(tmp), args)
         paths = {

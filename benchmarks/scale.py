@@ -404,10 +404,12 @@ def markdown(results: list[dict]) -> str:
         s = r["summary"]
         store = [st.get("mlflow_store_mb") for st in r["stages"] if st.get("mlflow_store_mb")]
         loads = [st["load_avg_before"][0] for st in r["stages"]]
+        scored = any(st["stage"] == "score" for st in r["stages"])
+        score = f"{s['score_vcpu_s_per_model']:.3f}" if scored else "not run"
         rows.append(
             f"| {r['partitions']:,} | {r['backend']} | {_settings_text(r)} "
             f"| {r['data']['rows']:,} | {s['train_register_vcpu_s_per_model']:.3f} "
-            f"| {s['score_vcpu_s_per_model']:.3f} | {_duration(s['end_to_end_wall_s'])} "
+            f"| {score} | {_duration(s['end_to_end_wall_s'])} "
             f"| {_duration(s.get('extrapolated_10k_idle_wall_s', 0))} "
             f"| {s['peak_rss_process_mb']:,.0f} MB "
             f"| {f'{max(store):,.0f} MB' if store else 'n/a'} "

@@ -379,6 +379,9 @@ class TrainingSettings:
     # partitions per worker task whose networks train as one batched program (1: one at a time)
     block_size: Count = 32
     plots: Flag = True  # draw each partition's residual plot (its run's residuals.png)
+    # at most this many partitions plotted per train run (the first by partition id): a plot is
+    # for a person to look at, and ~0.3 CPU-s each; 0 = no cap
+    max_plots: NonNegativeInt = 16
     backend: Literal["local", "spark"] = "local"  # where partitions fit (docs/scale-out.md)
 
 

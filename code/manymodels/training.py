@@ -25,6 +25,7 @@ what is served has seen the latest data; the backtest is what vouches for it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -69,13 +70,21 @@ class PartitionFit:
     """A trained partition: packed models, backtest metrics, and what to log."""
 
     partition: str
-    ensemble: PackedModel
-    baseline: PackedModel
+    ensemble: PackedModel | None  # None once released (saved)
+    baseline: PackedModel | None
     metrics: dict[str, float]  # "<model>_<metric>" pooled, "o<k>_<model>_<metric>" per origin
     weights: dict[str, float]
     test: pd.DataFrame  # backtest rows: week, keys, units, origin, one column per model
     example: pd.DataFrame  # two rows of model input: the MLflow input example and signature
     info: dict = field(default_factory=dict)
+    features: pd.DataFrame | None = field(default=None, repr=False)  # what build_features gave
+
+    def released(self) -> PartitionFit:
+        """This fit without its models and backtest rows, once they are saved: what a worker
+        sends back (the parent logs the saved folders), a few kB instead of the models."""
+        return dataclasses.replace(
+            self, ensemble=None, baseline=None, test=self.test.iloc[:0], features=None
+        )
 
 
 def feature_settings(settings: Settings) -> dict:
@@ -411,6 +420,7 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
         scored,
         known[columns].head(2).reset_index(drop=True),
         info,
+        features,
     )
 
 

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from manymodels.features import HISTORY_PREFIXES
+from manymodels.models._binning import fast_binning
 from manymodels.models._input import check_model_input, numeric_matrix, resolve_feature_types
 
 __all__ = ["BoostingForecaster"]
@@ -108,7 +109,7 @@ class BoostingForecaster(RegressorMixin, BaseEstimator):
             self.constant_ = 0.0
             return self
         self.constant_ = None
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with threadpool_limits(limits=1, user_api="openmp"), fast_binning():  # same bins
             self.model_.fit(matrix, rate, sample_weight=scale)
         return self
 

@@ -215,9 +215,16 @@ def _round(values: np.ndarray) -> list[float]:
     return [float(f"{v:.6g}") for v in values]
 
 
-def training_profile(frame: pd.DataFrame, feature_settings: dict, test_weeks: list[str]) -> dict:
-    """The profile of the rows a partition's models were trained on (before the test weeks)."""
-    features = build_features(frame, **feature_settings)
+def training_profile(
+    frame: pd.DataFrame,
+    feature_settings: dict,
+    test_weeks: list[str],
+    features: pd.DataFrame | None = None,
+) -> dict:
+    """The profile of the rows a partition's models were trained on (before the test weeks);
+    ``features``: ``build_features(frame, **feature_settings)`` when the caller has it."""
+    if features is None:
+        features = build_features(frame, **feature_settings)
     first_test = min(pd.to_datetime(test_weeks))
     train = features[features["units"].notna() & (features["week"] < first_test)]
     full = train[train["filled_share"] == 0]
@@ -237,7 +244,8 @@ def training_profile(frame: pd.DataFrame, feature_settings: dict, test_weeks: li
 def write_profile(frame: pd.DataFrame, fit, folder) -> None:
     """Write a fitted partition's profile into its artifacts and into each model folder, so
     the profile travels with a registered version (also into prod)."""
-    data = training_profile(frame, fit.ensemble.features, fit.info["test_weeks"])
+    built = getattr(fit, "features", None)  # the frame training built, not built again
+    data = training_profile(frame, fit.ensemble.features, fit.info["test_weeks"], built)
     for sub in ("artifacts", "ensemble", "baseline"):
         write_json(data, folder / sub / PROFILE_FILE)
 

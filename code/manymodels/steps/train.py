@@ -22,6 +22,7 @@ import os
 import pickle
 import time
 import traceback
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +36,7 @@ from manymodels.plots import residual_plot
 from manymodels.redact import redact
 from manymodels.report import markdown_table
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
-from manymodels.training import PartitionFit, train_block, train_partition
+from manymodels.training import PartitionFit, feature_settings, train_block, train_partition
 
 __all__ = [
     "backtest_path",
@@ -44,6 +45,7 @@ __all__ = [
     "fit_block_and_stage",
     "main",
     "make_blocks",
+    "plotted_partitions",
     "run_blocks",
     "select_partitions",
 ]
@@ -74,11 +76,25 @@ def select_partitions(index: dict, only: list[str], sample: int) -> list[str]:
     return chosen[:sample] if sample else chosen
 
 
-def fit_and_stage(path: str, partition: str, settings: Settings, stage: str) -> PartitionFit:
-    """Train one partition from its file and save its pyfunc models and plots under ``stage``.
+def plotted_partitions(chosen: list[str], settings: Settings) -> set[str]:
+    """The partitions of a run that get a residual plot: none without ``training.plots``, else
+    the first ``training.max_plots`` of ``chosen`` by id (0: all)."""
+    t = settings.training
+    if not t.plots:
+        return set()
+    ordered = sorted(chosen)
+    return set(ordered[: t.max_plots] if t.max_plots else ordered)
+
+
+def fit_and_stage(
+    path: str, partition: str, settings: Settings, stage: str, plot: bool | None = None
+) -> PartitionFit:
+    """Train one partition from its file and save its pyfunc models and plots under ``stage``
+    (its residual plot when ``plot``; None: when ``training.plots``).
 
     What parallel workers run: saving models and drawing plots here spreads that cost over the
-    workers, so the main process only uploads folders to MLflow.
+    workers, so the main process only uploads folders to MLflow. Returns the fit
+    :meth:`~manymodels.training.PartitionFit.released` (its models are in ``stage``).
     """
     _one_thread()
     start = time.process_time()
@@ -86,21 +102,24 @@ def fit_and_stage(path: str, partition: str, settings: Settings, stage: str) -> 
     read = time.process_time() - start
     fit = train_partition(frame, partition, settings)
     fit.info.setdefault("cpu_seconds", {})["read"] = read
-    _stage(fit, frame, settings, stage)
-    return fit
+    _stage(fit, frame, settings, stage, plot=settings.training.plots if plot is None else plot)
+    return fit.released()
 
 
 def fit_block_and_stage(
-    paths: dict[str, str], settings: Settings, stage: str
+    paths: dict[str, str], settings: Settings, stage: str, plot: Collection[str] | None = None
 ) -> dict[str, PartitionFit | Exception]:
     """:func:`fit_and_stage` for a block of partitions (``{partition: parquet path}``), their
-    embedding networks trained as one batched program (:func:`manymodels.training.train_block`).
+    embedding networks trained as one batched program (:func:`manymodels.training.train_block`);
+    a residual plot for the partitions in ``plot`` (None: every one when ``training.plots``).
 
     A plain module-level function of picklable arguments: what a worker process, a Spark
     executor or an Azure ML parallel job runs per block.
 
     Returns:
-        per partition: its fit (models saved under ``stage``), or the exception that failed it
+        per partition: its fit (models saved under ``stage``; the returned fit is
+        :meth:`~manymodels.training.PartitionFit.released`: no models, no backtest rows, so a
+        worker sends back a few kB per partition), or the exception that failed it
         (picklable; its traceback in ``__notes__``). One failure fails only its partition.
     """
     _one_thread()
@@ -119,22 +138,32 @@ def fit_block_and_stage(
             continue
         fit.info["cpu_seconds"]["read"] = read[pid]
         try:
-            _stage(fit, frames[pid], settings, stage, templates)
+            wanted = settings.training.plots if plot is None else pid in plot
+            _stage(fit, frames[pid], settings, stage, templates, plot=wanted)
         except Exception as exc:  # noqa: BLE001
             results[pid] = _portable(exc)
             continue
-        results[pid] = fit
+        results[pid] = fit.released()  # the models are saved: send back only what is logged
     return {pid: results[pid] for pid in paths}
 
 
 def run_blocks(
-    files: dict[str, str], settings: Settings, stage: str, workers: int
+    files: dict[str, str],
+    settings: Settings,
+    stage: str,
+    workers: int,
+    plot: Collection[str] | None = None,
 ) -> dict[str, Outcome]:
     """Train ``files`` (``{partition: path}``) in blocks of about ``training.block_size``
     partitions (of similar size, so little padding), one block per worker task; returns one
-    :class:`~manymodels.parallel.Outcome` per partition, as ``run_partitions`` does."""
+    :class:`~manymodels.parallel.Outcome` per partition, as ``run_partitions`` does. ``plot``:
+    the partitions to plot (None: :func:`plotted_partitions` of ``files``)."""
     blocks = make_blocks(files, settings.training.block_size, workers)
-    tasks = {name: (paths, settings, stage) for name, paths in blocks.items()}
+    plot = plotted_partitions(list(files), settings) if plot is None else set(plot)
+    tasks = {
+        name: (paths, settings, stage, tuple(p for p in paths if p in plot))
+        for name, paths in blocks.items()
+    }
     outcomes: dict[str, Outcome] = {}
     ran = backends.run(
         fit_block_and_stage,
@@ -220,6 +249,8 @@ def _stage(
     settings: Settings,
     stage: str,
     templates: dict | None = None,
+    *,
+    plot: bool = True,
 ) -> None:
     """Save a fitted partition's models, plot, backtest and drift profile under ``stage``
     (CPU seconds per step added to ``fit.info["cpu_seconds"]``). With ``templates`` (a dict
@@ -238,7 +269,7 @@ def _stage(
         seconds[name] = seconds.get(name, 0.0) + now - clock
         clock = now
 
-    if settings.training.plots:
+    if plot:
         residual_plot(fit.test, partition, artifacts / "residuals.png")
     lap("plots")
     fit.test.to_parquet(artifacts / "backtest.parquet", index=False)
@@ -287,11 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     backend = settings.training.backend  # local processes or Spark executors (docs/scale-out.md)
     with backends.staging(settings, backend) as stage:
         files = {p: str(settings.path("partitions", f"{p}.parquet")) for p in chosen}
-        tasks = {p: (files[p], p, settings, stage) for p in chosen}
+        plot = plotted_partitions(chosen, settings)  # plots are for people: a few per run
+        tasks = {p: (files[p], p, settings, stage, p in plot) for p in chosen}
         log.info("train: %d partitions on the %s backend", len(tasks), backend)
         start = time.perf_counter()
         if settings.training.block_size > 1:  # networks of a block trained as one program
-            outcomes = run_blocks(files, settings, stage, workers)
+            outcomes = run_blocks(files, settings, stage, workers, plot)
         else:
             outcomes = backends.run(
                 fit_and_stage, tasks, backend=backend, settings=settings, workers=workers
@@ -413,7 +445,7 @@ def _params(settings: Settings, fit: PartitionFit) -> dict:
         "nn_hidden_units": t.nn.hidden_units,
         "nn_embedding_dim": t.nn.embedding_dim,
         "weighting": t.ensemble.weighting,
-        **fit.ensemble.features,
+        **feature_settings(settings),  # what every packed model of the run carries
         "test_weeks": t.split.test_weeks,
         "backtest_origins": t.backtest.origins,
         "backtest_step_weeks": t.backtest.step_weeks,

@@ -109,11 +109,14 @@ def test_an_unpicklable_error_is_sent_back_as_a_runtime_error():
 
 
 def test_models_made_from_the_blocks_template_load_and_predict_like_saved_ones(
-    _files, _settings, tmp_path
+    _files, _settings, tmp_path, monkeypatch
 ):
     import mlflow
     import yaml
 
+    from manymodels.training import PartitionFit
+
+    monkeypatch.setattr(PartitionFit, "released", lambda self: self)  # keep the fitted models
     good = {p: f for p, f in _files.items() if p not in ("short", "missing")}
     out = fit_block_and_stage(good, _settings, str(tmp_path))
     first, *rest = list(good)
