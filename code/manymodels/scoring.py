@@ -73,7 +73,10 @@ NEW_SERIES_KIND = "baseline (new series)"
 
 
 def predict_future(
-    frame: pd.DataFrame, packed: PackedModel, min_history_weeks: int = 0
+    frame: pd.DataFrame,
+    packed: PackedModel,
+    min_history_weeks: int = 0,
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Forecasts for the rows of ``frame`` after its last week with known units.
 
@@ -83,10 +86,14 @@ def predict_future(
     says so. The column ``seen`` tells whether the model was trained on the series (NA when the
     model does not record its series).
 
+    ``features``: ``frame``'s features when they were built already (a block's at once), else
+    they are built here with the model's feature settings.
+
     Raises:
         ValueError: the partition has no future rows (condition with ``data.horizon_weeks`` > 0).
     """
-    features = build_features(frame, **packed.features)
+    if features is None:
+        features = build_features(frame, **packed.features)
     last_actual = frame.loc[frame["units"].notna(), "week"].max()
     future = features[features["week"] > last_actual]
     if future.empty:
