@@ -105,14 +105,28 @@ def split(
         schema = schema.set(schema.get_field_index("speed"), pa.field("speed", pa.string()))
     writers: dict[str, pq.ParquetWriter] = {}
     files: dict[str, Path] = {}
+    names: list[str] = []  # the distinct key values joined, in the order of ``numbers``
+    numbers: list[int] = []  # their block's number in ``order``
+    order = sorted(set(block_of.values()))
     try:
         for batch in _batches(path):
             table = pa.Table.from_batches([batch])
             if routed:
                 table = _route(table, routed)
-            blocks = partition_ids(table.select(keys).to_pandas(), keys).map(block_of)
-            for block in blocks.dropna().unique():
-                rows = table.filter(pa.array((blocks == block).to_numpy()))
+            joined = _joined(table, keys)
+            known = set(names)
+            new = [v for v in pc.unique(joined).to_pylist() if v not in known]
+            if new:  # key values not met in earlier batches
+                frame = pd.DataFrame([v.split(_SEP) for v in new], columns=keys)
+                for value, pid in zip(new, partition_ids(frame, keys), strict=True):
+                    if pid in block_of:
+                        names.append(value)
+                        numbers.append(order.index(block_of[pid]))
+            lookup = pa.array(names, pa.string())
+            where = pc.take(pa.array(numbers, pa.int64()), pc.index_in(joined, value_set=lookup))
+            for number in pc.unique(where.drop_null()).to_pylist():
+                block = order[number]
+                rows = table.filter(pc.fill_null(pc.equal(where, number), False))
                 if block not in writers:
                     files[block] = folder / f"{block}.parquet"
                     writers[block] = pq.ParquetWriter(files[block], schema)
@@ -121,6 +135,15 @@ def split(
         for writer in writers.values():
             writer.close()
     return files
+
+
+_SEP = "\x1f"  # joins key values: a character no key value holds
+
+
+def _joined(table: pa.Table, keys: list[str]) -> pa.Array:
+    """Each row's key values as one string (computed in Arrow, not row by row in Python)."""
+    columns = [pc.cast(table.column(k), pa.string()) for k in keys]
+    return pc.binary_join_element_wise(*columns, _SEP).combine_chunks()
 
 
 def _route(table: pa.Table, routed: dict[str, str]) -> pa.Table:
