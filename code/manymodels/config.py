@@ -391,7 +391,7 @@ class ScoringSettings:
     workers: NonNegativeInt = 0
     backend: Literal["local", "spark"] = "local"  # where partitions score (docs/scale-out.md)
     # partitions per scoring task: what one process holds at a time (docs/scale-out.md)
-    block_size: Count = 256
+    block_size: Count = 64
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,40 @@ def test_sql_parts_replace_the_scored_partitions_in_one_transaction(tmp_path):
     with sqlite3.connect(tmp_path / "p.db") as conn:
         got = pd.read_sql("SELECT partition, prediction FROM predictions ORDER BY 1", conn)
     assert got["prediction"].tolist() == [1.0, 20.0]
+
+
+def test_blocks_take_the_partitions_in_order():
+    from manymodels.steps.score import make_blocks
+
+    assert make_blocks(["a", "b", "c", "d", "e"], 2) == {
+        "block-00000": ["a", "b"], "block-00001": ["c", "d"], "block-00002": ["e"],
+    }  # fmt: skip
+    assert make_blocks([], 64) == {}
+
+
+def series(store: str, weeks: int = 12) -> pd.DataFrame:
+    return pd.DataFrame({
+        "week": pd.date_range("2024-01-01", periods=weeks, freq="7D"),
+        "store_id": store, "product_id": "p1",
+        "units": [float(i % 5) for i in range(weeks - 2)] + [None, None],
+    })  # fmt: skip
+
+
+def test_block_features_equal_each_partition_built_alone():
+    from types import SimpleNamespace
+
+    from manymodels.features import build_features
+    from manymodels.scoring_blocks import block_features
+
+    fs = {"horizon_weeks": 1, "lags": (0, 1), "rolling_windows": (2,), "covariates": {}}
+    frames = {"a": series("s1"), "b": series("s2", weeks=9)}  # b starts later than a ends
+    frames["b"]["week"] += pd.Timedelta(weeks=3)
+    models = {p: SimpleNamespace(features=fs) for p in frames}
+    got = block_features(frames, models)
+    for pid, frame in frames.items():
+        pd.testing.assert_frame_equal(got[pid], build_features(frame, **fs))
+    # a series in two partitions, or settings of its own: each partition builds its own
+    shared = {"a": series("s1"), "b": series("s1")}
+    assert block_features(shared, models) == {}
+    other = {"a": SimpleNamespace(features=fs), "b": SimpleNamespace(features={**fs, "lags": (0,)})}
+    assert block_features(frames, other) == {}
