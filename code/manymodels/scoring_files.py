@@ -169,8 +169,9 @@ def merge_parts(
 ) -> int:
     """Write ``parts`` (and the rows of ``keep`` that ``dropped`` does not mark) into ``target``.
 
-    Each part and each row group of ``keep`` is one row group of the new file: memory stays at
-    one part. The new file replaces ``target`` by a rename once it is complete; a failure
+    Each part and each row group of ``keep`` is one row group of the new file (the parts first,
+    their columns' types for all; a column an earlier file lacks is empty there): memory stays
+    at one part. The new file replaces ``target`` by a rename once it is complete; a failure
     leaves ``target`` as it was.
 
     Args:
@@ -206,6 +207,8 @@ def merge_parts(
 
 
 def _tables(parts, keep, dropped) -> Iterator[pa.Table]:
+    for part in parts:  # first: the new rows set the columns' types
+        yield pq.read_table(part)
     if keep is not None and Path(keep).exists():
         earlier = pq.ParquetFile(keep)
         for i in range(earlier.num_row_groups):
@@ -214,8 +217,6 @@ def _tables(parts, keep, dropped) -> Iterator[pa.Table]:
                 table = table.filter(pc.invert(dropped(table)))
             if table.num_rows:
                 yield table
-    for part in parts:
-        yield pq.read_table(part)
 
 
 def _plain(schema: pa.Schema, columns: Iterable[str] | None) -> pa.Schema:
@@ -234,6 +235,9 @@ def _plain(schema: pa.Schema, columns: Iterable[str] | None) -> pa.Schema:
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     arrays = []
     for field in schema:
+        if field.name not in table.column_names:  # a file written before the column existed
+            arrays.append(pa.nulls(table.num_rows, field.type))
+            continue
         column = table.column(field.name)
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)

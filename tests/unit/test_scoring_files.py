@@ -175,3 +175,14 @@ def test_block_features_equal_each_partition_built_alone():
     assert block_features(shared, models) == {}
     other = {"a": SimpleNamespace(features=fs), "b": SimpleNamespace(features={**fs, "lags": (0,)})}
     assert block_features(frames, other) == {}
+
+
+def test_earlier_rows_without_a_newer_column_are_kept_with_it_empty(tmp_path):
+    target = tmp_path / "predictions.parquet"
+    pd.DataFrame({"partition": ["a"], "prediction": [1.0]}).to_parquet(target, index=False)
+    new = pd.DataFrame({"partition": ["b"], "prediction": [2.0], "p10": [1.5]})
+    merge_parts(
+        parts(tmp_path, new), target, keep=target, columns=["partition", "prediction", "p10"]
+    )
+    got = pd.read_parquet(target).set_index("partition")
+    assert got.loc["b", "p10"] == 1.5 and pd.isna(got.loc["a", "p10"])
