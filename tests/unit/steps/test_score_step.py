@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -378,3 +379,30 @@ def test_a_block_member_without_rows_fails_alone(published, ws, parts, tmp_path)
     assert isinstance(out["nowhere.x.y"], ValueError)
     assert "no rows to score" in str(out["nowhere.x.y"])
     assert set(pd.read_parquet(forecasts_path(rows))["partition"]) == {pid}
+
+
+class KillsItsWorker:
+    """Predicts the two-row MLflow example; on real data it kills its process, as the
+    out-of-memory killer would."""
+
+    def predict(self, X):
+        if len(X) > 2:
+            os._exit(137)
+        return [1.0] * len(X)
+
+
+def test_a_partition_that_kills_its_worker_fails_alone_not_its_block(published, ws):
+    assert ws.run() == 0
+    before = pd.read_parquet(ws.out)
+    pids = sorted(published)
+    killer = pids[0]
+    ws.publish([killer], KillsItsWorker())
+    # one block of two: its worker dies, then each partition is scored again on its own
+    assert ws.run("--set", "scoring.block_size=2", "--workers", "2") == 1
+    after = pd.read_parquet(ws.out)
+    assert len(after) == len(before)
+    report = ws.report()
+    line = next(r for r in report.splitlines() if r.startswith(f"| {killer} "))
+    assert "died" in line and "kept" in line
+    neighbour = next(r for r in report.splitlines() if r.startswith(f"| {pids[1]} "))
+    assert "| scored |" in neighbour
