@@ -231,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
     parser.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset")
     parser.add_argument(
+        "--reuse", action="store_true",
+        help="run --stages on the workdir an earlier --keep run left (its data, its models)",
+    )  # fmt: skip
+    parser.add_argument(
         "--out", type=Path, help="default: benchmarks/results/scale-<backend>-<N>[-<merged>].json"
     )
     parser.add_argument("--docs", default=str(DOCS), help="markdown file to update ('': none)")
@@ -243,19 +247,23 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
     n, backend = args.partitions, args.backend
     args.overrides = [*backend_overrides(backend, args.config_dir), *args.overrides]
     workdir = (args.workdir or Path("work") / f"scale-{backend}-{n}").resolve()
-    if workdir.exists():
+    if workdir.exists() and not args.reuse:
         shutil.rmtree(workdir)
     today = dt.date.today()
     settings = load_settings(
         args.config_dir, "dev", [f"project.workdir={workdir}", *args.overrides]
     )
     t0, cpu0 = time.perf_counter(), time.process_time()
-    data = write_scale_data(settings, n, seed=args.seed, today=today, regions=args.regions)
-    data |= {
-        "wall_s": round(time.perf_counter() - t0, 2),
-        "cpu_s": round(time.process_time() - cpu0, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
+    if args.reuse:
+        data, today = _reused(workdir)
+    else:
+        data = write_scale_data(settings, n, seed=args.seed, today=today, regions=args.regions)
+        data |= {
+            "wall_s": round(time.perf_counter() - t0, 2),
+            "cpu_s": round(time.process_time() - cpu0, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+        (workdir / "bench-data.json").write_text(json.dumps(data | {"today": str(today)}))
     _say(f"data: {n} partitions, {data['rows']:,} rows in {data['wall_s']} s")
     env = os.environ | {
         "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -303,6 +311,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
         shutil.rmtree(workdir, ignore_errors=True)
     failed = [s["stage"] for s in stages if s["exit_code"]]
     return 1 if failed or len(stages) < len(wanted) else 0
+
+
+def _reused(workdir: Path) -> tuple[dict, dt.date]:
+    """The data an earlier run wrote into ``workdir`` (``--reuse``), and its scoring date."""
+    try:
+        data = json.loads((workdir / "bench-data.json").read_text())
+    except OSError as exc:
+        raise SystemExit(f"--reuse: {workdir} holds no earlier run (run with --keep)") from exc
+    today = dt.date.fromisoformat(data.pop("today"))
+    return data | {"reused": True}, today
 
 
 def _record(stages: list[dict], n: int) -> dict:

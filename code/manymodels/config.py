@@ -393,6 +393,8 @@ class ScoringSettings:
     sql_table: Annotated[str, Field(min_length=1)] = "predictions"
     workers: NonNegativeInt = 0
     backend: Literal["local", "spark"] = "local"  # where partitions score (docs/scale-out.md)
+    # partitions per scoring task: what one process holds at a time (docs/scale-out.md)
+    block_size: Count = 64
 
 
 @dataclass(frozen=True)

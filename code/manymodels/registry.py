@@ -1045,3 +1045,39 @@ def _registry_api(store: Store):
     client = store.client()
     get = getattr(client, "_get_registry_client", None)
     return get() if callable(get) else client
+
+
+# --- batch scoring at scale (issue 12, engineer score-cost) ---
+
+
+def load_packed(store: Store, name: str, version: str) -> PackedModel:
+    """:func:`load_version` for batch scoring: a champion in a local artifact store is read in
+    place (no copy); any other is downloaded as :func:`load_version` does.
+
+    Raises:
+        RegistryError: the version cannot be found or its artifacts cannot be read (the
+            message names the model version and says what to do).
+    """
+    from urllib.parse import unquote, urlparse  # noqa: PLC0415
+
+    import joblib  # noqa: PLC0415
+
+    what = f"loading {name} v{version}"
+    with _talking(store, what):
+        source = store.client().get_model_version_download_uri(name, str(version)).rstrip("/")
+    parsed = urlparse(source)
+    packed = Path(unquote(parsed.path)) / "artifacts" / "packed.joblib"
+    if parsed.scheme in ("", "file") and packed.is_file():
+        return joblib.load(packed)
+    try:
+        return load_version(store, name, version)
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(
+            f"{what}: its artifacts at {_redact(source)} cannot be read ({_first(exc)}); "
+            "re-register the partition (train, register) or roll its champion back"
+        ) from exc
+
+
+def _first(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return redact(lines[0]) if lines else type(exc).__name__

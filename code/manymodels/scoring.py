@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ __all__ = [
     "predict_future",
     "route_class_changes",
     "write_sql",
+    "write_sql_parts",
 ]
 
 # the PyPI package that provides a DBAPI module SQLAlchemy could not import
@@ -71,7 +73,10 @@ NEW_SERIES_KIND = "baseline (new series)"
 
 
 def predict_future(
-    frame: pd.DataFrame, packed: PackedModel, min_history_weeks: int = 0
+    frame: pd.DataFrame,
+    packed: PackedModel,
+    min_history_weeks: int = 0,
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Forecasts for the rows of ``frame`` after its last week with known units.
 
@@ -81,10 +86,14 @@ def predict_future(
     says so. The column ``seen`` tells whether the model was trained on the series (NA when the
     model does not record its series).
 
+    ``features``: ``frame``'s features when they were built already (a block's at once), else
+    they are built here with the model's feature settings.
+
     Raises:
         ValueError: the partition has no future rows (condition with ``data.horizon_weeks`` > 0).
     """
-    features = build_features(frame, **packed.features)
+    if features is None:
+        features = build_features(frame, **packed.features)
     last_actual = frame.loc[frame["units"].notna(), "week"].max()
     future = features[features["week"] > last_actual]
     if future.empty:
@@ -206,8 +215,23 @@ def write_sql(
         WarehouseError: the URL is malformed, its driver is not installed, the database cannot
             be reached, or the write failed; the message carries the redacted URL.
     """
-    frame = predictions.assign(week=predictions["week"].dt.strftime("%Y-%m-%d"))
-    parts = sorted(set(frame["partition"]) if partitions is None else set(partitions))
+    parts = sorted(set(predictions["partition"]) if partitions is None else set(partitions))
+    return _write_sql_frames(lambda: iter([predictions]), url, table, scoring_date, parts)
+
+
+def write_sql_parts(
+    files: Iterable[str | Path], url: str, table: str, scoring_date: dt.date,
+    partitions: Iterable[str],
+) -> int:  # fmt: skip
+    """:func:`write_sql` from parquet files read one at a time (memory: one file), in one
+    transaction: the rows of ``partitions`` for ``scoring_date`` are replaced, or nothing is."""
+    files = list(files)
+    return _write_sql_frames(
+        lambda: (pd.read_parquet(f) for f in files), url, table, scoring_date, sorted(partitions)
+    )
+
+
+def _write_sql_frames(frames, url: str, table: str, scoring_date: dt.date, parts: list) -> int:
     try:
         engine = sa.create_engine(url)
     except sa.exc.NoSuchModuleError as exc:
@@ -236,14 +260,18 @@ def write_sql(
                         target.c.partition.in_(parts),
                     )
                 )
-            frame.to_sql(table, conn, if_exists="append", index=False)
+            rows = 0
+            for predictions in frames():
+                frame = predictions.assign(week=predictions["week"].dt.strftime("%Y-%m-%d"))
+                frame.to_sql(table, conn, if_exists="append", index=False)
+                rows += len(frame)
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
         raise WarehouseError(
             f"writing table {table!r} in {redact(url)} failed: {_reason(exc)}"
         ) from exc
     finally:
         engine.dispose()
-    return len(frame)
+    return rows
 
 
 def _connect(engine: sa.Engine, url: str) -> None:

@@ -24,7 +24,15 @@ import pandas as pd
 
 from manymodels.features import COVARIATES, ID_COLUMNS, KEYS
 
-__all__ = ["SNAPSHOT_COLUMNS", "Snapshot", "SnapshotError", "snapshot_path", "write_snapshot"]
+__all__ = [
+    "SNAPSHOT_COLUMNS",
+    "Snapshot",
+    "SnapshotError",
+    "snapshot_path",
+    "snapshot_rows",
+    "write_manifest",
+    "write_snapshot",
+]
 
 SNAPSHOT_COLUMNS = ("partition", "week", *KEYS, *ID_COLUMNS, "units", *COVARIATES)
 
@@ -66,42 +74,71 @@ def write_snapshot(
     """
     if history_weeks < 0:
         raise ValueError(f"history_weeks must be >= 0, got {history_weeks}")
-    frames = []
-    for pid, frame in parts.items():
-        rows = frame.assign(partition=pid)
-        # the declared columns, then every other numeric column: the covariates pipelines/data.yaml
-        # names (shipped and returns add up to the target and are no features)
-        extra = [
-            c
-            for c in rows.select_dtypes("number").columns
-            if c not in SNAPSHOT_COLUMNS and c not in ("shipped", "returns")
-        ]
-        rows = rows[[c for c in (*SNAPSHOT_COLUMNS, *extra) if c in rows.columns]]
-        rows = rows.assign(first_sale=_first_sale(rows))  # before the history is cut
-        if history_weeks:
-            known = rows["units"].notna()
-            rank = rows[known].groupby(list(KEYS))["week"].rank(ascending=False)
-            rows = rows[~known | rank.reindex(rows.index).le(history_weeks)]
-        frames.append(rows)
+    frames = [snapshot_rows(pid, frame, history_weeks) for pid, frame in parts.items()]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     table.to_parquet(tmp, index=False)
     os.replace(tmp, path)
+    write_manifest(
+        path, rows=len(table), partitions=len(parts),
+        series=int(table.groupby(list(KEYS)).ngroups) if len(table) else 0,
+        history_weeks=history_weeks, last_actual_week=_last_actual(table),
+        min_history_weeks=min_history_weeks, keys=keys, class_changes=class_changes,
+    )  # fmt: skip
+    return path
+
+
+def snapshot_rows(pid: str, frame: pd.DataFrame, history_weeks: int = 0) -> pd.DataFrame:
+    """One partition's rows of the snapshot (:func:`write_snapshot`; batch scoring writes them
+    block by block)."""
+    if history_weeks < 0:
+        raise ValueError(f"history_weeks must be >= 0, got {history_weeks}")
+    rows = frame.assign(partition=pid)
+    # the declared columns, then every other numeric column: the covariates pipelines/data.yaml
+    # names (shipped and returns add up to the target and are no features)
+    extra = [
+        c
+        for c in rows.select_dtypes("number").columns
+        if c not in SNAPSHOT_COLUMNS and c not in ("shipped", "returns")
+    ]
+    rows = rows[[c for c in (*SNAPSHOT_COLUMNS, *extra) if c in rows.columns]]
+    rows = rows.assign(first_sale=_first_sale(rows))  # before the history is cut
+    if history_weeks:
+        known = rows["units"].notna()
+        rank = rows[known].groupby(list(KEYS))["week"].rank(ascending=False)
+        rows = rows[~known | rank.reindex(rows.index).le(history_weeks)]
+    return rows.reset_index(drop=True)
+
+
+def write_manifest(
+    path: Path,
+    *,
+    rows: int,
+    partitions: int,
+    series: int,
+    history_weeks: int,
+    last_actual_week: str | None,
+    min_history_weeks: int = 0,
+    keys: tuple[str, ...] | list[str] = (),
+    class_changes: dict | None = None,
+) -> Path:
+    """The ``.json`` manifest beside the snapshot ``path`` (see :func:`write_snapshot`)."""
     manifest = {
         "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "rows": len(table),
-        "partitions": len(parts),
-        "series": int(table.groupby(list(KEYS)).ngroups) if len(table) else 0,
+        "rows": rows,
+        "partitions": partitions,
+        "series": series,
         "history_weeks": history_weeks,
-        "last_actual_week": _last_actual(table),
+        "last_actual_week": last_actual_week,
         "min_history_weeks": int(min_history_weeks),
         "partition_keys": list(keys),
         "class_changes": {str(p): list(v) for p, v in (class_changes or {}).items()},
     }
-    path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return path
+    target = Path(path).with_suffix(".json")
+    target.write_text(json.dumps(manifest, indent=2) + "\n")
+    return target
 
 
 def _first_sale(rows: pd.DataFrame) -> pd.Series:

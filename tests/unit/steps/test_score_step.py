@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -23,6 +24,8 @@ from manymodels.data.partition import partition_id, split_partitions
 from manymodels.features import build_features, feature_columns
 from manymodels.models.baseline import HistoricalAverageBaseline
 from manymodels.pyfunc import PackedModel
+from manymodels.scoring import predict_future
+from manymodels.scoring_blocks import BlockJob, Member, forecasts_path, score_block
 from manymodels.steps import condition, score
 from manymodels.steps.condition import read_conditioned
 
@@ -300,3 +303,106 @@ def test_a_product_whose_class_changed_is_scored_by_the_model_it_was_trained_in(
     assert set(got.loc[got["product_id"] == product, "speed"].astype(str)) == {"fast"}
     assert all(p.endswith(".fast") for p in got.loc[got["product_id"] == product, "partition"])
     assert f"product {product}: trained as fast, now slow: scored by the fast model" in ws.report()
+
+
+# --- scoring by blocks (issue 12): the same forecasts, failures per partition ---
+
+
+def _forecasts(path: Path) -> pd.DataFrame:
+    got = pd.read_parquet(path).drop(columns=["scored_at"])
+    got = got.astype({c: str for c in ("region", "store_format", "speed", "store_id")})
+    return got.sort_values(["partition", "store_id", "product_id", "week"], ignore_index=True)
+
+
+def test_blocks_give_the_forecasts_and_snapshot_of_scoring_each_partition_whole(
+    published, ws, parts, as_of
+):
+    assert ws.run() == 0
+    got = _forecasts(ws.out)
+    # what scoring each partition of the whole table with its champion gives (the old path)
+    store = registry.resolve_store(ws.settings, local=True)
+    for pid, frame in parts.items():
+        packed = registry.load(store, registry.model_name(ws.settings, pid), alias="champion")
+        want = predict_future(frame, packed, ws.settings.data.min_history_weeks)
+        mine = got[got["partition"] == pid]
+        assert len(mine) == len(want)
+        assert mine["prediction"].to_numpy() == pytest.approx(
+            want.sort_values(["store_id", "product_id", "week"])["prediction"].to_numpy()
+        )
+    assert set(got["scoring_date"]) == {str(as_of)}
+    snapshot = pd.read_parquet(ws.work / "serving" / "snapshot.parquet")
+    assert len(snapshot) == sum(len(f) for f in parts.values())
+    assert set(snapshot["partition"]) == set(parts)
+    manifest = json.loads((ws.work / "serving" / "snapshot.json").read_text())
+    assert manifest["partitions"] == len(parts) and manifest["rows"] == len(snapshot)
+    assert manifest["series"] == snapshot.groupby(["store_id", "product_id"]).ngroups
+    # many small blocks in worker processes: the same forecasts
+    assert ws.run("--set", "scoring.block_size=2", "--workers", "2") == 0
+    pd.testing.assert_frame_equal(_forecasts(ws.out), got)
+
+
+def test_a_champion_whose_artifacts_are_gone_fails_alone_and_keeps_its_predictions(published, ws):
+    assert ws.run() == 0
+    before = pd.read_parquet(ws.out)
+    store = registry.resolve_store(ws.settings, local=True)
+    broken = sorted(published)[1]
+    name = registry.model_name(ws.settings, broken)
+    uri = store.client().get_model_version_download_uri(name, published[broken])
+    shutil.rmtree(uri.removeprefix("file://"))
+    assert ws.run() == 1
+    after = pd.read_parquet(ws.out)
+    assert len(after) == len(before)
+    kept = after[after["partition"] == broken].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        kept, before[before["partition"] == broken].reset_index(drop=True)
+    )
+    report = ws.report()
+    line = next(r for r in report.splitlines() if r.startswith(f"| {broken} "))
+    assert "failed:" in line and f"{name} v{published[broken]}" in line
+    assert "kept" in line
+    others = [r for r in report.splitlines() if r.startswith("| ") and "| scored |" in r]
+    assert len(others) == len(published) - 1
+
+
+def test_a_block_member_without_rows_fails_alone(published, ws, parts, tmp_path):
+    pid = sorted(parts)[0]
+    rows = tmp_path / "block.parquet"
+    parts[pid].to_parquet(rows, index=False)
+    store = registry.resolve_store(ws.settings, local=True)
+    name = registry.model_name(ws.settings, pid)
+    job = BlockJob(
+        str(rows), (Member(pid, name, published[pid]), Member("nowhere.x.y", "m", "1")), store,
+        tuple(ws.settings.partition.keys), "2026-01-05", "now",
+    )  # fmt: skip
+    out = score_block(job)
+    assert out[pid]["rows"] > 0
+    assert isinstance(out["nowhere.x.y"], ValueError)
+    assert "no rows to score" in str(out["nowhere.x.y"])
+    assert set(pd.read_parquet(forecasts_path(rows))["partition"]) == {pid}
+
+
+class KillsItsWorker:
+    """Predicts the two-row MLflow example; on real data it kills its process, as the
+    out-of-memory killer would."""
+
+    def predict(self, X):
+        if len(X) > 2:
+            os._exit(137)
+        return [1.0] * len(X)
+
+
+def test_a_partition_that_kills_its_worker_fails_alone_not_its_block(published, ws):
+    assert ws.run() == 0
+    before = pd.read_parquet(ws.out)
+    pids = sorted(published)
+    killer = pids[0]
+    ws.publish([killer], KillsItsWorker())
+    # one block of two: its worker dies, then each partition is scored again on its own
+    assert ws.run("--set", "scoring.block_size=2", "--workers", "2") == 1
+    after = pd.read_parquet(ws.out)
+    assert len(after) == len(before)
+    report = ws.report()
+    line = next(r for r in report.splitlines() if r.startswith(f"| {killer} "))
+    assert "died" in line and "kept" in line
+    neighbour = next(r for r in report.splitlines() if r.startswith(f"| {pids[1]} "))
+    assert "| scored |" in neighbour

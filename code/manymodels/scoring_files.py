@@ -1,0 +1,245 @@
+"""Batch scoring's file work, streamed so that no process holds more than a block of partitions.
+
+The conditioned table is read twice in record batches, never whole: :func:`scan` reads only its
+key and product columns (which partitions there are, and where each class-changed product sits);
+:func:`split` writes each block's rows to its own parquet file in a staging folder, which the
+block's task (a local worker or a Spark executor) reads itself. :func:`merge_parts` writes the
+block files the tasks wrote, plus the earlier rows to keep, into one parquet file row group by
+row group, then replaces the target in one rename: a reader sees the old file or the new one,
+never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from manymodels.data.partition import partition_id
+
+__all__ = ["BATCH_ROWS", "merge_parts", "partition_ids", "read_part", "scan", "split"]
+
+BATCH_ROWS = 1 << 18  # rows per record batch read: bounds the parent's memory, not N
+
+
+def _batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+
+
+def scan(path: Path, keys: Iterable[str]) -> pd.DataFrame:
+    """The distinct ``keys`` x ``product_id`` rows of the table at ``path`` (read in batches).
+
+    Raises:
+        ValueError: a key column is missing or has empty values (it names the column).
+    """
+    keys = list(keys)
+    if not keys:
+        raise ValueError("no partition keys: set partition.keys to one or more columns")
+    names = pq.ParquetFile(path).schema_arrow.names
+    missing = [k for k in keys if k not in names]
+    if missing:
+        raise ValueError(
+            f"partition keys {missing} are not columns of {path}; check partition.keys"
+        )
+    wanted = [*keys, "product_id"] if "product_id" in names else keys
+    seen, empty = [], dict.fromkeys(keys, 0)
+    for batch in _batches(path, wanted):
+        for key in keys:
+            empty[key] += batch.column(key).null_count
+        seen.append(batch.to_pandas().astype(str).drop_duplicates())
+    for key, count in empty.items():
+        if count:
+            raise ValueError(
+                f"partition key column {key!r} is empty in {count} rows: run validate first"
+            )
+    if not seen:
+        return pd.DataFrame(columns=wanted)
+    return pd.concat(seen, ignore_index=True).drop_duplicates(ignore_index=True)
+
+
+def partition_ids(frame: pd.DataFrame, keys: Iterable[str]) -> pd.Series:
+    """The partition id of every row (``frame``'s key columns as strings).
+
+    Raises:
+        ValueError: two key combinations give the same partition id.
+    """
+    keys = list(keys)
+    combos = frame[keys].astype(str).drop_duplicates()
+    ids, seen = {}, {}
+    for values in combos.itertuples(index=False, name=None):
+        pid = partition_id(values)
+        if pid in seen and seen[pid] != values:  # else one partition would replace the other
+            raise ValueError(
+                f"key values {seen[pid]} and {values} both give partition id {pid!r}: "
+                "make them differ in letters or digits"
+            )
+        seen[pid], ids[values] = values, pid
+    index = pd.MultiIndex.from_frame(frame[keys].astype(str))
+    return pd.Series(index.map(ids), index=frame.index, dtype=object)
+
+
+def split(
+    path: Path,
+    keys: Iterable[str],
+    block_of: dict[str, str],
+    folder: Path,
+    routed: dict[str, str] | None = None,
+) -> dict[str, Path]:
+    """Write the rows of each block (``block_of``: partition id -> block) to ``folder/<block>``.
+
+    Args:
+        routed: ``{product: speed}`` set on those products' rows first (class changes routed
+            back to the partition they were trained in).
+
+    Returns:
+        ``{block: parquet file}`` for the blocks that got rows.
+    """
+    keys, routed = list(keys), routed or {}
+    schema = pq.ParquetFile(path).schema_arrow
+    if routed:  # the speed becomes plain text, as route_class_changes makes it
+        schema = schema.set(schema.get_field_index("speed"), pa.field("speed", pa.string()))
+    writers: dict[str, pq.ParquetWriter] = {}
+    files: dict[str, Path] = {}
+    names: list[str] = []  # the distinct key values joined, in the order of ``numbers``
+    numbers: list[int] = []  # their block's number in ``order``
+    order = sorted(set(block_of.values()))
+    try:
+        for batch in _batches(path):
+            table = pa.Table.from_batches([batch])
+            if routed:
+                table = _route(table, routed)
+            joined = _joined(table, keys)
+            known = set(names)
+            new = [v for v in pc.unique(joined).to_pylist() if v not in known]
+            if new:  # key values not met in earlier batches
+                frame = pd.DataFrame([v.split(_SEP) for v in new], columns=keys)
+                for value, pid in zip(new, partition_ids(frame, keys), strict=True):
+                    if pid in block_of:
+                        names.append(value)
+                        numbers.append(order.index(block_of[pid]))
+            lookup = pa.array(names, pa.string())
+            where = pc.take(pa.array(numbers, pa.int64()), pc.index_in(joined, value_set=lookup))
+            for number in pc.unique(where.drop_null()).to_pylist():
+                block = order[number]
+                rows = table.filter(pc.fill_null(pc.equal(where, number), False))
+                if block not in writers:
+                    files[block] = folder / f"{block}.parquet"
+                    writers[block] = pq.ParquetWriter(files[block], schema)
+                writers[block].write_table(rows.cast(schema))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return files
+
+
+_SEP = "\x1f"  # joins key values: a character no key value holds
+
+
+def _joined(table: pa.Table, keys: list[str]) -> pa.Array:
+    """Each row's key values as one string (computed in Arrow, not row by row in Python)."""
+    columns = [pc.cast(table.column(k), pa.string()) for k in keys]
+    return pc.binary_join_element_wise(*columns, _SEP).combine_chunks()
+
+
+def _route(table: pa.Table, routed: dict[str, str]) -> pa.Table:
+    products = pc.cast(table.column("product_id"), pa.string())
+    speed = pc.cast(table.column("speed"), pa.string()).to_pandas()
+    new = products.to_pandas().map(routed)
+    speed = new.where(new.notna(), speed)
+    return table.set_column(table.schema.get_field_index("speed"), "speed", pa.array(speed))
+
+
+def read_part(path: Path) -> pd.DataFrame:
+    """A block file as a frame."""
+    return pq.read_table(path).to_pandas()
+
+
+def merge_parts(
+    parts: Iterable[Path],
+    target: Path,
+    *,
+    keep: Path | None = None,
+    dropped: Callable[[pa.Table], pa.Array] | None = None,
+    columns: Iterable[str] | None = None,
+) -> int:
+    """Write ``parts`` (and the rows of ``keep`` that ``dropped`` does not mark) into ``target``.
+
+    Each part and each row group of ``keep`` is one row group of the new file (the parts first,
+    their columns' types for all; a column an earlier file lacks is empty there): memory stays
+    at one part. The new file replaces ``target`` by a rename once it is complete; a failure
+    leaves ``target`` as it was.
+
+    Args:
+        parts: parquet files with the same columns (their order: ``columns``, else the first's).
+        keep: an earlier file of the same columns.
+        dropped: a boolean mask per row of a ``keep`` row group: the rows to leave out.
+
+    Returns:
+        The rows written.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    writer, schema, rows = None, None, 0
+    try:
+        for found in _tables(parts, keep, dropped):
+            if schema is None:
+                schema = _plain(found.schema, columns)
+                writer = pq.ParquetWriter(tmp, schema)
+            table = _conform(found, schema)
+            writer.write_table(table)
+            rows += table.num_rows
+        if writer is None:
+            raise ValueError(f"nothing to write to {target}")
+        writer.close()
+        writer = None
+        os.replace(tmp, target)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def _tables(parts, keep, dropped) -> Iterator[pa.Table]:
+    for part in parts:  # first: the new rows set the columns' types
+        yield pq.read_table(part)
+    if keep is not None and Path(keep).exists():
+        earlier = pq.ParquetFile(keep)
+        for i in range(earlier.num_row_groups):
+            table = earlier.read_row_group(i)
+            if dropped is not None:
+                table = table.filter(pc.invert(dropped(table)))
+            if table.num_rows:
+                yield table
+
+
+def _plain(schema: pa.Schema, columns: Iterable[str] | None) -> pa.Schema:
+    """``schema`` without dictionary types or pandas metadata (blocks' categories differ)."""
+    names = list(columns) if columns is not None else schema.names
+    fields = []
+    for name in names:
+        field = schema.field(name)
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+            kind = pa.string()
+        fields.append(pa.field(name, kind))
+    return pa.schema(fields)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    arrays = []
+    for field in schema:
+        if field.name not in table.column_names:  # a file written before the column existed
+            arrays.append(pa.nulls(table.num_rows, field.type))
+            continue
+        column = table.column(field.name)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        arrays.append(column.cast(field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
