@@ -46,7 +46,11 @@ def rates(weeks: int = 520, seed: int = 42, start=dt.date(2017, 1, 2)) -> dict:
     income_z = ((demo["median_income"] - 65_000) / 18_000).to_numpy()[:, None]
     household_z = ((demo["household_size"] - 2.6) / 0.45).to_numpy()[:, None]
     temp = np.stack([temp_by[s] for s in stores["store_id"]])
-    p = {c: prods[c].to_numpy()[None, :] for c in prods.columns if c not in ("product_id", "category")}
+    p = {
+        c: prods[c].to_numpy()[None, :]
+        for c in prods.columns
+        if c not in ("product_id", "category")
+    }
     flags = mock._event_weeks(events, stores["region"].to_numpy(), start, weeks)
     shape = (len(stores), len(prods))
     growth = np.random.default_rng([seed, 4]).normal(0.02, 0.05, len(stores))[:, None]
@@ -95,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             base = evaluate(g["units"], g["baseline"])["mape"]
             e = evaluate(g["units"], g[model])
             kind = ".".join(x for x in pid.split(".") if x in ("large", "small", "fast", "slow"))
-            per.append({"kind": kind, "mape": e["mape"], "wape": e["wape"], "cut": 1 - e["mape"] / base})
+            per.append(
+                {"kind": kind, "mape": e["mape"], "wape": e["wape"], "cut": 1 - e["mape"] / base}
+            )
         per = pd.DataFrame(per).groupby("kind").median()
         out[model] = per.round(3).to_dict(orient="index")
     print(json.dumps(out, indent=2))  # noqa: T201 (a benchmark script's output)
