@@ -80,11 +80,41 @@ def rates(weeks: int = 520, seed: int = 42, start=dt.date(2017, 1, 2)) -> dict:
     }
 
 
+def backtest_rows(out: Path) -> pd.DataFrame:
+    """The backtest rows and the baseline's forecasts of them, without the ensemble (when
+    ``peers.py project`` has not run): the panel ``peers.py`` cached, the project's origins."""
+    from manymodels.config import load_settings  # noqa: PLC0415
+    from manymodels.features import build_features  # noqa: PLC0415
+    from manymodels.models import HistoricalAverageBaseline  # noqa: PLC0415
+    from manymodels.training import backtest_windows, feature_settings  # noqa: PLC0415
+
+    settings = load_settings(REPO / "pipelines", "dev", [])
+    b, fs = settings.training.backtest, feature_settings(settings)
+    table, parts = pd.read_parquet(out / "panel.parquet"), []
+    for pid, frame in table.groupby("partition"):
+        features = build_features(frame.drop(columns="partition"), **fs)
+        known = features[features["units"].notna()]
+        weeks = sorted(known["week"].unique())
+        windows = backtest_windows(
+            weeks, b.origins, b.step_weeks, settings.training.split.test_weeks
+        )
+        for k, window in enumerate(windows, start=1):
+            train, test = known[known["week"] < window[0]], known[known["week"].isin(window)]
+            base = HistoricalAverageBaseline().fit(train, train["units"])
+            parts.append(
+                test[["week", "store_id", "product_id", "units"]].assign(
+                    origin=k, partition=pid, baseline=base.predict(test)
+                )
+            )
+    return pd.concat(parts, ignore_index=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("work/bench-peers"))
     args = parser.parse_args(argv)
-    rows = pd.read_parquet(args.out / "project.parquet")
+    project = args.out / "project.parquet"
+    rows = pd.read_parquet(project) if project.exists() else backtest_rows(args.out)
     r = rates()
     w = ((rows["week"] - r["start"]).dt.days // 7).to_numpy()
     s = rows["store_id"].map({k: i for i, k in enumerate(r["stores"])}).to_numpy()
@@ -93,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     rows["oracle_now"] = np.exp(known + r["drift"][w, s, p])
     rows["oracle_h4"] = np.exp(known + mock.AR_PHI**HORIZON * r["drift"][w - HORIZON, s, p])
     out = {}
-    for model in ("oracle_now", "oracle_h4", "ensemble", "baseline"):
+    for model in [m for m in ("oracle_now", "oracle_h4", "ensemble", "baseline") if m in rows]:
         per = []
         for pid, g in rows.groupby("partition"):
             base = evaluate(g["units"], g["baseline"])["mape"]
