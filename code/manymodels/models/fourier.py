@@ -87,6 +87,7 @@ class FourierForecaster(RegressorMixin, BaseEstimator):
         interact_: the ``interact`` columns used.
         extra_features_: the names of those terms' columns (``fx_<level>_<term>``).
         model_: the fitted scikit-learn pipeline (columns, then Lasso or PoissonRegressor).
+        n_iter_: solver iterations run.
         target_transform_: ``"log1p"`` or ``"none"`` (lasso: as LassoForecaster's ``"auto"``).
     """
 
@@ -186,6 +187,7 @@ class FourierForecaster(RegressorMixin, BaseEstimator):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.model_.fit(expanded, target)
+        self.n_iter_ = int(np.max(model.n_iter_))
         return self
 
     def predict(self, X) -> np.ndarray:
