@@ -259,6 +259,19 @@ class BoostingSettings:
 
 
 @dataclass(frozen=True)
+class FourierSettings:
+    """The ``fourier`` (Lasso) and ``glm`` (Poisson) members: linear models with per-product
+    Fourier seasonality and event responses (see models/fourier.py)."""
+
+    harmonics: NonNegativeInt = 2
+    by: str = "product_id"  # the column whose levels get their own terms ("": none)
+    # covariates with a response per level; "known": every covariate known in advance
+    interact: tuple[str, ...] = ("known",)
+    lasso_alpha: NonNegativeFloat = 0.003
+    poisson_alpha: NonNegativeFloat = 0.001
+
+
+@dataclass(frozen=True)
 class MemberOverride:
     """Other ensemble members for the partitions whose key ``key`` equals ``value``."""
 
@@ -371,6 +384,7 @@ class TrainingSettings:
     ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
     intermittent: IntermittentSettings = field(default_factory=IntermittentSettings)
     gbm: BoostingSettings = field(default_factory=BoostingSettings)
+    fourier: FourierSettings = field(default_factory=FourierSettings)
     random_state: NonNegativeInt = 0
     workers: NonNegativeInt = 0
     fail_on_partition_error: Flag = True

@@ -47,6 +47,7 @@ from manymodels.models import (
 from manymodels.models._input import check_model_input
 from manymodels.models.boosting import BoostingForecaster
 from manymodels.models.ensemble import fixed_weights, learn_weights
+from manymodels.models.fourier import FourierForecaster
 from manymodels.models.intermittent import IntermittentForecaster
 from manymodels.models.intervals import ConformalIntervals, origin_coverage
 from manymodels.pyfunc import PackedModel
@@ -174,6 +175,7 @@ def make_members(settings: Settings, categorical, numeric, keys: dict | None = N
             horizon_weeks=settings.data.horizon_weeks,
         ),
         "seasonal": HistoricalAverageBaseline,
+        **_fourier_factories(settings, common),
         "gbm": lambda: BoostingForecaster(
             max_iter=t.gbm.max_iter,
             learning_rate=t.gbm.learning_rate,
@@ -486,3 +488,24 @@ def _final_members(members: dict, latest: dict) -> dict:
             else clone(est)
         )
     return final
+
+
+def _fourier_factories(settings: Settings, common: dict) -> dict:
+    """The ``fourier`` (Lasso) and ``glm`` (Poisson) members of :func:`make_members`;
+    ``interact: [known]`` stands for every covariate declared known in advance."""
+    t = settings.training
+    f = t.fourier
+    modes = covariate_modes(settings.sources)
+    interact = [
+        name
+        for entry in f.interact
+        for name in ([c for c, m in modes.items() if m == "known"] if entry == "known" else [entry])
+    ]
+    shared = {"harmonics": f.harmonics, "by": f.by, "interact": tuple(dict.fromkeys(interact))}
+    shared |= common
+    return {
+        "fourier": lambda: FourierForecaster(
+            loss="lasso", alpha=f.lasso_alpha, random_state=t.random_state, **shared
+        ),
+        "glm": lambda: FourierForecaster(loss="poisson", alpha=f.poisson_alpha, **shared),
+    }

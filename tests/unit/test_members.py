@@ -9,10 +9,15 @@ import pytest
 
 from manymodels.data.partition import split_partitions
 from manymodels.features import feature_columns
-from manymodels.models import BoostingForecaster, HistoricalAverageBaseline, IntermittentForecaster
+from manymodels.models import (
+    BoostingForecaster,
+    FourierForecaster,
+    HistoricalAverageBaseline,
+    IntermittentForecaster,
+)
 from manymodels.training import make_members, train_partition
 
-NEW = ["lasso", "intermittent", "gbm", "seasonal"]
+NEW = ["lasso", "intermittent", "gbm", "seasonal", "fourier", "glm"]
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +46,13 @@ def test_every_member_name_builds_its_estimator(_settings):
     assert members["gbm"].categorical_features == ["store_id", "product_id"]
     assert members["gbm"].numeric_features[0] == "week_of_year"
     assert isinstance(members["seasonal"], HistoricalAverageBaseline)
+    # the Lasso and the Poisson GLM of the same per-product seasonal design
+    assert isinstance(members["fourier"], FourierForecaster)
+    assert members["fourier"].loss == "lasso"
+    assert members["glm"].loss == "poisson"
+    assert members["glm"].by == "product_id"
+    # "known": the covariates pipelines/data.yaml declares known in advance
+    assert "events" in members["glm"].interact and "tmax_f" not in members["glm"].interact
 
 
 def test_overrides_pick_members_by_partition_key(_settings):
@@ -56,7 +68,7 @@ def test_overrides_pick_members_by_partition_key(_settings):
         "intermittent",
     ]
     default = list(settings.training.ensemble.members)  # no override matches: the default
-    assert default == ["lasso", "nn", "gbm"]
+    assert default == ["fourier", "nn", "gbm"]
     assert list(make_members(settings, *feature_columns(), {"speed": "fast"})) == default
     assert list(make_members(settings, *feature_columns())) == default
 
@@ -74,12 +86,16 @@ def test_a_slow_partition_trains_and_serves_with_the_new_members(_settings, _slo
     settings = _settings.replace(
         {
             "training.ensemble.overrides": [
-                {"key": "speed", "value": "slow", "members": ["lasso", "intermittent", "gbm"]}
+                {
+                    "key": "speed",
+                    "value": "slow",
+                    "members": ["lasso", "intermittent", "gbm", "fourier", "glm"],
+                }
             ]
         }
     )
     fit = train_partition(frame, pid, settings)
-    assert set(fit.weights) == {"lasso", "intermittent", "gbm"}
+    assert set(fit.weights) == {"lasso", "intermittent", "gbm", "fourier", "glm"}
     assert sum(fit.weights.values()) == pytest.approx(1.0)
     for name in fit.weights:  # each member's backtest metrics are logged
         assert np.isfinite(fit.metrics[f"{name}_wape"])

@@ -10,6 +10,7 @@ from manymodels.models.baseline import HistoricalAverageBaseline
 from manymodels.models.boosting import BoostingForecaster
 from manymodels.models.embedding_nn import EmbeddingNetForecaster
 from manymodels.models.ensemble import Ensemble
+from manymodels.models.fourier import FourierForecaster
 from manymodels.models.intermittent import IntermittentForecaster
 from manymodels.models.lasso import LassoForecaster
 
@@ -17,6 +18,7 @@ __all__ = [
     "BoostingForecaster",
     "EmbeddingNetForecaster",
     "Ensemble",
+    "FourierForecaster",
     "HistoricalAverageBaseline",
     "IntermittentForecaster",
     "LassoForecaster",

@@ -13,6 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from manymodels.models import (
     EmbeddingNetForecaster,
     Ensemble,
+    FourierForecaster,
     HistoricalAverageBaseline,
     LassoForecaster,
 )
@@ -21,6 +22,9 @@ NN = {"epochs": 20, "learning_rate": 0.01, "validation_fraction": 0.0, "random_s
 ESTIMATORS = [
     HistoricalAverageBaseline(group_cols=(), seasonal_col=None),
     LassoForecaster(),
+    # numeric arrays have no product or calendar column: the plain Lasso / Poisson GLM
+    FourierForecaster(),
+    FourierForecaster(loss="poisson"),
     EmbeddingNetForecaster(**NN),
     Ensemble(
         {"lasso": LassoForecaster(), "nn": EmbeddingNetForecaster(**NN)},
