@@ -341,15 +341,25 @@ def test_blocks_give_the_forecasts_and_snapshot_of_scoring_each_partition_whole(
     pd.testing.assert_frame_equal(_forecasts(ws.out), got)
 
 
-def test_a_champion_whose_artifacts_are_gone_fails_alone_and_keeps_its_predictions(published, ws):
+def test_a_champion_whose_artifacts_are_gone_fails_alone_and_keeps_its_predictions(
+    published, ws, tmp_path
+):
     assert ws.run() == 0
     before = pd.read_parquet(ws.out)
     store = registry.resolve_store(ws.settings, local=True)
     broken = sorted(published)[1]
     name = registry.model_name(ws.settings, broken)
     uri = store.client().get_model_version_download_uri(name, published[broken])
-    shutil.rmtree(uri.removeprefix("file://"))
-    assert ws.run() == 1
+    # the copied store's artifact URIs are absolute: they point into the module's shared `base`
+    # folder, which the tests after this one read. Move the folder away, and back afterwards.
+    artifacts = Path(uri.removeprefix("file://"))
+    aside = tmp_path / "aside"
+    shutil.move(artifacts, aside)
+    try:
+        status = ws.run()
+    finally:
+        shutil.move(aside, artifacts)
+    assert status == 1
     after = pd.read_parquet(ws.out)
     assert len(after) == len(before)
     kept = after[after["partition"] == broken].reset_index(drop=True)
