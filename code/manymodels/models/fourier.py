@@ -32,11 +32,9 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, PoissonRegressor
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from manymodels.features import HISTORY_PREFIXES
@@ -48,6 +46,7 @@ from manymodels.models._input import (
     signed_expm1,
     signed_log1p,
 )
+from manymodels.models.lasso import linear_columns
 
 __all__ = ["LOSSES", "FourierForecaster", "fourier_terms"]
 
@@ -145,25 +144,8 @@ class FourierForecaster(RegressorMixin, BaseEstimator):
         )
         logged = self.target_transform_ == "log1p" or self.loss == "poisson"
         history = [c for c in num if logged and str(c).startswith(HISTORY_PREFIXES)]
-        columns = ColumnTransformer(
-            [
-                (
-                    "history",
-                    make_pipeline(
-                        FunctionTransformer(signed_log1p, feature_names_out="one-to-one"),
-                        StandardScaler(),
-                    ),
-                    history,
-                ),
-                ("numeric", StandardScaler(), [c for c in [*num, *extra] if c not in history]),
-                (
-                    "categorical",
-                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-                    cat,
-                ),
-            ],
-            remainder="drop",
-        )
+        numeric = [c for c in [*num, *extra] if c not in history]
+        columns = linear_columns(history, numeric, cat, dense=True)
         if self.loss == "poisson":
             # Newton steps on the (dense, few-hundred-column) design: a handful of iterations
             # where lbfgs crawls along the collinear per-level terms

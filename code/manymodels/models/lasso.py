@@ -27,7 +27,7 @@ from manymodels.models._input import (
     signed_log1p,
 )
 
-__all__ = ["LassoForecaster"]
+__all__ = ["LassoForecaster", "linear_columns"]
 
 
 class LassoForecaster(RegressorMixin, BaseEstimator):
@@ -86,14 +86,7 @@ class LassoForecaster(RegressorMixin, BaseEstimator):
         numeric_matrix(frame, num)
         logged = self.target_transform_ == "log1p"
         history = [c for c in num if logged and str(c).startswith(HISTORY_PREFIXES)]
-        columns = ColumnTransformer(
-            [
-                ("history", make_pipeline(_log_transformer(), StandardScaler()), history),
-                ("numeric", StandardScaler(), [c for c in num if c not in history]),
-                ("categorical", OneHotEncoder(handle_unknown="ignore"), cat),
-            ],
-            remainder="drop",
-        )
+        columns = linear_columns(history, [c for c in num if c not in history], cat)
         lasso = Lasso(alpha=self.alpha, max_iter=self.max_iter, random_state=self.random_state)
         self.pipeline_ = Pipeline([("columns", columns), ("lasso", lasso)])
         target = signed_log1p(y) if logged else y
@@ -118,6 +111,26 @@ class LassoForecaster(RegressorMixin, BaseEstimator):
         # demand forecasts are clipped at 0, so fitting negative targets is not meaningful
         tags.target_tags.positive_only = True
         return tags
+
+
+def linear_columns(
+    history: list[str], numeric: list[str], categorical: list[str], *, dense: bool = False
+) -> ColumnTransformer:
+    """The linear members' design: history columns signed-log1p'd then standardised, the other
+    numeric columns standardised, categories one-hot (unknown levels: all zeros); ``dense``
+    gives a dense one-hot block (for a solver that precomputes the Gram matrix)."""
+    return ColumnTransformer(
+        [
+            ("history", make_pipeline(_log_transformer(), StandardScaler()), history),
+            ("numeric", StandardScaler(), numeric),
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=not dense),
+                categorical,
+            ),
+        ],
+        remainder="drop",
+    )
 
 
 def _log_transformer() -> FunctionTransformer:
