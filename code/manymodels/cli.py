@@ -13,6 +13,7 @@ import logging
 import sys
 
 from manymodels.config import ConfigError, load_settings
+from manymodels.profiles import profile_overrides
 from manymodels.steps import setup_logging
 
 __all__ = ["STEPS", "main", "run_pipeline"]
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--config-dir", default="pipelines")
         p.add_argument("--env", default="dev", choices=("dev", "prod"))
         p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+        p.add_argument("--profile", action="append", default=[], dest="profiles", metavar="FILE")
         p.add_argument("--local", action="store_true", help="embedded MLflow stores only")
     if argv and argv[0] in STEPS:
         setup_logging()
@@ -148,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     args = parser.parse_args(argv)
     setup_logging()
+    try:  # a profile's keys as --set items, before the command line's own
+        profiled = [o for f in args.profiles for o in profile_overrides(f)]
+        args.overrides = [*profiled, *args.overrides]
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
     common = ["--config-dir", args.config_dir, *(["--local"] if args.local else [])]
     for item in args.overrides:
         common += ["--set", item]

@@ -397,6 +397,9 @@ class TrainingSettings:
     # for a person to look at, and ~0.3 CPU-s each; 0 = no cap
     max_plots: NonNegativeInt = 16
     backend: Literal["local", "spark"] = "local"  # where partitions fit (docs/scale-out.md)
+    # refit the members on all known weeks after the backtest; false: deploy the latest
+    # origin's fits (one fit per member less; they have not seen its test_weeks weeks)
+    refit: Flag = True
 
 
 @dataclass(frozen=True)

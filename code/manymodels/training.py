@@ -19,7 +19,10 @@ weights: a handful of weights fitted on thousands of rows, a negligible optimism
 
 **Deployed models see every week.** After the backtest the ensemble and the baseline are fitted
 again on ALL known weeks (the NN for the epochs its latest-origin fit early-stopped at), so
-what is served has seen the latest data; the backtest is what vouches for it.
+what is served has seen the latest data; the backtest is what vouches for it. With
+``training.refit: false`` (a lean profile for very many partitions) the members of the latest
+origin are deployed as fitted for the backtest instead (one fit per member less; their
+``trained_through`` says they have not seen that origin's test weeks); the baseline is refitted.
 """
 
 from __future__ import annotations
@@ -365,17 +368,8 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
     weights = learn_weights(scored[list(members)], scored["units"], t.ensemble.weighting)
     scored["ensemble"] = np.clip(scored[list(members)].to_numpy() @ list(weights.values()), 0, None)
     metrics = _backtest_metrics(scored, list(members), t.intervals.coverage)
-    final_members = _final_members(members, fitted_at[1])
-    final = yield [
-        (clone(est), known[columns], known["units"], None) for est in final_members.values()
-    ]
-    ensemble = _fitted_ensemble(
-        final_members,
-        dict(zip(final_members, final, strict=True)),
-        weights,
-        known[columns],
-        known["units"],
-    )
+    latest = (fitted_at[1], windows[0][0], t.refit)
+    ensemble, seen = yield from _deployed(members, latest, weights, known, columns)
     with clock("fit_baseline"):
         baseline = HistoricalAverageBaseline().fit(known[columns], known["units"])
     # the deployed models' forecasts of the backtest weeks (seen in training): the champion
@@ -384,6 +378,7 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
     scored["deployed_baseline"] = baseline.predict(known.loc[scored.index, columns])
     scored = scored.reset_index(drop=True)
     through = str(pd.Timestamp(weeks[-1]).date())
+    ensemble_through = str(pd.Timestamp(seen[TIME_COL].max()).date())
     packs = {
         kind: PackedModel(
             model,
@@ -392,9 +387,12 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
             fs,
             columns,
             intervals=ConformalIntervals(t.intervals.coverage).fit(scored["units"], scored[kind]),
-            trained_through=through,
+            trained_through=last,
         )
-        for kind, model in (("ensemble", ensemble), ("baseline", baseline))
+        for kind, model, last in (
+            ("ensemble", ensemble, ensemble_through),
+            ("baseline", baseline, through),
+        )
     }
     trained = known[["store_id", "product_id"]].drop_duplicates().astype(str)
     series = sorted(trained["store_id"] + "/" + trained["product_id"])
@@ -424,6 +422,22 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
         info,
         features,
     )
+
+
+def _deployed(members: dict, latest: tuple, weights: dict, known, columns: list):
+    """The deployed ensemble and the rows its members saw: refitted on every known week (a
+    round of fits, yielded), or without ``training.refit`` the latest origin's fits.
+    ``latest``: that origin's ``(fitted members, first test week, training.refit)``."""
+    fitted_latest, first_test_week, refit = latest
+    if not refit:
+        seen = known[known[TIME_COL] < first_test_week]
+        return _fitted_ensemble(members, fitted_latest, weights, seen[columns], seen["units"]), seen
+    final_members = _final_members(members, fitted_latest)
+    final = yield [
+        (clone(est), known[columns], known["units"], None) for est in final_members.values()
+    ]
+    fitted = dict(zip(final_members, final, strict=True))
+    return _fitted_ensemble(final_members, fitted, weights, known[columns], known["units"]), known
 
 
 def _backtest_metrics(scored: pd.DataFrame, members: list[str], coverage: float) -> dict:

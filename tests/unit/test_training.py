@@ -109,3 +109,19 @@ def test_too_short_a_history_is_an_error_naming_the_partition(_partition, _setti
     settings = _settings_module.replace({"training.backtest.origins": 10})
     with pytest.raises(ValueError, match=rf"{_partition[0]}.*backtest"):
         train_partition(_partition[1], _partition[0], settings)
+
+
+def test_without_refit_the_latest_origins_fits_are_deployed(_partition, _settings_module):
+    settings = _settings_module.replace(
+        {"training.refit": False, "training.ensemble.members": ["lasso", "intermittent"]}
+    )
+    fit = train_partition(_partition[1], _partition[0], settings)
+    weeks = sorted(_partition[1].loc[_partition[1]["units"].notna(), "week"].unique())
+    first_test = fit.test.loc[fit.test["origin"] == 1, "week"].min()
+    # the members have seen the weeks before the latest origin only, and say so
+    assert fit.ensemble.trained_through == str(max(w for w in weeks if w < first_test).date())
+    assert fit.baseline.trained_through == str(weeks[-1].date())  # the baseline is refitted
+    latest = fit.test[fit.test["origin"] == 1]
+    # the deployed ensemble is the latest origin's: it forecasts that window as the backtest did
+    assert latest["deployed_ensemble"].to_numpy() == pytest.approx(latest["ensemble"].to_numpy())
+    assert fit.info["train_rows"] == int(_partition[1]["units"].notna().sum())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from manymodels.config import ConfigError, Settings, load_settings
 from manymodels.errors import RegistryError
+from manymodels.profiles import profile_overrides
 from manymodels.redact import redact
 
 __all__ = [
@@ -72,6 +73,14 @@ def base_parser(step: str, description: str | None) -> argparse.ArgumentParser:
         help="override a setting, e.g. --set training.nn.epochs=3 (repeatable)",
     )
     parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="FILE",
+        dest="profiles",
+        help="a settings profile applied before --set, e.g. pipelines/profiles/lean.yaml",
+    )
+    parser.add_argument(
         "--local",
         action="store_true",
         help="keep everything on this machine: the embedded MLflow stores, whatever is configured",
@@ -86,7 +95,8 @@ def add_data_option(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config_dir, args.env, args.overrides)
+    profiled = [item for path in getattr(args, "profiles", ()) for item in profile_overrides(path)]
+    return load_settings(args.config_dir, args.env, [*profiled, *args.overrides])
 
 
 def parse_date(text: str) -> dt.date:
