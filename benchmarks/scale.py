@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -41,6 +42,7 @@ from pathlib import Path
 from scale_data import write_scale_data  # beside this script: sys.path[0] when it runs
 
 from manymodels.config import ConfigError, load_settings
+from manymodels.profiles import profile_overrides
 
 STAGES = ("train", "evaluate", "register", "promote", "score")
 # the reference architecture: 10,000 models on 12 nodes x 16 vCPUs; train 30 min, score ~20 min
@@ -170,6 +172,16 @@ def stage_args(args: argparse.Namespace, workdir: Path, today: dt.date) -> dict[
     }
 
 
+def bytecode_cached() -> bool:
+    """Whether the installed packages have compiled bytecode (``uv pip install`` writes none,
+    and with ``PYTHONDONTWRITEBYTECODE`` set every process compiles torch, MLflow, pandas and
+    scikit-learn again: ~5 CPU-s more per step process and worker here)."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        return False
+    return any((Path(spec.origin).parent / "__pycache__").glob("__init__.*.pyc"))
+
+
 def backend_overrides(backend: str, config_dir: str) -> list[str]:
     """The settings that select ``backend`` (scoring too, where the settings have it)."""
     if backend == "local":
@@ -221,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
         "--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
         help="passed to every step, e.g. training.nn.epochs=10 (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--profile", action="append", default=[], metavar="FILE",
+        help="a settings profile (e.g. pipelines/profiles/lean.yaml), as its --set items",
+    )  # fmt: skip
     parser.add_argument("--tracking-uri", default="", help="an MLflow server (default: sqlite)")
     parser.add_argument("--config-dir", default="pipelines")
     parser.add_argument(
@@ -245,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
         update_docs(Path(args.docs))
         return 0
     n, backend = args.partitions, args.backend
-    args.overrides = [*backend_overrides(backend, args.config_dir), *args.overrides]
+    profiled = [o for f in args.profile for o in profile_overrides(f)]
+    args.overrides = [*backend_overrides(backend, args.config_dir), *profiled, *args.overrides]
     workdir = (args.workdir or Path("work") / f"scale-{backend}-{n}").resolve()
     if workdir.exists() and not args.reuse:
         shutil.rmtree(workdir)
@@ -285,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
         "partitions": n,
         "backend": backend,
         "overrides": args.overrides,
+        "profiles": args.profile,
         "tracking": "server" if args.tracking_uri else "sqlite (embedded)",
+        "bytecode_cached": bytecode_cached(),
         "data": data,
     }
     stages = []
@@ -471,8 +490,13 @@ def _rule(columns: int) -> str:
 
 
 def _settings_text(r: dict) -> str:
-    shown = [o for o in r["overrides"] if not o.startswith(("training.backend", "scoring.backend"))]
-    text = ", ".join(f"`{o}`" for o in shown) or "defaults (30 epochs)"
+    profiled = {o for f in r.get("profiles", []) for o in profile_overrides(f)}
+    shown = [f"profile `{Path(f).stem}`" for f in r.get("profiles", [])] + [
+        f"`{o}`"
+        for o in r["overrides"]
+        if o not in profiled and not o.startswith(("training.backend", "scoring.backend"))
+    ]
+    text = ", ".join(shown) or "defaults (30 epochs)"
     return (
         text if r.get("complete", True) else f"{text}; **stopped after {r['stages'][-1]['stage']}**"
     )

@@ -2,6 +2,7 @@
 
     python benchmarks/train_cost.py                              # 8 partitions, one block
     python benchmarks/train_cost.py --partitions 16 --tag mine --compare /tmp/tc/main.json
+    python benchmarks/train_cost.py --profile pipelines/profiles/lean.yaml --tag lean
 
     # the same on another checkout's code, for a side-by-side run on the same data:
     git archive main | tar -x -C /tmp/main
@@ -21,6 +22,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import statistics
 import sys
 import tempfile
 import time
@@ -30,6 +32,7 @@ from scale_data import write_scale_data
 
 from manymodels.config import load_settings
 from manymodels.io import read_json
+from manymodels.profiles import profile_overrides
 from manymodels.steps.train import fit_block_and_stage
 
 
@@ -41,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("work/train-cost"))
     parser.add_argument("--tag", default="this", help="a name for this run in the JSON")
     parser.add_argument("--set", action="append", default=[], help="a setting override k=v")
+    parser.add_argument("--profile", action="append", default=[], help="a settings profile file")
     parser.add_argument("--out", type=Path, help="default: <workdir>/result-<tag>.json")
     parser.add_argument("--compare", type=Path, help="another run's JSON: count differences")
     args = parser.parse_args(argv)
+    args.set = [*(o for f in args.profile for o in profile_overrides(f)), *args.set]
     import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)  # as in the train step's workers
@@ -68,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "tag": args.tag,
         "partitions": n,
         "overrides": args.set,
+        "quality": quality(fits),
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_s_per_model": round(total / n, 4),
         "stage_cpu_s_per_model": {
@@ -84,6 +90,24 @@ def main(argv: list[str] | None = None) -> int:
     shown = {k: v for k, v in result.items() if k != "metrics"}
     sys.stdout.write(json.dumps(shown, indent=1) + f"\nresults: {out}\n")
     return 1 if failed else 0
+
+
+def quality(fits: dict) -> dict:
+    """Median backtest error by partition kind (the last key, e.g. fast/slow) on the latest
+    origin (``o1_*``: the same weeks whatever ``training.backtest.origins`` is), and pooled."""
+    kinds: dict[str, dict[str, list[float]]] = {}
+    for pid, fit in fits.items():
+        if isinstance(fit, Exception):
+            continue
+        for kind in (pid.rsplit(".", 1)[-1], "all"):
+            for name in ("o1_ensemble_mape", "o1_ensemble_wape", "ensemble_mape", "ensemble_wape"):
+                value = fit.metrics.get(name, math.nan)
+                kinds.setdefault(kind, {}).setdefault(name, []).append(value)
+    return {
+        kind: {"partitions": len(v["o1_ensemble_wape"])}
+        | {f"median_{k}": round(statistics.median(x), 4) for k, x in v.items()}
+        for kind, v in sorted(kinds.items())
+    }
 
 
 def _differences(a: dict, b: dict) -> dict:
