@@ -35,6 +35,12 @@ from manymodels.io import read_json
 from manymodels.profiles import profile_overrides
 from manymodels.steps.train import fit_block_and_stage
 
+# the latest origin's (the same weeks with any number of origins), pooled, and the baseline's
+QUALITY = (
+    "o1_ensemble_mape", "o1_ensemble_wape", "ensemble_mape", "ensemble_wape",
+    "o1_baseline_mape", "o1_baseline_wape",
+)  # fmt: skip
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "tag": args.tag,
         "partitions": n,
         "overrides": args.set,
-        "quality": quality(fits),
+        "quality": quality({p: f.metrics for p, f in fits.items() if not isinstance(f, Exception)}),
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_s_per_model": round(total / n, 4),
         "stage_cpu_s_per_model": {
@@ -92,16 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def quality(fits: dict) -> dict:
+def quality(metrics: dict[str, dict]) -> dict:
     """Median backtest error by partition kind (the last key, e.g. fast/slow) on the latest
-    origin (``o1_*``: the same weeks whatever ``training.backtest.origins`` is), and pooled."""
+    origin (``o1_*``: the same weeks whatever ``training.backtest.origins`` is), and pooled;
+    ``metrics``: ``{partition: its backtest metrics}`` (what the JSON keeps)."""
     kinds: dict[str, dict[str, list[float]]] = {}
-    for pid, fit in fits.items():
-        if isinstance(fit, Exception):
-            continue
+    for pid, values in metrics.items():
         for kind in (pid.rsplit(".", 1)[-1], "all"):
-            for name in ("o1_ensemble_mape", "o1_ensemble_wape", "ensemble_mape", "ensemble_wape"):
-                value = fit.metrics.get(name, math.nan)
+            for name in QUALITY:
+                value = values.get(name, math.nan)
                 kinds.setdefault(kind, {}).setdefault(name, []).append(value)
     return {
         kind: {"partitions": len(v["o1_ensemble_wape"])}
