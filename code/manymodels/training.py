@@ -374,7 +374,7 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
         baseline = HistoricalAverageBaseline().fit(known[columns], known["units"])
     # the deployed models' forecasts of the backtest weeks (seen in training): the champion
     # comparison of a retrain on the same data (see manymodels.gate)
-    scored["deployed_ensemble"] = ensemble.predict(known.loc[scored.index, columns])
+    scored["deployed_ensemble"] = _deployed_forecasts(ensemble, scored, known, columns, t.refit)
     scored["deployed_baseline"] = baseline.predict(known.loc[scored.index, columns])
     scored = scored.reset_index(drop=True)
     through = str(pd.Timestamp(weeks[-1]).date())
@@ -438,6 +438,19 @@ def _deployed(members: dict, latest: tuple, weights: dict, known, columns: list)
     ]
     fitted = dict(zip(final_members, final, strict=True))
     return _fitted_ensemble(final_members, fitted, weights, known[columns], known["units"]), known
+
+
+def _deployed_forecasts(ensemble, scored: pd.DataFrame, known, columns: list, refit: bool):
+    """The deployed ensemble's forecasts of the backtest rows. Without a refit its members are
+    the latest origin's, whose forecasts of that origin's rows the backtest already has (the
+    same up to float rounding): only the other origins' rows are predicted."""
+    if refit:
+        return ensemble.predict(known.loc[scored.index, columns])
+    latest = (scored["origin"] == 1).to_numpy()
+    deployed = scored["ensemble"].to_numpy(dtype=float, copy=True)
+    if not latest.all():
+        deployed[~latest] = ensemble.predict(known.loc[scored.index[~latest], columns])
+    return deployed
 
 
 def _backtest_metrics(scored: pd.DataFrame, members: list[str], coverage: float) -> dict:
