@@ -360,9 +360,10 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
             baseline = HistoricalAverageBaseline().fit(train[columns], train["units"])
         scored = test[SCORED_KEYS].copy()
         scored["origin"] = k
+        X_test = test[columns]  # one copy for every member's predict (none writes to its X)
         for name, est in fitted_at[k].items():
-            scored[name] = est.predict(test[columns])
-        scored["baseline"] = baseline.predict(test[columns])
+            scored[name] = est.predict(X_test)
+        scored["baseline"] = baseline.predict(X_test)
         parts.append(scored)
     scored = pd.concat(parts)
     weights = learn_weights(scored[list(members)], scored["units"], t.ensemble.weighting)
