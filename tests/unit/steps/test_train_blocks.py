@@ -8,7 +8,6 @@ import pickle
 import pandas as pd
 import pytest
 
-from manymodels.data.partition import split_partitions
 from manymodels.parallel import Outcome
 from manymodels.steps import train
 from manymodels.steps.train import fit_block_and_stage, make_blocks, run_blocks
@@ -22,24 +21,21 @@ def _settings(tmp_path_factory, config_dir):
     return load_settings(
         config_dir,
         "dev",
-        [f"project.workdir={work}", "training.nn.epochs=2", "training.plots=false"],
+        [
+            f"project.workdir={work}",
+            "training.nn.epochs=2",
+            "training.gbm.max_iter=5",  # the trees' count changes nothing these tests check
+            "training.plots=false",
+        ],
     )
 
 
 @pytest.fixture(scope="module")
-def _files(_conditioned, tmp_path_factory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("parts")
-    parts = split_partitions(_conditioned[0], ("store_id",))
-    files = {}
-    for pid, frame in list(parts.items())[:3]:
-        frame.to_parquet(folder / f"{pid}.parquet", index=False)
-        files[pid] = str(folder / f"{pid}.parquet")
-    short = next(iter(parts.values()))
-    short = short[short["week"] < short["week"].min() + pd.Timedelta(weeks=5)]
-    short.to_parquet(folder / "short.parquet", index=False)
-    files["short"] = str(folder / "short.parquet")
-    files["missing"] = str(folder / "missing.parquet")
-    return files
+def _files(store_files, short_partition) -> dict[str, str]:
+    """Three good partitions, one too short to train and one whose file is missing."""
+    folder = short_partition.parent
+    missing = str(folder / "missing.parquet")
+    return {**store_files, "short": str(short_partition), "missing": missing}
 
 
 def test_blocks_are_even_at_most_block_size_and_one_per_worker(tmp_path):

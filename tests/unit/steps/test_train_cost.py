@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from manymodels.config import ConfigError, load_settings
-from manymodels.data.partition import split_partitions
 from manymodels.steps.train import fit_and_stage, plotted_partitions, run_blocks
 
 
@@ -18,17 +17,6 @@ def _settings(tmp_path_factory, config_dir):
     work = tmp_path_factory.mktemp("work")
     overrides = [f"project.workdir={work}", "training.nn.epochs=2", "training.gbm.max_iter=5"]
     return load_settings(config_dir, "dev", overrides)
-
-
-@pytest.fixture(scope="module")
-def _files(_conditioned, tmp_path_factory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("parts")
-    parts = split_partitions(_conditioned[0], ("store_id",))
-    files = {}
-    for pid, frame in list(parts.items())[:3]:
-        frame.to_parquet(folder / f"{pid}.parquet", index=False)
-        files[pid] = str(folder / f"{pid}.parquet")
-    return files
 
 
 @pytest.mark.parametrize(
@@ -52,19 +40,19 @@ def test_max_plots_is_validated(config_dir):
     assert load_settings(config_dir, "dev").training.max_plots == 16
 
 
-def test_a_run_plots_only_its_capped_partitions(_files, _settings, tmp_path):
+def test_a_run_plots_only_its_capped_partitions(store_files, _settings, tmp_path):
     settings = _settings.replace({"training.block_size": 2, "training.max_plots": 1})
-    outcomes = run_blocks(_files, settings, str(tmp_path), workers=1)
+    outcomes = run_blocks(store_files, settings, str(tmp_path), workers=1)
     assert all(o.ok for o in outcomes.values())
-    plotted = {p for p in _files if (tmp_path / p / "artifacts" / "residuals.png").exists()}
-    assert plotted == {min(_files)}
-    for pid in _files:  # every partition keeps its backtest and models, plotted or not
+    plotted = {p for p in store_files if (tmp_path / p / "artifacts" / "residuals.png").exists()}
+    assert plotted == {min(store_files)}
+    for pid in store_files:  # every partition keeps its backtest and models, plotted or not
         assert (tmp_path / pid / "artifacts" / "backtest.parquet").exists()
         assert (tmp_path / pid / "ensemble" / "MLmodel").exists()
 
 
-def test_a_worker_sends_back_a_released_fit(_files, _settings, tmp_path):
-    pid, path = next(iter(_files.items()))
+def test_a_worker_sends_back_a_released_fit(store_files, _settings, tmp_path):
+    pid, path = next(iter(store_files.items()))
     fit = fit_and_stage(path, pid, _settings, str(tmp_path), plot=False)
     assert fit.ensemble is None and fit.baseline is None and fit.test.empty
     assert "ensemble_wape" in fit.metrics and fit.weights and fit.info["train_rows"] > 0
@@ -74,11 +62,11 @@ def test_a_worker_sends_back_a_released_fit(_files, _settings, tmp_path):
     assert {"units", "ensemble", "baseline", "origin"} <= set(saved.columns) and len(saved)
 
 
-def test_the_drift_profile_from_trainings_features_is_the_one_built_afresh(_files, _settings):
+def test_the_drift_profile_from_trainings_features_is_the_one_built_afresh(store_files, _settings):
     from manymodels.monitoring.drift import training_profile
     from manymodels.training import train_partition
 
-    pid, path = next(iter(_files.items()))
+    pid, path = next(iter(store_files.items()))
     frame = pd.read_parquet(path)
     fit = train_partition(frame, pid, _settings)
     assert fit.features is not None and fit.released().features is None
