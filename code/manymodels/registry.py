@@ -1096,11 +1096,12 @@ def _keep_compact(saved: Path, model_dir: Path) -> None:
         shutil.copy2(saved / COMPACT_FILE, model_dir / "artifacts" / COMPACT_FILE)
 
 
-def load_scoring_form(store: Store, name: str, version: str):
+def load_scoring_form(store: Store, name: str, version: str, source: str = ""):
     """A champion as batch scoring uses it: its compact form (``compact.pkl``, written at save
     time, :mod:`manymodels.scoring_compact`) where it has one, no estimator unpickled; else its
     :class:`PackedModel` (:func:`load_packed`) compiled at load, or as it is when a member has
-    no compact form.
+    no compact form. ``source``: the version's source from a registry listing; a local folder
+    is read without asking the registry again.
 
     Raises:
         RegistryError: the version cannot be found or its artifacts cannot be read.
@@ -1115,10 +1116,13 @@ def load_scoring_form(store: Store, name: str, version: str):
     )
 
     what = f"loading {name} v{version}"
-    with _talking(store, what):
-        source = store.client().get_model_version_download_uri(name, str(version)).rstrip("/")
-    parsed = urlparse(source)
+    parsed = urlparse(source.rstrip("/"))
     folder = Path(unquote(parsed.path)) / "artifacts"
+    if not (source and parsed.scheme in ("", "file") and folder.is_dir()):
+        with _talking(store, what):
+            source = store.client().get_model_version_download_uri(name, str(version))
+        parsed = urlparse(source.rstrip("/"))
+        folder = Path(unquote(parsed.path)) / "artifacts"
     compact = None
     if parsed.scheme in ("", "file"):
         compact = load_compact(folder / COMPACT_FILE)

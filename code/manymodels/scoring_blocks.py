@@ -49,6 +49,7 @@ class Member:
     model: str = ""
     version: str = ""
     kind: str = "?"
+    source: str = ""  # the version's artifact location, when the registry listing gave it
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,9 @@ def score_block(job: BlockJob) -> dict[str, object]:
             snapshot.append(snapshot_rows(m.partition, frame, job.history_weeks))
         if m.version:
             try:
-                models[m.partition] = registry.load_scoring_form(job.store, m.model, m.version)
+                models[m.partition] = registry.load_scoring_form(
+                    job.store, m.model, m.version, m.source
+                )
             except Exception as exc:  # noqa: BLE001 (a partition's failure is its own)
                 out[m.partition] = exc
     features = block_features({p: parts[p] for p in models}, models)
