@@ -38,6 +38,7 @@ __all__ = [
     "COMPACT_FILE",
     "CompactModel",
     "NotCompact",
+    "Rows",
     "compile_packed",
     "load_compact",
     "save_compact",
@@ -61,13 +62,45 @@ def _finite(matrix: np.ndarray, columns: list, partition: str) -> None:
         )
 
 
-def _floats(frame: pd.DataFrame, columns: list, partition: str = "") -> np.ndarray:
-    missing = [c for c in columns if c not in frame.columns]
+class Rows:
+    """A frame's columns as numpy arrays, each converted once however many members read it."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame, self.n = frame, len(frame)
+        self._cache: dict = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def has(self, columns) -> bool:
+        return set(columns) <= set(self.frame.columns)
+
+    def _get(self, kind: str, column: str, convert):
+        key = (kind, column)
+        if key not in self._cache:
+            self._cache[key] = convert(self.frame[column])
+        return self._cache[key]
+
+    def num(self, column: str) -> np.ndarray:
+        return self._get("num", column, lambda s: s.to_numpy(dtype=float))
+
+    def obj(self, column: str) -> np.ndarray:
+        return self._get("obj", column, lambda s: np.asarray(s.astype(object).to_numpy()))
+
+    def text(self, column: str) -> np.ndarray:
+        return self._get("text", column, lambda s: s.astype(str).to_numpy().astype(object))
+
+    def raw(self, column: str) -> np.ndarray:
+        return self._get("raw", column, lambda s: pd.to_datetime(s).to_numpy())
+
+
+def _floats(rows: Rows, columns: list, partition: str = "") -> np.ndarray:
+    missing = [c for c in columns if c not in rows.frame.columns]
     if missing:
         raise ValueError(f"X lacks feature column(s) {missing} that the model was fitted with")
     if not columns:
-        return np.empty((len(frame), 0))
-    values = np.column_stack([frame[c].to_numpy(dtype=float) for c in columns])
+        return np.empty((len(rows), 0))
+    values = np.column_stack([rows.num(c) for c in columns])
     _finite(values, columns, partition)
     return values
 
@@ -97,20 +130,20 @@ class Linear:
     harmonics: int = 0
     interact: list = field(default_factory=list)
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: Rows) -> np.ndarray:
         n = len(frame)
         x = np.zeros((n, len(self.mean)))
         x[:, self.plain] = _floats(frame, self.columns)
         if self.fx is not None and len(self.fx):
             base = _fourier_base(frame, self.harmonics, self.interact)
-            level = self.levels.get_indexer(frame[self.by].astype(str).to_numpy())
+            level = self.levels.get_indexer(frame.text(self.by))
             x[:, self.fx] = np.where(
                 level[:, None] == self.fx_level[None, :], base[:, self.fx_term], 0.0
             )
         x[:, self.logged] = signed_log1p(x[:, self.logged])
         raw = ((x - self.mean) / self.scale) @ self.coef + self.intercept
         for column, categories, coef in self.categorical:
-            code = categories.get_indexer(np.asarray(frame[column].astype(object).to_numpy()))
+            code = categories.get_indexer(frame.obj(column))
             raw = raw + np.where(code >= 0, coef[np.maximum(code, 0)], 0.0)
         if self.poisson:
             return np.exp(raw)
@@ -118,13 +151,15 @@ class Linear:
         return np.clip(signed_expm1(raw) if self.log_target else raw, 0.0, None)
 
 
-def _fourier_base(frame: pd.DataFrame, harmonics: int, interact: list) -> np.ndarray:
+def _fourier_base(frame: Rows, harmonics: int, interact: list) -> np.ndarray:
     from manymodels.models.fourier import fourier_terms  # noqa: PLC0415
 
     terms = []
-    if harmonics and {"year_sin", "year_cos"} <= set(frame.columns):
-        terms = list(fourier_terms(frame["year_sin"], frame["year_cos"], harmonics).values())
-    terms += [frame[c].to_numpy(dtype=float) for c in interact]
+    if harmonics and frame.has(("year_sin", "year_cos")):
+        terms = list(
+            fourier_terms(frame.num("year_sin"), frame.num("year_cos"), harmonics).values()
+        )
+    terms += [frame.num(c) for c in interact]
     return np.column_stack(terms) if terms else np.empty((len(frame), 0))
 
 
@@ -146,7 +181,7 @@ class Net:
     target_mean: float
     target_scale: float
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: Rows) -> np.ndarray:
         numeric = _floats(frame, self.numeric)
         log_level = self._log_level(frame)
         if self.poisson:
@@ -156,7 +191,7 @@ class Net:
         elif self.log_target:
             numeric[:, self.history] = signed_log1p(numeric[:, self.history])
         parts = [
-            table[cats.get_indexer(frame[col].astype(object).to_numpy()) + 1]
+            table[cats.get_indexer(frame.obj(col)) + 1]
             for (col, cats), table in zip(self.categorical, self.embeddings, strict=True)
         ]
         h = np.concatenate([*parts, ((numeric - self.mean) / self.scale).astype(np.float32)], 1)
@@ -170,7 +205,7 @@ class Net:
         pred = out * self.target_scale + self.target_mean
         return np.clip(signed_expm1(pred) if self.log_target else pred, 0.0, None)
 
-    def _log_level(self, frame: pd.DataFrame) -> np.ndarray:
+    def _log_level(self, frame: Rows) -> np.ndarray:
         if not self.poisson:
             return np.zeros(len(frame), dtype=np.float32)
         if self.scale_feature is None:
@@ -193,7 +228,7 @@ class Trees:
     baseline: float
     constant: float | None = None
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: Rows) -> np.ndarray:
         from sklearn.ensemble._hist_gradient_boosting._predictor import (  # noqa: PLC0415
             _predict_from_raw_data,
         )
@@ -205,7 +240,7 @@ class Trees:
         if self.scale_feature:
             scale = 1.0 + np.clip(num[:, self.numeric.index(self.scale_feature)], 0.0, None)
         num[:, self.history] = num[:, self.history] / scale[:, None]
-        codes = [c.get_indexer(frame[col].astype(str)).astype(float) for col, c in self.categorical]
+        codes = [c.get_indexer(frame.text(col)).astype(float) for col, c in self.categorical]
         cats = np.column_stack(codes) if codes else np.empty((len(frame), 0))
         cats[cats < 0] = np.nan
         x = np.ascontiguousarray(np.column_stack([cats, num, np.log(scale)]))
@@ -229,11 +264,9 @@ class Levels:
     levels: np.ndarray
     default: float
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: Rows) -> np.ndarray:
         column = self.series.get_indexer(_joined(frame, self.series_cols))
-        known = pd.to_datetime(frame[self.time_col]).to_numpy() - np.timedelta64(
-            7 * self.horizon_weeks, "D"
-        )
+        known = frame.raw(self.time_col) - np.timedelta64(7 * self.horizon_weeks, "D")
         row = np.clip(np.searchsorted(self.weeks, known, side="right") - 1, 0, len(self.weeks) - 1)
         pred = np.full(len(frame), np.nan)
         seen = column >= 0
@@ -241,8 +274,8 @@ class Levels:
         return np.clip(np.where(np.isnan(pred), self.default, pred), 0.0, None)
 
 
-def _joined(frame: pd.DataFrame, cols: list) -> np.ndarray:
-    text = [frame[c].astype(str).to_numpy().astype(object) for c in cols]
+def _joined(frame: Rows, cols: list) -> np.ndarray:
+    text = [frame.text(c) for c in cols]
     out = text[0]
     for more in text[1:]:
         out = out + "\x1f" + more
@@ -259,11 +292,10 @@ class Averages:
     groups: dict | None
     global_mean: float
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        missing = [c for c in self.columns if c not in frame.columns]
-        if missing:
-            raise ValueError(f"HistoricalAverageBaseline needs key column(s) {missing} in X")
-        keys = list(zip(*(frame[c].astype(object).to_numpy() for c in self.columns), strict=True))
+    def predict(self, frame: Rows) -> np.ndarray:
+        if not frame.has(self.columns):
+            raise ValueError(f"HistoricalAverageBaseline needs key column(s) {self.columns} in X")
+        keys = list(zip(*(frame.obj(c) for c in self.columns), strict=True))
         nan = float("nan")
         pred = np.full(len(frame), nan)
         if self.seasonal is not None:
@@ -292,17 +324,18 @@ class CompactModel:
     trained_through: str = ""
     format: int = FORMAT
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        missing = [c for c in self.columns if c not in frame.columns]
+    def predict(self, frame: pd.DataFrame | Rows) -> np.ndarray:
+        rows = frame if isinstance(frame, Rows) else Rows(frame)
+        missing = [c for c in self.columns if c not in rows.frame.columns]
         if missing:
             raise ValueError(
                 f"model for partition {self.partition!r} needs feature columns {missing}: "
                 "build them with manymodels.features.build_features(**model.features)"
             )
         if len(self.members) == 1 and self.members[0][2] is None:
-            point = self.members[0][1].predict(frame)
+            point = self.members[0][1].predict(rows)
         else:
-            preds = np.column_stack([m.predict(frame) for _, m, _ in self.members])
+            preds = np.column_stack([m.predict(rows) for _, m, _ in self.members])
             point = np.clip(preds @ np.array([w for *_, w in self.members]), 0.0, None)
         return np.clip(np.asarray(point, float), 0, None)
 

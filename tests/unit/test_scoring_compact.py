@@ -18,6 +18,7 @@ from manymodels.scoring_compact import (
     COMPACT_FILE,
     CompactModel,
     NotCompact,
+    Rows,
     compile_packed,
     load_compact,
     save_compact,
@@ -74,7 +75,11 @@ def test_every_member_kind_forecasts_as_the_model_itself(fits):
         want = packed.estimator.predict_members(rows[packed.columns])
         for name, member, _ in compact.members:
             np.testing.assert_allclose(
-                member.predict(rows), want[name], rtol=RTOL, atol=ATOL, err_msg=f"{pid} {name}"
+                member.predict(Rows(rows)),
+                want[name],
+                rtol=RTOL,
+                atol=ATOL,
+                err_msg=f"{pid} {name}",
             )
         _frames_equal(compact.predict_frame(rows), packed.predict_frame(rows))
         # the batch path's output: P10/P50/P90, new series by the packed baseline, seen series
