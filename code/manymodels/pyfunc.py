@@ -11,6 +11,7 @@ Only this module and :mod:`manymodels.registry` import MLflow.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import joblib
@@ -67,7 +68,12 @@ class PackedModel:
         return bands["p10"].to_numpy(float), bands["p90"].to_numpy(float)
 
     def save(self, path: str) -> str:
+        """Write the model to ``path``, and beside it its compact scoring form where it has one
+        (:mod:`manymodels.scoring_compact`: batch scoring then unpickles no estimator)."""
+        from manymodels.scoring_compact import save_compact  # noqa: PLC0415
+
         joblib.dump(self, path)
+        save_compact(self, Path(path).parent)
         return path
 
 

@@ -428,6 +428,7 @@ def save_pyfunc(packed: PackedModel, path: str | Path, example: pd.DataFrame) ->
             signature=infer_signature(example, packed.predict_frame(example)),
             input_example=example,
         )
+        _keep_compact(Path(tmp), path)
     return path
 
 
@@ -1081,3 +1082,68 @@ def load_packed(store: Store, name: str, version: str) -> PackedModel:
 def _first(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return redact(lines[0]) if lines else type(exc).__name__
+
+
+def _keep_compact(saved: Path, model_dir: Path) -> None:
+    """The compact scoring form :meth:`PackedModel.save` wrote beside ``packed.joblib`` in
+    ``saved``, copied into the model folder's artifacts (not an MLflow artifact of the pyfunc:
+    batch scoring reads it, :mod:`manymodels.scoring_compact`)."""
+    import shutil  # noqa: PLC0415
+
+    from manymodels.scoring_compact import COMPACT_FILE  # noqa: PLC0415
+
+    if (saved / COMPACT_FILE).is_file():
+        shutil.copy2(saved / COMPACT_FILE, model_dir / "artifacts" / COMPACT_FILE)
+
+
+def load_scoring_form(store: Store, name: str, version: str, source: str = ""):
+    """A champion as batch scoring uses it: its compact form (``compact.pkl``, written at save
+    time, :mod:`manymodels.scoring_compact`) where it has one, no estimator unpickled; else its
+    :class:`PackedModel` (:func:`load_packed`) compiled at load, or as it is when a member has
+    no compact form. ``source``: the version's source from a registry listing; a local folder
+    is read without asking the registry again.
+
+    Raises:
+        RegistryError: the version cannot be found or its artifacts cannot be read.
+    """
+    from urllib.parse import unquote, urlparse  # noqa: PLC0415
+
+    from manymodels.scoring_compact import (  # noqa: PLC0415
+        COMPACT_FILE,
+        NotCompact,
+        compile_packed,
+        load_compact,
+    )
+
+    what = f"loading {name} v{version}"
+    parsed = urlparse(source.rstrip("/"))
+    folder = Path(unquote(parsed.path)) / "artifacts"
+    if not (source and parsed.scheme in ("", "file") and folder.is_dir()):
+        with _talking(store, what):
+            source = store.client().get_model_version_download_uri(name, str(version))
+        parsed = urlparse(source.rstrip("/"))
+        folder = Path(unquote(parsed.path)) / "artifacts"
+    compact = None
+    if parsed.scheme in ("", "file"):
+        compact = load_compact(folder / COMPACT_FILE)
+    else:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.suppress(MlflowException, OSError):
+            compact = load_compact(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{source}/artifacts/{COMPACT_FILE}",
+                    dst_path=tmp,
+                    tracking_uri=store.tracking_uri,
+                )
+            )
+    if compact is not None:
+        return compact
+    if parsed.scheme in ("", "file") and (folder / "packed.joblib").is_file():
+        import joblib  # noqa: PLC0415
+
+        packed = joblib.load(folder / "packed.joblib")
+    else:
+        packed = load_packed(store, name, version)
+    try:
+        return compile_packed(packed)
+    except NotCompact:
+        return packed

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -95,33 +96,42 @@ def predict_future(
     if features is None:
         features = build_features(frame, **packed.features)
     last_actual = frame.loc[frame["units"].notna(), "week"].max()
-    future = features[features["week"] > last_actual]
+    if pd.isna(last_actual):
+        future = features.iloc[:0]
+    else:  # numpy comparisons: a block scores thousands of partitions through here
+        later = features["week"].to_numpy() > last_actual.to_datetime64()
+        future = features if later.all() else features[later]
     if future.empty:
         raise ValueError(
             f"partition {packed.partition}: no weeks after {last_actual:%F} to forecast"
         )
     keys = ["region", "store_format", "speed", "store_id", "product_id", "week"]
-    out = future[[k for k in keys if k in future.columns]].copy()
-    out = out.reset_index(drop=True)
     future = future.reset_index(drop=True)
+    out = future[[k for k in keys if k in future.columns]].copy()
     forecast = packed.predict_frame(future)
     for column in ("prediction", *INTERVAL_COLUMNS):
-        out[column] = forecast[column] if column in forecast else float("nan")
+        out[column] = forecast[column].to_numpy() if column in forecast else float("nan")
     kind = packed.kind
     out["model_kind"] = kind
-    pair = out["store_id"].astype(str) + "/" + out["product_id"].astype(str)
-    new = pair.isin(_new_series(frame, last_actual, min_history_weeks))
+    stores = out["store_id"].astype(str).to_numpy().astype(object)
+    pair = stores + "/" + out["product_id"].astype(str).to_numpy().astype(object)
+    young = _new_series(frame, last_actual, min_history_weeks)
+    new = np.fromiter((p in young for p in pair), bool, len(pair)) if young else None
     fallback = getattr(packed, "fallback", None)  # models saved before carry none
-    if new.any() and kind != "baseline" and fallback is not None:
-        backup = fallback.predict_frame(future[new.to_numpy()])
+    if new is not None and new.any() and kind != "baseline" and fallback is not None:
+        backup = fallback.predict_frame(future[new])
         for column in ("prediction", *INTERVAL_COLUMNS):
             values = backup[column].to_numpy() if column in backup else float("nan")
             out.loc[new, column] = values
         out.loc[new, "model_kind"] = NEW_SERIES_KIND
-    elif new.any() and kind != "baseline":
+    elif new is not None and new.any() and kind != "baseline":
         out.loc[new, "model_kind"] = f"{kind} (new series: no baseline in this model)"
     series = getattr(packed, "series", None)
-    out["seen"] = pd.NA if series is None else pair.isin(set(series))
+    if series is None:
+        out["seen"] = pd.NA
+    else:
+        known = set(series)
+        out["seen"] = np.fromiter((p in known for p in pair), bool, len(pair))
     return out
 
 
@@ -129,10 +139,15 @@ def _new_series(frame: pd.DataFrame, last_actual, min_history_weeks: int) -> set
     """The "store/product" series whose first sale is under ``min_history_weeks`` weeks old."""
     if min_history_weeks <= 0:
         return set()
-    sold = frame[frame["units"] > 0]
-    first = sold.groupby(["store_id", "product_id"], observed=True)["week"].min()
-    young = first[first > last_actual - pd.Timedelta(weeks=min_history_weeks)]
-    return {f"{s}/{p}" for s, p in young.index}
+    sold = (frame["units"] > 0).to_numpy(dtype=bool, na_value=False)
+    if not sold.any():
+        return set()
+    stores, store_names = pd.factorize(frame["store_id"].to_numpy()[sold])
+    products, product_names = pd.factorize(frame["product_id"].to_numpy()[sold])
+    n = len(product_names)
+    first = pd.Series(frame["week"].to_numpy()[sold]).groupby(stores * n + products).min()
+    young = first.index[(first > last_actual - pd.Timedelta(weeks=min_history_weeks)).to_numpy()]
+    return {f"{store_names[c // n]}/{product_names[c % n]}" for c in young}
 
 
 def route_class_changes(

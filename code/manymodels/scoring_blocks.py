@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from manymodels import registry
@@ -49,6 +50,7 @@ class Member:
     model: str = ""
     version: str = ""
     kind: str = "?"
+    source: str = ""  # the version's artifact location, when the registry listing gave it
 
 
 @dataclass(frozen=True)
@@ -99,10 +101,12 @@ def score_block(job: BlockJob) -> dict[str, object]:
             snapshot.append(snapshot_rows(m.partition, frame, job.history_weeks))
         if m.version:
             try:
-                models[m.partition] = registry.load_packed(job.store, m.model, m.version)
+                models[m.partition] = registry.load_scoring_form(
+                    job.store, m.model, m.version, m.source
+                )
             except Exception as exc:  # noqa: BLE001 (a partition's failure is its own)
                 out[m.partition] = exc
-    features = block_features({p: parts[p] for p in models}, models)
+    features = block_features({p: parts[p] for p in models}, models, future_only=True)
     for m in job.members:
         if m.partition not in models:
             continue
@@ -133,10 +137,14 @@ def score_block(job: BlockJob) -> dict[str, object]:
     return out
 
 
-def block_features(frames: dict[str, pd.DataFrame], models: dict) -> dict[str, pd.DataFrame]:
+def block_features(
+    frames: dict[str, pd.DataFrame], models: dict, *, future_only: bool = False
+) -> dict[str, pd.DataFrame]:
     """The features of many partitions built at once, per partition: one weeks x series grid
     for all the partitions whose models share feature settings (a partition's features depend
     only on its own series, so they are the same as built alone, at a fraction of the cost).
+    ``future_only``: only each partition's rows after its last week with known units (what
+    scoring forecasts), split from the block's without handing out its history.
 
     A partition whose features cannot be built with the others (its settings are its own, a
     series it shares with another partition, an error) is left out: it builds its own.
@@ -161,10 +169,28 @@ def block_features(frames: dict[str, pd.DataFrame], models: dict) -> dict[str, p
         except ValueError:
             log.debug("score: block features failed; per partition", exc_info=True)
             continue
-        key = built["store_id"].astype(str) + "/" + built["product_id"].astype(str)
-        for pid, rows in built.groupby(key.map(owner).to_numpy(), sort=False):
+        owners = _owners(built, owner)
+        if future_only:
+            week = built["week"].to_numpy()
+            known = built["units"].notna().to_numpy()
+            last = pd.Series(week[known]).groupby(owners[known]).max()
+            later = week > last.reindex(owners).to_numpy()
+            built, owners = built[later], owners[later]
+        for pid, rows in built.groupby(owners, sort=False):
             out[str(pid)] = rows.reset_index(drop=True)
     return out
+
+
+def _owners(built: pd.DataFrame, owner: pd.Series) -> np.ndarray:
+    """The partition of each row of ``built`` (``owner``: partition by "store/product")."""
+    stores, store_codes = np.unique(built["store_id"].astype(str).to_numpy(), return_inverse=True)
+    products, product_codes = np.unique(
+        built["product_id"].astype(str).to_numpy(), return_inverse=True
+    )
+    codes, rows = np.unique(store_codes * len(products) + product_codes, return_inverse=True)
+    n = len(products)
+    pairs = pd.Index([f"{stores[c // n]}/{products[c % n]}" for c in codes])
+    return owner.reindex(pairs).to_numpy()[rows]
 
 
 def summarise(value: pd.DataFrame) -> dict:

@@ -107,7 +107,9 @@ def plan(parts, store: registry.Store, settings, scoring_date: dt.date, allow_st
             "status": ("scored (stale)" if stale else "scored") if usable else "stale: refused",
         }  # fmt: skip
         if usable:
-            tasks[pid] = Member(pid, name, str(champion.version), kind)
+            tasks[pid] = Member(
+                pid, name, str(champion.version), kind, getattr(champion, "source", "") or ""
+            )
     return status, tasks
 
 

@@ -435,3 +435,31 @@ def test_a_partition_that_kills_its_worker_fails_alone_not_its_block(published, 
     for other in pids[1:]:  # the neighbour in its block, the partition in the other block
         line = next(r for r in report.splitlines() if r.startswith(f"| {other} "))
         assert "| scored |" in line
+
+
+def test_champions_saved_without_a_compact_form_score_the_same(published, ws, tmp_path):
+    """Models saved before compact forms existed (main's): compiled at load, same forecasts;
+    a model that has none (an estimator of its own) is scored with the model itself."""
+    from manymodels.scoring_compact import COMPACT_FILE
+
+    assert ws.run() == 0
+    with_compact = _forecasts(ws.out)
+    store = registry.resolve_store(ws.settings, local=True)
+    moved = []
+    for pid, version in published.items():
+        uri = store.client().get_model_version_download_uri(
+            registry.model_name(ws.settings, pid), version
+        )
+        path = Path(uri.removeprefix("file://")) / "artifacts" / COMPACT_FILE
+        assert path.is_file()  # written when the model was saved
+        aside = tmp_path / f"{pid}.pkl"
+        shutil.move(path, aside)  # the shared store: put back afterwards
+        moved.append((aside, path))
+    try:
+        assert ws.run() == 0
+    finally:
+        for aside, path in moved:
+            shutil.move(aside, path)
+    pd.testing.assert_frame_equal(_forecasts(ws.out), with_compact)
+    model = registry.load_scoring_form(store, registry.model_name(ws.settings, pid), version)
+    assert type(model).__name__ == "CompactModel"
