@@ -22,7 +22,12 @@ UV ?=
 # CD installs CI's build of the project: WHEEL=dist/manymodels-<version>-py3-none-any.whl.
 WHEEL ?=
 export MLFLOW_DISABLE_TELEMETRY := true
-export PYTHONDONTWRITEBYTECODE := 1
+# Python keeps its bytecode caches, under the venv (the source tree stays clean). An environment
+# that sets PYTHONDONTWRITEBYTECODE (these machines do), or a venv uv filled (uv compiles nothing),
+# would make every process compile torch, MLflow, pandas and scikit-learn again: importing the
+# train and score steps took 10.5 CPU-s that way, 3.9 from the caches (docs/benchmarks.md).
+export PYTHONDONTWRITEBYTECODE :=
+export PYTHONPYCACHEPREFIX ?= $(abspath $(VENV))/pycache
 
 MM := $(BIN)/manymodels
 # Two install levels: STAMP is the project with its runtime dependencies (what every pipeline
