@@ -113,6 +113,8 @@ def _fit_partition(frame: pd.DataFrame, pid: str, settings) -> pd.DataFrame:
     bounds = fit.ensemble.intervals
     out = scored[[*KEYS, "units", "origin", "partition", "ensemble", "baseline"]].copy()
     out["ensemble_loo"] = _leave_origin_out(scored, list(fit.weights), settings)
+    for member in fit.weights:  # each member's own forecasts (to study blends offline)
+        out[f"member_{member}"] = scored[member].to_numpy()
     # out-of-sample intervals: calibrate on the other origins (as ensemble_coverage does)
     out["p10"], out["p90"] = np.nan, np.nan
     from manymodels.models.intervals import ConformalIntervals  # noqa: PLC0415
