@@ -33,47 +33,17 @@ HORIZON = 4
 
 
 def rates(weeks: int = 520, seed: int = 42, start=dt.date(2017, 1, 2)) -> dict:
-    """``{(store, product): (known_log_rate[w], drift[w])}`` replaying the generator."""
-    rng = np.random.default_rng([seed, 0])
-    stores, climate = mock._stores(14, 4, rng)
-    demo = mock._demographics(stores, rng)
-    prods = mock._products(20, rng)
-    events = mock._events(stores["region"].unique(), start, weeks + 4, rng)
-    days = pd.date_range(start, periods=7 * (weeks + 4), freq="D")
-    weather = mock._weather(stores, climate, days, seed, observed_days=7 * weeks)
-    temp_by = mock._weekly_temperature(weather, stores, climate, start)
-    size = stores["store_type"].map(lambda t: mock.STORE_TYPES[t][1]).to_numpy()[:, None]
-    income_z = ((demo["median_income"] - 65_000) / 18_000).to_numpy()[:, None]
-    household_z = ((demo["household_size"] - 2.6) / 0.45).to_numpy()[:, None]
-    temp = np.stack([temp_by[s] for s in stores["store_id"]])
-    p = {
-        c: prods[c].to_numpy()[None, :]
-        for c in prods.columns
-        if c not in ("product_id", "category")
-    }
-    flags = mock._event_weeks(events, stores["region"].to_numpy(), start, weeks)
-    shape = (len(stores), len(prods))
-    growth = np.random.default_rng([seed, 4]).normal(0.02, 0.05, len(stores))[:, None]
-    drift = np.random.default_rng([seed, 5]).normal(0, mock.AR_SD, shape)
+    """``{(store, product): (known_log_rate[w], drift[w])}`` replaying the generator's own
+    :func:`manymodels.data.mock.log_rates` (the demo's sizes: 14 regions x 4 stores x 20
+    products, 4 forecast weeks of weather)."""
+    world = mock.draw_world(start=start, weeks=weeks, forecast_weeks=HORIZON, seed=seed)
     known, drifts = [], []
-    for w in range(weeks):
-        drift = mock.AR_PHI * drift + np.random.default_rng([seed, 3, w]).normal(
-            0, mock.AR_SD * np.sqrt(1 - mock.AR_PHI**2), shape
-        )
-        angle = 2 * np.pi * (start + dt.timedelta(weeks=w)).timetuple().tm_yday / 365.25
-        known.append(
-            np.log(p["base"] * size)
-            + p["season_amp"] * np.sin(angle + p["season_phase"])
-            + p["temp_coef"] * temp[:, w : w + 1]
-            + p["event_lift"] * flags[:, w : w + 1]
-            + p["income_coef"] * income_z
-            + 0.08 * household_z
-            + growth * w / 52
-        )
+    for _, k, drift in mock.log_rates(world, start, weeks, seed):
+        known.append(k)
         drifts.append(drift.copy())
     return {
-        "stores": stores["store_id"].tolist(),
-        "products": prods["product_id"].tolist(),
+        "stores": world.stores["store_id"].tolist(),
+        "products": world.products["product_id"].tolist(),
         "known": np.stack(known),
         "drift": np.stack(drifts),
         "start": pd.Timestamp(start),

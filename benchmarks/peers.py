@@ -10,6 +10,12 @@ pandas < 3 and live in their own environment (``make bench-peers`` creates ``.ve
     .venv-peers/bin/python benchmarks/peers.py peers --out DIR      # statsforecast, mlforecast
     .venv/bin/python benchmarks/peers.py report --out DIR           # metrics, JSON, Markdown
 
+``project`` keeps each member's forecasts (``member_<name>``). The members are fitted
+independently, so ``reblend --source DIR`` weighs a superset run's members again under other
+``training.ensemble`` settings (``--set``: member lists, weightings) without refitting, exactly
+as the pipeline would; ``report --previous JSON`` adds a previous result's models (its project
+models suffixed ``_previous``) where the peers were not run again.
+
 ``--panel mock`` (default) is the demo's mock panel (56 partitions of 20 series x 520 weeks);
 ``--panel PATH`` takes any conditioned standard table as parquet (``manymodels condition``
 output) and partitions it by ``--keys``. ``--sample N`` keeps the first N partitions.
@@ -37,6 +43,7 @@ sys.path.insert(0, str(REPO / "code"))  # the peers environment does not install
 from manymodels.metrics import evaluate  # noqa: E402 (numpy only: importable in both envs)
 
 KEYS = ["week", "store_id", "product_id"]
+PROJECT = ("ensemble", "ensemble_loo", "baseline")
 SEASON = 52
 
 
@@ -112,7 +119,11 @@ def _fit_partition(frame: pd.DataFrame, pid: str, settings) -> pd.DataFrame:
     scored = fit.test.assign(partition=pid)
     bounds = fit.ensemble.intervals
     out = scored[[*KEYS, "units", "origin", "partition", "ensemble", "baseline"]].copy()
-    out["ensemble_loo"] = _leave_origin_out(scored, list(fit.weights), settings)
+    keys = {k: str(frame[k].iloc[0]) for k in settings.partition.keys if k in frame}
+    weighting = settings.training.ensemble.weighting_for(keys)
+    out["ensemble_loo"] = _leave_origin_out(scored, list(fit.weights), weighting)
+    for member in fit.weights:  # each member's own forecasts (to study blends offline)
+        out[f"member_{member}"] = scored[member].to_numpy()
     # out-of-sample intervals: calibrate on the other origins (as ensemble_coverage does)
     out["p10"], out["p90"] = np.nan, np.nan
     from manymodels.models.intervals import ConformalIntervals  # noqa: PLC0415
@@ -126,7 +137,51 @@ def _fit_partition(frame: pd.DataFrame, pid: str, settings) -> pd.DataFrame:
     return out
 
 
-def _leave_origin_out(scored: pd.DataFrame, members: list[str], settings) -> np.ndarray:
+def reblend(source: Path, out: Path, config_dir: Path, overrides: list[str]) -> dict:
+    """The ensemble columns of ``source``'s ``project.parquet`` again, from its ``member_*``
+    forecasts, with the members and weighting that ``training.ensemble`` gives each partition.
+
+    Raises:
+        ValueError: a partition's members include one ``source`` did not run.
+    """
+    from manymodels.config import load_settings  # noqa: PLC0415
+    from manymodels.models.ensemble import learn_weights  # noqa: PLC0415
+    from manymodels.models.intervals import ConformalIntervals  # noqa: PLC0415
+
+    settings = load_settings(config_dir, "dev", overrides)
+    ensemble, coverage = settings.training.ensemble, settings.training.intervals.coverage
+    table = pd.read_parquet(source / "panel.parquet")
+    rows, parts = pd.read_parquet(source / "project.parquet"), []
+    for pid, group in rows.groupby("partition", sort=True):
+        first = table[table["partition"] == pid].iloc[0]
+        keys = {k: str(first[k]) for k in settings.partition.keys if k in first}
+        members = list(ensemble.members_for(keys))
+        missing = [m for m in members if f"member_{m}" not in group]
+        if missing:
+            raise ValueError(f"{source}: partition {pid} has no forecasts of member(s) {missing}")
+        scored = group.rename(columns={f"member_{m}": m for m in members})
+        weighting = ensemble.weighting_for(keys)
+        weights = learn_weights(scored[members], scored["units"], weighting)
+        scored["ensemble"] = np.clip(scored[members].to_numpy() @ list(weights.values()), 0, None)
+        blend = scored[[*KEYS, "units", "origin", "partition", "ensemble", "baseline"]].copy()
+        blend["ensemble_loo"] = _leave_origin_out(scored, members, weighting)
+        for member in members:
+            blend[f"member_{member}"] = scored[member].to_numpy()
+        blend["p10"], blend["p90"] = np.nan, np.nan
+        for origin in blend["origin"].unique():
+            held = blend["origin"] == origin
+            calib = blend[~held] if blend["origin"].nunique() > 1 else blend
+            model = ConformalIntervals(coverage).fit(calib["units"], calib["ensemble"])
+            b = model.predict(blend.loc[held, "ensemble"]).to_numpy()
+            blend.loc[held, "p10"], blend.loc[held, "p90"] = b[:, 0], b[:, 2]
+        parts.append(blend)
+    pd.concat(parts, ignore_index=True).to_parquet(out / "project.parquet", index=False)
+    # no fit time: the source fitted other members (measure cost with benchmarks/member_cost.py)
+    (out / "project_timing.json").write_text("{}\n")
+    return {"reblended": str(source), "partitions": len(parts)}
+
+
+def _leave_origin_out(scored: pd.DataFrame, members: list[str], weighting) -> np.ndarray:
     """The ensemble's forecasts of each origin with weights learned on the other origins only
     (the pipeline learns them on all origins: this shows what that optimism is worth)."""
     from manymodels.models.ensemble import learn_weights  # noqa: PLC0415
@@ -137,7 +192,7 @@ def _leave_origin_out(scored: pd.DataFrame, members: list[str], settings) -> np.
     for origin in scored["origin"].unique():
         held = (scored["origin"] == origin).to_numpy()
         rest = scored[~held]
-        w = learn_weights(rest[members], rest["units"], settings.training.ensemble.weighting)
+        w = learn_weights(rest[members], rest["units"], weighting)
         blend[held] = np.clip(scored.loc[held, members].to_numpy() @ list(w.values()), 0, None)
     return blend
 
@@ -239,8 +294,10 @@ def _horizon_rows(cv: pd.DataFrame, horizon: int, weeks: list, name: str) -> pd.
     return ahead[["unique_id", "ds", column]].rename(columns={column: name})
 
 
-def report(out: Path, table_meta: dict) -> dict:
-    """Metrics per model: pooled and per partition kind; JSON and a Markdown table."""
+def report(out: Path, table_meta: dict, previous: Path | None = None) -> dict:
+    """Metrics per model: pooled and per partition kind; JSON and a Markdown table. With
+    ``previous`` (a result JSON of the same panel and origins), its models join the result:
+    the peers as they are, the project's models suffixed ``_previous``."""
     rows = pd.read_parquet(out / "project.parquet")
     timing = json.loads((out / "project_timing.json").read_text())
     models = ["ensemble", "baseline"] + (["ensemble_loo"] if "ensemble_loo" in rows else [])
@@ -254,7 +311,8 @@ def report(out: Path, table_meta: dict) -> dict:
         missing = rows[peer_models].isna().sum()
         if missing.any():
             raise ValueError(f"peer forecasts missing for some backtest rows: {missing.to_dict()}")
-        models += peer_models
+        rows["best_peer_per_series"] = _best_per_series(rows, peer_models)
+        models += [*peer_models, "best_peer_per_series"]
         timing |= json.loads((out / "peers_timing.json").read_text())
     rows[models] = rows[models].clip(lower=0)
     parts = []
@@ -292,6 +350,18 @@ def report(out: Path, table_meta: dict) -> dict:
         summary[model] = entry
     inside = (rows["units"] >= rows["p10"]) & (rows["units"] <= rows["p90"])
     summary["ensemble"]["p10_p90_coverage"] = float(inside.mean())
+    if previous is not None:
+        before = json.loads(previous.read_text())
+        if (before["rows"], before["origins"]) != (len(rows), table_meta["origins"]):
+            raise ValueError(f"{previous}: another panel or other origins than {out}")
+        for name, entry in before["models"].items():
+            if name.endswith("_previous"):
+                continue
+            summary.setdefault(f"{name}_previous" if name in PROJECT else name, entry)
+        table_meta = table_meta | {
+            "note": f"the project's models measured at measured_at; *_previous and the peers "
+            f"from {previous.name} ({before['measured_at']}), same panel, origins and metrics"
+        }
     result = {
         **table_meta,
         "rows": len(rows),
@@ -304,6 +374,20 @@ def report(out: Path, table_meta: dict) -> dict:
     (out / "peers.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "peers.md").write_text(markdown(result))
     return result
+
+
+def _best_per_series(rows: pd.DataFrame, models: list[str]) -> pd.Series:
+    """An oracle, not a forecaster: each series' forecasts by the model with its lowest MAPE
+    (WAPE where it never sold) on these very rows, as if one knew in advance which peer suits
+    which series: what per-series model selection among the peers could reach at best."""
+    err = rows[models].sub(rows["units"], axis=0).abs()
+    sold = rows["units"] > 0
+    relative = err.div(rows["units"].where(sold), axis=0)
+    by = rows["unique_id"]
+    score = relative.groupby(by).mean().fillna(err.groupby(by).sum())
+    pick = rows["unique_id"].map(score.idxmin(axis=1))
+    values = rows[models].to_numpy()
+    return pd.Series(values[np.arange(len(rows)), pick.map(models.index).to_numpy()], rows.index)
 
 
 def markdown(result: dict) -> str:
@@ -383,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("stage", choices=["project", "peers", "report"])
+    parser.add_argument("stage", choices=["project", "peers", "reblend", "report"])
     parser.add_argument("--panel", default="mock", help="'mock' or a conditioned parquet file")
     parser.add_argument("--keys", default="region,store_format,speed", help="partition keys")
     parser.add_argument("--sample", type=int, default=0, help="only the first N partitions")
@@ -399,12 +483,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip", default="", help="peers: models to leave out, comma-separated (e.g. auto_ets)"
     )
+    parser.add_argument(
+        "--source", type=Path, help="reblend: the output folder of a project run with the members"
+    )
+    parser.add_argument(
+        "--previous", type=Path, help="report: a result JSON whose peers were not run again"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.stage == "reblend":
+        if args.source is None:
+            parser.error("reblend needs --source (a project run's output folder)")
+        print(json.dumps(reblend(args.source, args.out, args.config_dir, args.set), indent=2))  # noqa: T201
+        return 0
     if args.stage == "report":
         _, meta = _origins(args.out / "project.parquet")
         meta |= {"panel": args.panel, "horizon": args.horizon}
-        result = report(args.out, meta)
+        result = report(args.out, meta, args.previous)
         print(markdown(result))  # noqa: T201 (a benchmark script's output)
         return 0
     cached = args.out / "panel.parquet"  # the mock panel takes minutes to generate: once

@@ -271,6 +271,9 @@ class FourierSettings:
     poisson_alpha: NonNegativeFloat = 0.001
 
 
+Weighting = Literal["nnls", "inverse_error", "equal", "wape", "mape"]
+
+
 @dataclass(frozen=True)
 class MemberOverride:
     """Other ensemble members for the partitions whose key ``key`` equals ``value``."""
@@ -278,11 +281,12 @@ class MemberOverride:
     key: str = "speed"
     value: str = "slow"
     members: tuple[str, ...] = ()
+    weighting: Weighting | None = None  # None: training.ensemble.weighting
 
 
 @dataclass(frozen=True)
 class EnsembleSettings:
-    weighting: Literal["nnls", "inverse_error", "equal"] = "nnls"
+    weighting: Weighting = "nnls"
     members: tuple[str, ...] = ("lasso", "nn")
     overrides: tuple[MemberOverride, ...] = ()  # the first match replaces ``members``
 
@@ -292,6 +296,14 @@ class EnsembleSettings:
             if keys.get(o.key) == o.value:
                 return o.members
         return self.members
+
+    def weighting_for(self, keys: dict[str, str]) -> str:
+        """The weighting for a partition with these key values (first matching override's,
+        when it names one)."""
+        for o in self.overrides:
+            if keys.get(o.key) == o.value:
+                return o.weighting or self.weighting
+        return self.weighting
 
 
 @dataclass(frozen=True)

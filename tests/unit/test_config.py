@@ -346,3 +346,17 @@ def test_an_unquoted_date_is_text_where_text_is_wanted_and_a_date_where_a_date_i
     settings = load_settings(config_dir, "dev", ["data.as_of=2026-10-05", "mock.start=2017-01-02"])
     assert settings.data.as_of == "2026-10-05"
     assert settings.mock.start == dt.date(2017, 1, 2)
+
+
+def test_an_ensemble_override_may_name_its_own_weighting(conf):
+    rule = "{key: speed, value: slow, members: [intermittent], weighting: wape}"
+    ensemble = load_settings(
+        conf, overrides=[f"training.ensemble.overrides=[{rule}, {{key: region, value: x}}]"]
+    ).training.ensemble
+    assert ensemble.weighting_for({"speed": "slow"}) == "wape"
+    assert ensemble.weighting_for({"region": "x"}) == ensemble.weighting  # none named
+    assert ensemble.weighting_for({"speed": "fast"}) == ensemble.weighting
+    with pytest.raises(ConfigError, match="weighting"):
+        load_settings(
+            conf, overrides=["training.ensemble.overrides=[{key: speed, weighting: best}]"]
+        )

@@ -23,7 +23,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["RAW_FILES", "REGIONS", "STORE_TYPES", "RawSources", "generate"]
+__all__ = [
+    "RAW_FILES",
+    "REGIONS",
+    "STORE_TYPES",
+    "RawSources",
+    "World",
+    "draw_world",
+    "generate",
+    "log_rates",
+]
 
 REGIONS = (
     "North Texas",
@@ -99,6 +108,45 @@ def generate(
         )
     if start.weekday() != 0:
         raise ValueError(f"start must be a Monday (weeks run Monday..Sunday), got {start:%A %F}")
+    world = draw_world(regions, stores_per_region, products, start, weeks, forecast_weeks, seed)
+    shipments, returns = _demand(world, start, weeks, seed)
+    products_master = world.products[["product_id", "category"]]
+    return RawSources(
+        shipments,
+        world.weather,
+        world.demographics,
+        returns,
+        world.events,
+        world.stores,
+        products_master,
+    )
+
+
+@dataclass(frozen=True)
+class World:
+    """What the demand is drawn from: the masters with their hidden parameters (a product's
+    base rate, season, responses), the events, the weather and each store's weekly temperature
+    (minus its region's normal, in units of 10 degF)."""
+
+    stores: pd.DataFrame
+    climate: dict
+    demographics: pd.DataFrame
+    products: pd.DataFrame
+    events: list[dict]
+    weather: pd.DataFrame
+    weekly_temp: dict
+
+
+def draw_world(  # noqa: PLR0913, PLR0917
+    regions: int = 14,
+    stores_per_region: int = 4,
+    products: int = 20,
+    start: dt.date = dt.date(2017, 1, 2),
+    weeks: int = 156,
+    forecast_weeks: int = 4,
+    seed: int = 42,
+) -> World:
+    """The :class:`World` that :func:`generate` draws with the same arguments."""
     rng = np.random.default_rng([seed, 0])
     stores, climate = _stores(regions, stores_per_region, rng)
     demo = _demographics(stores, rng)
@@ -107,9 +155,45 @@ def generate(
     days = pd.date_range(start, periods=7 * (weeks + forecast_weeks), freq="D")
     weather = _weather(stores, climate, days, seed, observed_days=7 * weeks)
     weekly_temp = _weekly_temperature(weather, stores, climate, start)
-    shipments, returns = _demand(stores, demo, prods, events, weekly_temp, start, weeks, seed)
-    products_master = prods[["product_id", "category"]]
-    return RawSources(shipments, weather, demo, returns, events, stores, products_master)
+    return World(stores, climate, demo, prods, events, weather, weekly_temp)
+
+
+def log_rates(world: World, start: dt.date, weeks: int, seed: int):
+    """Per week ``w``: ``(w, known, drift)``, arrays of stores x products: the log rate's known
+    parts (level, the product's season, temperature, events, demographics, the store's growth)
+    and the series' AR(1) drift. The week's log rate is their sum plus white noise."""
+    stores, demo, p_frame = world.stores, world.demographics, world.products
+    size = stores["store_type"].map(lambda t: STORE_TYPES[t][1]).to_numpy()[:, None]
+    income_z = ((demo["median_income"] - 65_000) / 18_000).to_numpy()[:, None]
+    household_z = ((demo["household_size"] - 2.6) / 0.45).to_numpy()[:, None]
+    temp = np.stack([world.weekly_temp[s] for s in stores["store_id"]])
+    p = {
+        c: p_frame[c].to_numpy()[None, :]
+        for c in p_frame.columns
+        if c not in ("product_id", "category")
+    }
+    event_weeks = _event_weeks(world.events, stores["region"].to_numpy(), start, weeks)
+    shape = (len(stores), len(p_frame))
+    # Each store grows or shrinks at its own pace, and each series drifts (an AR(1) shock that
+    # persists for weeks): what recent sales reveal and a multi-year average cannot.
+    growth = np.random.default_rng([seed, 4]).normal(0.02, 0.05, len(stores))[:, None]
+    drift = np.random.default_rng([seed, 5]).normal(0, AR_SD, shape)
+    for w in range(weeks):
+        drift = AR_PHI * drift + np.random.default_rng([seed, 3, w]).normal(
+            0, AR_SD * np.sqrt(1 - AR_PHI**2), shape
+        )
+        monday = start + dt.timedelta(weeks=w)
+        angle = 2 * np.pi * monday.timetuple().tm_yday / 365.25
+        known = (
+            np.log(p["base"] * size)
+            + p["season_amp"] * np.sin(angle + p["season_phase"])
+            + p["temp_coef"] * temp[:, w : w + 1]
+            + p["event_lift"] * event_weeks[:, w : w + 1]
+            + p["income_coef"] * income_z
+            + 0.08 * household_z
+            + growth * w / 52
+        )
+        yield w, known, drift
 
 
 def _stores(regions: int, per_region: int, rng: np.random.Generator):
@@ -224,43 +308,13 @@ def _weekly_temperature(weather, stores, climate, start: dt.date) -> dict[str, n
     }
 
 
-def _demand(stores, demo, prods, events, weekly_temp, start, weeks, seed):  # noqa: PLR0917
-    size = stores["store_type"].map(lambda t: STORE_TYPES[t][1]).to_numpy()[:, None]
-    income_z = ((demo["median_income"] - 65_000) / 18_000).to_numpy()[:, None]
-    household_z = ((demo["household_size"] - 2.6) / 0.45).to_numpy()[:, None]
-    temp = np.stack([weekly_temp[s] for s in stores["store_id"]])
-    p = {
-        c: prods[c].to_numpy()[None, :]
-        for c in prods.columns
-        if c not in ("product_id", "category")
-    }
-    region_of = stores["region"].to_numpy()
-    event_weeks = _event_weeks(events, region_of, start, weeks)
+def _demand(world: World, start: dt.date, weeks: int, seed: int):
+    stores, prods = world.stores, world.products
     shape = (len(stores), len(prods))
-    # Each store grows or shrinks at its own pace, and each series drifts (an AR(1) shock that
-    # persists for weeks): what recent sales reveal and a multi-year average cannot.
-    growth = np.random.default_rng([seed, 4]).normal(0.02, 0.05, len(stores))[:, None]
-    drift = np.random.default_rng([seed, 5]).normal(0, AR_SD, shape)
     ship, ret = [], []
-    for w in range(weeks):
+    for w, known, drift in log_rates(world, start, weeks, seed):
         rng = np.random.default_rng([seed, 2, w])
-        drift = AR_PHI * drift + np.random.default_rng([seed, 3, w]).normal(
-            0, AR_SD * np.sqrt(1 - AR_PHI**2), shape
-        )
-        monday = start + dt.timedelta(weeks=w)
-        angle = 2 * np.pi * monday.timetuple().tm_yday / 365.25
-        log_rate = (
-            np.log(p["base"] * size)
-            + p["season_amp"] * np.sin(angle + p["season_phase"])
-            + p["temp_coef"] * temp[:, w : w + 1]
-            + p["event_lift"] * event_weeks[:, w : w + 1]
-            + p["income_coef"] * income_z
-            + 0.08 * household_z
-            + growth * w / 52
-            + drift
-            + rng.normal(0, 0.05, shape)
-        )
-        units = rng.poisson(np.exp(log_rate))
+        units = rng.poisson(np.exp(known + drift + rng.normal(0, 0.05, shape)))
         returned = rng.binomial(units, RETURN_RATE)
         s_idx, p_idx = np.nonzero(units)
         ship.append((w, s_idx, p_idx, units[s_idx, p_idx], rng))

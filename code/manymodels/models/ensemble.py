@@ -9,7 +9,11 @@ for early stopping), and weighs the members by their forecasts of the held-out w
   level); equal weights when every coefficient is 0;
 * ``"inverse_error"``: proportional to 1 / MAPE (the gate's metric), or 1 / RMSE when MAPE is
   undefined (no non-zero actual); members with zero error share all the weight;
-* ``"equal"``: 1 / number of members.
+* ``"equal"``: 1 / number of members;
+* ``"wape"`` / ``"mape"``: the non-negative weights summing to 1 that minimise the blend's WAPE
+  (sum of absolute errors) / MAPE (absolute errors over the actual, non-zero actuals only) on
+  those forecasts: a linear programme (HiGHS). Weights fitted to the metric a partition is
+  judged by (the gate's): squared errors (``"nnls"``) let the few largest weeks decide.
 
 With ``refit=True`` the members are fitted again on all rows, without ``eval_set`` (a member with
 early stopping then holds out its own tail), and the weights are kept.
@@ -26,7 +30,7 @@ import numbers
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
+from scipy.optimize import linprog, nnls
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
@@ -37,7 +41,7 @@ from manymodels.models.lasso import LassoForecaster
 
 __all__ = ["WEIGHTINGS", "Ensemble", "fixed_weights", "learn_weights"]
 
-WEIGHTINGS = ("nnls", "inverse_error", "equal")
+WEIGHTINGS = ("nnls", "inverse_error", "equal", "wape", "mape")
 
 
 class Ensemble(RegressorMixin, BaseEstimator):
@@ -46,7 +50,7 @@ class Ensemble(RegressorMixin, BaseEstimator):
     Args:
         members: ``{name: unfitted estimator}``; None means a Lasso and an embedding net
             (seeded with 0) with their default settings.
-        weighting: ``"nnls"``, ``"inverse_error"`` or ``"equal"`` (see the module docstring).
+        weighting: one of :data:`WEIGHTINGS` (see the module docstring).
         validation_weeks: how many of the latest distinct ``time_col`` values weigh members.
         time_col: the column of X ordering rows in time (members may ignore it).
         refit: fit the members again on all rows after weighting.
@@ -195,6 +199,34 @@ def _weights(pred: pd.DataFrame, y: np.ndarray, weighting: str) -> dict[str, flo
         if np.isnan(errors).any():
             errors = np.array([evaluate(y, pred[c].to_numpy())["rmse"] for c in pred])
         raw = (errors == 0).astype(float) if (errors == 0).any() else 1.0 / errors
+    elif weighting in ("wape", "mape"):
+        raw = _least_absolute(pred.to_numpy(dtype=float), y, relative=weighting == "mape")
     if not raw.sum() > 0:
         raw = np.ones(k)
     return {name: float(w) for name, w in zip(pred.columns, raw / raw.sum(), strict=True)}
+
+
+def _least_absolute(X: np.ndarray, y: np.ndarray, *, relative: bool) -> np.ndarray:
+    """Non-negative ``w`` summing to 1 minimising ``sum c |y - X w|`` (``c``: 1, or ``1 / y``
+    on the non-zero actuals when ``relative``); equal weights when the programme fails."""
+    if relative:
+        keep = y != 0
+        X, y, cost = X[keep], y[keep], 1.0 / np.abs(y[keep])
+    else:
+        cost = np.ones(len(y))
+    n, m = X.shape
+    if n == 0:
+        return np.ones(m)
+    # variables: w (m), then the positive and negative parts of each row's error (n + n)
+    eye = np.eye(n)
+    a_eq = np.vstack(
+        [np.hstack([X, eye, -eye]), np.concatenate([np.ones(m), np.zeros(2 * n)])[None, :]]
+    )
+    result = linprog(
+        np.concatenate([np.zeros(m), cost, cost]),
+        A_eq=a_eq,
+        b_eq=np.append(y, 1.0),
+        bounds=(0, None),
+        method="highs",
+    )
+    return result.x[:m] if result.success else np.ones(m)

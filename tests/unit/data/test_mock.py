@@ -7,11 +7,12 @@ import datetime as dt
 import re
 import shlex
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from manymodels.data.mock import RAW_FILES, STORE_TYPES, generate
+from manymodels.data.mock import RAW_FILES, STORE_TYPES, draw_world, generate, log_rates
 from manymodels.steps import mock as mock_step
 
 START = dt.date(2017, 1, 2)
@@ -166,3 +167,18 @@ def test_the_committed_sample_is_what_make_sample_generates(sample_raw, config_d
             )
     events = yaml.safe_load((sample_raw / "events.yaml").read_text())["events"]
     assert events, "the sample should span some events"
+
+
+def test_the_world_and_log_rates_are_what_generate_draws_demand_from(small):
+    world = draw_world(weeks=40, **SMALL)
+    pd.testing.assert_frame_equal(world.stores, small.stores)
+    pd.testing.assert_frame_equal(world.products[["product_id", "category"]], small.products)
+    assert world.events == small.events
+    rates = list(log_rates(world, START, 40, SMALL["seed"]))
+    assert [w for w, _, _ in rates] == list(range(40))
+    shape = (len(small.stores), len(small.products))
+    assert all(known.shape == drift.shape == shape for _, known, drift in rates)
+    # the units shipped are Poisson around exp(known + drift) (x white noise of spread 0.05)
+    expected = sum(np.exp(known + drift).sum() for _, known, drift in rates)
+    units = small.shipments.drop_duplicates()["Units Shipped"].str.replace(",", "").astype(int)
+    assert units.sum() == pytest.approx(expected, rel=0.02)

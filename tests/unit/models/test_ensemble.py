@@ -177,3 +177,27 @@ def test_learn_weights_checks_the_weighting():
     assert learn_weights(pred, [1.0, 2.0], "equal") == {"a": 0.5, "b": 0.5}
     with pytest.raises(ValueError, match="weighting"):
         learn_weights(pred, [1.0, 2.0], "median")
+
+
+def test_wape_and_mape_weighting_minimise_their_metric_and_sum_to_one():
+    from manymodels.metrics import mape, wape
+    from manymodels.models.ensemble import learn_weights
+
+    rng = np.random.default_rng(0)
+    y = rng.poisson(5, 400).astype(float)
+    pred = pd.DataFrame({"good": y + rng.normal(0, 1, 400), "flat": np.full(400, 5.0)})
+    for name, metric in (("wape", wape), ("mape", mape)):
+        w = learn_weights(pred, y, name)
+        assert sum(w.values()) == pytest.approx(1.0) and min(w.values()) >= 0
+        best = metric(y, pred.to_numpy() @ list(w.values()))
+        for share in np.linspace(0, 1, 21):  # no other mix of the two does better
+            assert best <= metric(y, pred.to_numpy() @ [share, 1 - share]) + 1e-9
+        assert w["good"] > w["flat"]
+
+
+def test_mape_weighting_ignores_zero_actuals_and_falls_back_to_equal_weights_without_any():
+    from manymodels.models.ensemble import learn_weights
+
+    pred = pd.DataFrame({"a": [1.0, 2.0, 9.0], "b": [2.0, 4.0, 0.0]})
+    assert learn_weights(pred, [1.0, 2.0, 0.0], "mape") == pytest.approx({"a": 1.0, "b": 0.0})
+    assert learn_weights(pred, [0.0, 0.0, 0.0], "mape") == {"a": 0.5, "b": 0.5}
