@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import mlflow_schema
 from manymodels import localservers, registry
 from manymodels.config import load_settings
 
@@ -50,6 +51,7 @@ def _killed(ws, function: str, after: int, *argv: str) -> int:
     done = subprocess.run(
         [sys.executable, "-c", DIE_AFTER, function, str(after), *argv, *ws.args()],
         cwd=REPO,
+        env=mlflow_schema.child_env(),  # a store it creates copies the migrated schema
         capture_output=True,
         text=True,
         timeout=600,
@@ -109,6 +111,7 @@ def test_sigkill_during_registration_and_promotion_then_rerun(evaluated_copy):
 def server(tmp_path):
     """A real ``mlflow server`` on sqlite; ``stop(graceful=False)`` kills it as a crash would."""
     server = localservers.MlflowServer(tmp_path / "server")
+    mlflow_schema.precreate(Path(server.backend_uri.removeprefix("sqlite:///")))  # no migrating
     yield server
     server.stop(graceful=False)
 
