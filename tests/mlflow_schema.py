@@ -61,6 +61,7 @@ def patch(utils) -> None:
             raw.close()
 
     initialize_tables._from_template = True
+    initialize_tables.original = original
     utils._initialize_tables = initialize_tables
 
 
@@ -69,10 +70,8 @@ def precreate(db: Path) -> Path:
     process, e.g. an ``mlflow server``, opens first); returns ``db``."""
     if os.environ.get("MANYMODELS_TEST_SCHEMA_COPY", "1") == "0":
         return db
-    from mlflow.store.db import utils
-
     db.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(_migrated(utils._initialize_tables)) as source:
+    with sqlite3.connect(_migrated(_mlflow_initialize())) as source:
         with sqlite3.connect(db) as target:
             source.backup(target)
         target.close()
@@ -86,13 +85,18 @@ def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if env is None else env)
     if env.get("MANYMODELS_TEST_SCHEMA_COPY", "1") == "0":
         return env
-    from mlflow.store.db import utils
-
     path = [str(SITE), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     return env | {
-        TEMPLATE: str(_migrated(utils._initialize_tables)),
+        TEMPLATE: str(_migrated(_mlflow_initialize())),
         "PYTHONPATH": os.pathsep.join(path),
     }
+
+
+def _mlflow_initialize():
+    """MLflow's own ``_initialize_tables`` (the migrations), patched or not."""
+    from mlflow.store.db import utils
+
+    return getattr(utils._initialize_tables, "original", utils._initialize_tables)
 
 
 def _migrated(initialize) -> Path:
