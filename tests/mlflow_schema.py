@@ -6,7 +6,10 @@ seconds each time; the suite creates hundreds of stores. :func:`install` makes M
 temporary folder) into the new database file instead, with SQLite's backup API: the store is the
 same real MLflow store, with the same tables, indexes and ``alembic_version``. Databases that are
 not SQLite files (PostgreSQL, ``:memory:``), and everything MLflow does after creating the tables,
-are untouched; a server started in another process migrates its own store as usual.
+are untouched. Processes the tests start get the same: :func:`precreate` puts the migrated
+schema into the file a server will open (MLflow migrates only a database without its tables), and
+:func:`child_env` makes new stores in a child process (a step, a benchmark's stages) copy this
+process's template too (``sitecustomize`` in ``tests/mlflow_schema_site``, test runs only).
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["install"]
+__all__ = ["child_env", "install", "precreate"]
+
+TEMPLATE = "MANYMODELS_TEST_SCHEMA_TEMPLATE"  # a child process's template: its parent's file
+SITE = Path(__file__).parent / "mlflow_schema_site"
 
 _lock = threading.Lock()
 _template: dict[str, Path] = {}  # the migrated file, made on first use
@@ -33,6 +39,12 @@ def install() -> None:
     from mlflow.store.db import utils
     from mlflow.store.model_registry import sqlalchemy_store as registry_store
 
+    patch(utils)
+    registry_store._initialize_tables = utils._initialize_tables  # imported by name there
+
+
+def patch(utils) -> None:
+    """Replace ``mlflow.store.db.utils._initialize_tables`` (the module ``utils``) by the copy."""
     original = utils._initialize_tables
     if getattr(original, "_from_template", False):
         return
@@ -49,13 +61,50 @@ def install() -> None:
             raw.close()
 
     initialize_tables._from_template = True
+    initialize_tables.original = original
     utils._initialize_tables = initialize_tables
-    registry_store._initialize_tables = initialize_tables  # imported by name there
+
+
+def precreate(db: Path) -> Path:
+    """A new SQLite MLflow database at ``db`` with the migrated schema (for a store that another
+    process, e.g. an ``mlflow server``, opens first); returns ``db``."""
+    if os.environ.get("MANYMODELS_TEST_SCHEMA_COPY", "1") == "0":
+        return db
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(_migrated(_mlflow_initialize())) as source:
+        with sqlite3.connect(db) as target:
+            source.backup(target)
+        target.close()
+    source.close()
+    return db
+
+
+def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) for a child Python process whose new SQLite stores
+    copy this process's migrated template instead of migrating."""
+    env = dict(os.environ if env is None else env)
+    if env.get("MANYMODELS_TEST_SCHEMA_COPY", "1") == "0":
+        return env
+    path = [str(SITE), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    return env | {
+        TEMPLATE: str(_migrated(_mlflow_initialize())),
+        "PYTHONPATH": os.pathsep.join(path),
+    }
+
+
+def _mlflow_initialize():
+    """MLflow's own ``_initialize_tables`` (the migrations), patched or not."""
+    from mlflow.store.db import utils
+
+    return getattr(utils._initialize_tables, "original", utils._initialize_tables)
 
 
 def _migrated(initialize) -> Path:
-    """The template database: MLflow's own migrations run once on an empty file."""
+    """The template database: MLflow's own migrations run once on an empty file (a child
+    process started with :func:`child_env` uses its parent's)."""
     with _lock:
+        if "path" not in _template and os.path.isfile(os.environ.get(TEMPLATE, "")):
+            _template["path"] = Path(os.environ[TEMPLATE])
         if "path" not in _template:
             import sqlalchemy
 

@@ -18,6 +18,8 @@ import pytest
 import mlflow_schema
 from manymodels import registry
 from manymodels.cli import run_step
+from manymodels.config import load_settings
+from manymodels.steps.train import config_hash
 
 SAMPLE = Path(__file__).parents[1] / "data" / "raw"
 AS_OF = dt.date(2018, 2, 26)
@@ -38,11 +40,25 @@ class Workspace:
     def copy_to(self, root: Path) -> Workspace:
         """A private copy of this workspace at ``root``, stores included: the embedded MLflow
         stores keep absolute artifact URIs, so every mention of the old folder in the SQLite
-        files and the text files is rewritten to the new one. The copy shares nothing with this
-        one: a test may register, promote, score or corrupt it freely."""
+        files and the text files is rewritten to the new one. So is the settings hash the runs
+        and versions are tagged with (``config_hash``: the settings include the folder), so a
+        re-run in the copy with this workspace's settings is an identical re-run. The copy
+        shares nothing with this one: a test may register, promote, score or corrupt it freely.
+        It trains without residual plots (set ``plots`` to match this workspace's settings)."""
         shutil.copytree(self.root, root, dirs_exist_ok=True)
-        _relocate(root, str(self.root), str(root))
-        return Workspace(root, raw=False)
+        moved = Workspace(root, raw=False, plots=self.plots)
+        old_hash, new_hash = self.config_hash(), moved.config_hash()
+        _relocate(root, [(str(self.root), str(root)), (old_hash, new_hash)])
+        hashes = _config_hashes(root)
+        assert hashes <= {new_hash}, f"{self.root} was trained with other settings: {hashes}"
+        moved.plots = False
+        return moved
+
+    def config_hash(self) -> str:
+        """The settings hash a step run through :meth:`run` tags its runs with."""
+        args = self.args()
+        overrides = [value for flag, value in zip(args, args[1:], strict=False) if flag == "--set"]
+        return config_hash(load_settings("pipelines", "dev", overrides))
 
     def args(self, *extra: str) -> list[str]:
         return [
@@ -62,7 +78,11 @@ class Workspace:
     def run(self, step: str, *extra: str) -> int:
         return run_step(step, [*extra, *self.args()])
 
-    def train_pipeline(self, *extra: str) -> None:
+    def train_pipeline(
+        self, *extra: str, snapshot_after: str = "", snapshot: Path = Path()
+    ) -> None:
+        """condition ... promote; with ``snapshot_after``, a copy of the workspace as that step
+        left it is kept at ``snapshot`` (see :meth:`copy_to`)."""
         for step, more in (
             ("condition", ()),
             ("validate", ("--as-of", str(AS_OF))),
@@ -73,6 +93,8 @@ class Workspace:
             ("promote", ()),
         ):
             assert self.run(step, *more) == 0, f"step {step} failed"
+            if step == snapshot_after:
+                self.copy_to(snapshot)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -86,8 +108,8 @@ def _isolated_mlflow():
         yield
 
 
-def _relocate(root: Path, old: str, new: str) -> None:
-    """Replace the folder ``old`` by ``new`` in every SQLite text column and text file."""
+def _relocate(root: Path, pairs: list[tuple[str, str]]) -> None:
+    """Replace each ``old`` by its ``new`` in every SQLite text column and text file."""
     for path in root.rglob("*"):
         if not path.is_file():
             continue
@@ -96,16 +118,33 @@ def _relocate(root: Path, old: str, new: str) -> None:
                 for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
                     columns = db.execute(f'PRAGMA table_info("{table}")').fetchall()
                     for column in (c[1] for c in columns if _is_text(c[2])):
-                        db.execute(
-                            f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
-                            f'WHERE instr("{column}", ?) > 0',
-                            (old, new, old),
-                        )
+                        for old, new in pairs:
+                            db.execute(
+                                f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                                f'WHERE instr("{column}", ?) > 0',
+                                (old, new, old),
+                            )
             db.close()
         elif path.stat().st_size < 2_000_000:
             data = path.read_bytes()
-            if old.encode() in data:
-                path.write_bytes(data.replace(old.encode(), new.encode()))
+            if any(old.encode() in data for old, _ in pairs):
+                for old, new in pairs:
+                    data = data.replace(old.encode(), new.encode())
+                path.write_bytes(data)
+
+
+def _config_hashes(root: Path) -> set[str]:
+    """Every ``config_hash`` tag of the runs in the SQLite stores under ``root``."""
+    found = set()
+    for path in root.rglob("*.db"):
+        with sqlite3.connect(path) as db:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'tags'").fetchone():
+                found |= {
+                    v
+                    for (v,) in db.execute("SELECT value FROM tags WHERE key = ?", ("config_hash",))
+                }
+        db.close()
+    return found
 
 
 def _is_text(sql_type: str) -> bool:
@@ -122,17 +161,18 @@ def _shared_basetemp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained_once(tmp_path_factory) -> Workspace:
     """The sample trained, gated, registered and promoted once in dev for the whole session
     (for all pytest-xdist workers together: the first trains, the others wait and reuse it).
-    Read-only: tests take a private copy through ``trained`` or ``trained_copy``."""
+    Read-only: tests take a private copy through ``trained`` or ``trained_copy``. Its state
+    after ``evaluate`` (trained and gated, nothing registered yet) is kept as ``evaluated``."""
     root = _shared_basetemp(tmp_path_factory) / "trained-once"
     with (root.parent / "trained-once.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = root / "TRAINED"
         if not done.is_file():
             shutil.rmtree(root, ignore_errors=True)  # a worker that died half-way
-            ws = Workspace(root, plots=True)
-            ws.train_pipeline()
+            ws = Workspace(root / "registered", plots=True)
+            ws.train_pipeline(snapshot_after="evaluate", snapshot=root / "evaluated")
             done.write_text("")
-    return Workspace(root, raw=False)
+    return Workspace(root / "registered", raw=False, plots=True)
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +187,16 @@ def trained_copy(trained_once, tmp_path) -> Workspace:
     """A copy of ``trained_once`` of the test's own (what ``workspace`` holds after
     ``workspace.train_pipeline()``)."""
     return trained_once.copy_to(tmp_path / "trained")
+
+
+@pytest.fixture
+def evaluated_copy(trained_once, tmp_path) -> Workspace:
+    """A copy of ``trained_once`` as it was after ``evaluate``: the sample conditioned,
+    validated, partitioned, trained and gated, nothing registered (what ``workspace`` holds
+    after condition ... evaluate with the settings of :meth:`Workspace.args`, plots on: set
+    ``plots`` back to True for an identical re-run)."""
+    evaluated = Workspace(trained_once.root.parent / "evaluated", raw=False, plots=True)
+    return evaluated.copy_to(tmp_path / "evaluated")
 
 
 @pytest.fixture

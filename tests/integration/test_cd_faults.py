@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import mlflow_schema
 from manymodels import localservers, registry
 from manymodels.config import load_settings
 
@@ -50,6 +51,7 @@ def _killed(ws, function: str, after: int, *argv: str) -> int:
     done = subprocess.run(
         [sys.executable, "-c", DIE_AFTER, function, str(after), *argv, *ws.args()],
         cwd=REPO,
+        env=mlflow_schema.child_env(),  # a store it creates copies the migrated schema
         capture_output=True,
         text=True,
         timeout=600,
@@ -80,10 +82,11 @@ def _assert_one_valid_champion_each(store, partitions) -> None:
         assert registry.load(store, name, alias=registry.CHAMPION).predict is not None
 
 
-def test_sigkill_during_registration_and_promotion_then_rerun(workspace):
+def test_sigkill_during_registration_and_promotion_then_rerun(evaluated_copy):
+    workspace = evaluated_copy  # what _prepare(workspace) leaves: trained and gated, a copy
+    workspace.plots = True  # the settings it was trained with: the re-run below is identical
     settings = load_settings("pipelines", "dev", [f"project.workdir={workspace.work}"])
     dev, prod = (registry.resolve_store(settings, env) for env in ("dev", "prod"))
-    _prepare(workspace)
     partitions = list(json.loads((workspace.work / "runs/training.json").read_text())["partitions"])
     assert _killed(workspace, "register", 3, "register") == -signal.SIGKILL
     assert len(registry.find_versions(dev)) == 3  # registered, never aliased
@@ -108,6 +111,7 @@ def test_sigkill_during_registration_and_promotion_then_rerun(workspace):
 def server(tmp_path):
     """A real ``mlflow server`` on sqlite; ``stop(graceful=False)`` kills it as a crash would."""
     server = localservers.MlflowServer(tmp_path / "server")
+    mlflow_schema.precreate(Path(server.backend_uri.removeprefix("sqlite:///")))  # no migrating
     yield server
     server.stop(graceful=False)
 

@@ -35,7 +35,9 @@ def test_no_secret_in_any_output_of_the_pipelines(workspace, monkeypatch, caplog
         # a URI store keeps artifacts in ./mlruns unless its experiment says otherwise
         artifacts = (workspace.work / "mlflow" / env / "artifacts").as_uri()
         MlflowClient(uri).create_experiment("manymodels", artifact_location=artifacts)
-    workspace.train_pipeline()
+    # 2 partitions (a fast and a slow one: an ensemble and a baseline champion) write every kind
+    # of file and log line the 8 would
+    workspace.train_pipeline("--sample", "2")
     assert workspace.run("promote", "--to", "prod", "--env", "prod") == 0
     warehouse = f"postgresql+psycopg://scorer:{PASSWORD}@127.0.0.1:1/wh?sslpassword={PASSWORD}"
     today = str(dt.date.today())
@@ -43,6 +45,7 @@ def test_no_secret_in_any_output_of_the_pipelines(workspace, monkeypatch, caplog
         "score", "--env", "prod", "--as-of", today, "--set", f"scoring.sql_url={warehouse}"
     )
     assert code == 1  # nothing listens on the warehouse port: reported, predictions kept
+    assert "SQL predictions not written (the parquet output is)" in caplog.text
     written = [p for p in workspace.root.rglob("*") if p.is_file()]
     assert any(p.name == "predictions.parquet" for p in written)
     assert any(p.name == "registration.json" for p in written)
