@@ -396,11 +396,7 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
             ("baseline", baseline, through),
         )
     }
-    trained = known[["store_id", "product_id"]].drop_duplicates().astype(str)
-    series = sorted(trained["store_id"] + "/" + trained["product_id"])
-    for pack in packs.values():  # scoring reports the series a model never saw
-        pack.series = series
-    packs["ensemble"].fallback = packs["baseline"]  # serves new series with a short history
+    _link_packs(packs, known)
     info = {
         "train_rows": len(known),
         "test_rows": len(scored),
@@ -424,6 +420,16 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
         info,
         features,
     )
+
+
+def _link_packs(packs: dict, known: pd.DataFrame) -> None:
+    """Give both packed models the series they were trained on (scoring reports the series a
+    model never saw) and the ensemble its baseline fallback (new series, short histories)."""
+    trained = known[["store_id", "product_id"]].drop_duplicates().astype(str)
+    series = sorted(trained["store_id"] + "/" + trained["product_id"])
+    for pack in packs.values():
+        pack.series = series
+    packs["ensemble"].fallback = packs["baseline"]
 
 
 def _deployed(members: dict, latest: tuple, weights: dict, known, columns: list):

@@ -40,15 +40,15 @@ class Workspace:
     def copy_to(self, root: Path) -> Workspace:
         """A private copy of this workspace at ``root``, stores included: the embedded MLflow
         stores keep absolute artifact URIs, so every mention of the old folder in the SQLite
-        files and the text files is rewritten to the new one. So is the settings hash the runs
-        and versions are tagged with (``config_hash``: the settings include the folder), so a
-        re-run in the copy with this workspace's settings is an identical re-run. The copy
+        files and the text files is rewritten to the new one. The settings hash the runs and
+        versions are tagged with (``config_hash``) leaves the folder out, so a re-run in the copy
+        with this workspace's settings is an identical re-run (checked here). The copy
         shares nothing with this one: a test may register, promote, score or corrupt it freely.
         It trains without residual plots (set ``plots`` to match this workspace's settings)."""
         shutil.copytree(self.root, root, dirs_exist_ok=True)
         moved = Workspace(root, raw=False, plots=self.plots)
-        old_hash, new_hash = self.config_hash(), moved.config_hash()
-        _relocate(root, [(str(self.root), str(root)), (old_hash, new_hash)])
+        new_hash = moved.config_hash()
+        _relocate(root, [(str(self.root), str(root))])
         hashes = _config_hashes(root)
         assert hashes <= {new_hash}, f"{self.root} was trained with other settings: {hashes}"
         moved.plots = False

@@ -53,8 +53,36 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+# Training settings that change how a run goes (processes, plots, which partitions), not the
+# models it fits; the data's own identity is the separate data_version tag.
+_RUN_ONLY_TRAINING = (
+    "steps",
+    "workers",
+    "block_size",
+    "backend",
+    "plots",
+    "max_plots",
+    "partitions",
+    "fail_on_partition_error",
+)
+
+
 def config_hash(settings: Settings) -> str:
-    text = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+    """The hash of the settings that decide the models (the ``config_hash`` tag an identical
+    re-run is recognised by): the data contract, the partitioning and training, without where
+    the run writes (``project``, ``mlflow``), which environment it runs in, the execution-only
+    training keys, the data's location (``data.uri``) and the scoring, serving and monitoring
+    sections. A moved working folder or another worker count is the same training."""
+    chosen = dataclasses.asdict(settings)
+    training = {k: v for k, v in chosen["training"].items() if k not in _RUN_ONLY_TRAINING}
+    data = {k: v for k, v in chosen["data"].items() if k != "uri"}
+    decides = {
+        "data": data,
+        "sources": chosen["sources"],
+        "partition": chosen["partition"],
+        "training": training,
+    }
+    text = json.dumps(decides, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
