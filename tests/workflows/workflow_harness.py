@@ -571,7 +571,7 @@ def mlflow_server(root: Path) -> Iterator[str]:
     runner), standing in for a team's shared one."""
     server = localservers.MlflowServer(root, env=clean_env())
     try:
-        url = server.start(timeout=120)
+        url = server.start(timeout=600)  # minutes under load: a loaded machine, not a failure
     except localservers.ServerError as exc:
         pytest.fail(str(exc))
     try:
