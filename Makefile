@@ -160,7 +160,7 @@ E2E_MOCK := --set mock.regions=2 --set mock.stores_per_region=2 --set mock.produ
 # reach the test-cov job's pytest.
 E2E_ARGS ?=
 e2e: $(STAMP) ## PR check: tiny mock set -> train -> gate -> register -> promote -> prod -> score (local stores)
-	[ "$${MANYMODELS_DATA_URI:-}" = mock ] || $(MM) mock --set project.workdir=$(WORKDIR) $(E2E_MOCK)
+	if [ "$${MANYMODELS_DATA_URI:-}" != mock ]; then $(MM) mock --set project.workdir=$(WORKDIR) $(E2E_MOCK); fi
 	$(MM) run training --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) --set training.nn.epochs=$(EPOCHS) $(ARGS) $(E2E_ARGS)
 	$(MM) promote --to prod --env prod --local --set project.workdir=$(WORKDIR)
 	$(MM) run scoring --env prod --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) $(ARGS) $(E2E_ARGS)
