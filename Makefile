@@ -49,8 +49,11 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
 		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
+# A venv that uv fills from a wheelhouse (the executed workflow tests' jobs) gets no pip: uv does
+# not need it, and venv's ensurepip costs ~4 CPU-s per job (`make package` adds pip when missing).
+UV_FROM_WHEELHOUSE = $(and $(strip $(WHEELHOUSE)),$(strip $(UV)))
 define make_venv
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(if $(UV_FROM_WHEELHOUSE),--without-pip )$(VENV)
 	$(if $(strip $(WHEELHOUSE)),,$(BIN)/python -m pip install --quiet --upgrade pip)
 endef
 
@@ -154,13 +157,18 @@ format: $(DEV_STAMP) ## apply ruff's fixes and formatting
 
 # The PR check's tiny mock set, given as settings to every command: with MANYMODELS_DATA_URI=mock
 # (the workflows' e2e jobs) condition regenerates the mock data from the settings, in dev and in
-# prod, so it must be the same tiny set there, not the default 56 partitions.
+# prod, so it must be the same tiny set there, not the default 56 partitions. There condition
+# writes the mock files itself, so the `mock` command (a process of its own) runs only without it.
 E2E_MOCK := --set mock.regions=2 --set mock.stores_per_region=2 --set mock.products=6
+# More options for e2e's training and scoring only, after ARGS. The executed workflow tests set it
+# in the environment of an act run, which every job of the run shares: ARGS there would also
+# reach the test-cov job's pytest.
+E2E_ARGS ?=
 e2e: $(STAMP) ## PR check: tiny mock set -> train -> gate -> register -> promote -> prod -> score (local stores)
-	$(MM) mock --set project.workdir=$(WORKDIR) $(E2E_MOCK)
-	$(MM) run training --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) --set training.nn.epochs=$(EPOCHS) $(ARGS)
+	if [ "$${MANYMODELS_DATA_URI:-}" != mock ]; then $(MM) mock --set project.workdir=$(WORKDIR) $(E2E_MOCK); fi
+	$(MM) run training --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) --set training.nn.epochs=$(EPOCHS) $(ARGS) $(E2E_ARGS)
 	$(MM) promote --to prod --env prod --local --set project.workdir=$(WORKDIR)
-	$(MM) run scoring --env prod --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) $(ARGS)
+	$(MM) run scoring --env prod --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) $(ARGS) $(E2E_ARGS)
 
 # Both CD targets read the data MANYMODELS_DATA_URI points at (a folder or an s3://, abfs://, gs://
 # URL; "mock" generates mock data, which condition refuses with a real MLflow store).
@@ -190,6 +198,7 @@ example-walmart: $(STAMP) ## a real data set end to end: Walmart weekly sales (f
 
 package: $(STAMP) ## build the wheel and a pipeline bundle (pipelines + pins + code version) into dist/
 	rm -rf dist && mkdir -p dist
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
 	git rev-parse HEAD > dist/GIT_SHA 2>/dev/null || echo unknown > dist/GIT_SHA
 	tar -czf dist/pipeline-bundle.tar.gz pipelines requirements/constraints.txt -C dist GIT_SHA \

@@ -67,18 +67,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not ACT_RUNS:
         return
     terminalreporter.section("executed workflows (act, host mode)")
-    for label, seconds, jobs, steps in ACT_RUNS:
+    for label, seconds, jobs, _steps, cpu, step_cpu in ACT_RUNS:
         outcome = ", ".join(f"{job} {result}" for job, result in jobs.items()) or "no job ran"
-        terminalreporter.write_line(f"{seconds:7.1f} s  {label}  [{outcome}]")
-        for job, times in steps.items():
+        terminalreporter.write_line(f"{seconds:7.1f} s  {cpu:7.1f} CPU-s  {label}  [{outcome}]")
+        for job, times in step_cpu.items():
             slow = sorted(times.items(), key=lambda item: -item[1])[:3]
-            parts = ", ".join(f"{step[:40]} {secs:.1f} s" for step, secs in slow)
+            parts = ", ".join(f"{step[:40]} {secs:.1f} CPU-s" for step, secs in slow)
             terminalreporter.write_line(f"{'':12}{job}: {parts}")
     out = os.environ.get("WORKFLOW_TIMINGS_JSON")
     if out:
-        runs = [{"run": label, "seconds": round(seconds, 1), "jobs": jobs,
-                 "steps": {j: {k: round(v, 1) for k, v in t.items()} for j, t in steps.items()}}
-                for label, seconds, jobs, steps in ACT_RUNS]  # fmt: skip
+        runs = [{"run": label, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+                 "jobs": jobs,
+                 "steps": {j: {k: round(v, 1) for k, v in t.items()} for j, t in steps.items()},
+                 "step_cpu_seconds": {j: {k: round(v, 1) for k, v in t.items()}
+                                      for j, t in step_cpu.items()}}
+                for label, seconds, jobs, steps, cpu, step_cpu in ACT_RUNS]  # fmt: skip
         Path(out).write_text(json.dumps(runs, indent=2) + "\n")
 
 

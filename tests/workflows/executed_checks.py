@@ -26,9 +26,19 @@ SERVING = {"promote", "fallback_baseline"}
 EMBEDDED_STEP = "Model validation (embedded mode, no remote registry)"
 # Inside act, the test-cov job runs one small test module, without the coverage gate: this pytest
 # session runs every test once already; what the act run shows is the job's wiring (make
-# test-cov, coverage.xml, the summary, the upload), which any module shows as well; on two
-# pytest-xdist workers (coverage combined from both), not the default one per core plus one.
-QUICK_TEST_COV = {"PYTEST_ADDOPTS": "tests/unit/test_io.py --cov-fail-under=0", "TEST_WORKERS": "2"}
+# test-cov, coverage.xml, the summary, the upload), which any module shows as well; in one
+# process (TEST_WORKERS=0): two pytest-xdist workers and their controller cost ~20 CPU-s per
+# job, one process ~7; the outer session's `make test` runs the same --cov on workers and
+# combines their data, which is what the job's xdist options would show.
+QUICK_TEST_COV = {"PYTEST_ADDOPTS": "tests/unit/test_io.py --cov-fail-under=0", "TEST_WORKERS": "0"}
+# Training in the step's own process (training.workers=1: one block of the 8 tiny partitions)
+# instead of a pool of one spawned worker per core, each importing torch, MLflow and scikit-learn
+# (~7 CPU-s apiece on this machine under load) for a few seconds of fitting: same models, same
+# gate, same registry. The pool itself still runs in the shared-registry CD run (CI's wheel
+# installed, the path a deployment takes) and in the integration tests.
+IN_PROCESS = "--set training.workers=1"
+# PR validation and CI: for `make e2e` only (E2E_ARGS; ARGS would reach test-cov's pytest too).
+E2E_IN_PROCESS = {"E2E_ARGS": IN_PROCESS}
 # The CD runs train make e2e's tiny mock set (2 of the 14 regions, 2 stores each, 6 products: 8
 # partitions of ~1,550 rows instead of 56 of ~10,400) with 3 NN epochs instead of 30 (ARGS reaches
 # `manymodels run` through the make targets, in dev and in prod, so scoring generates the same
@@ -36,6 +46,7 @@ QUICK_TEST_COV = {"PYTEST_ADDOPTS": "tests/unit/test_io.py --cov-fail-under=0", 
 # training produces is tested in tests/integration.
 TINY_MOCK = "--set mock.regions=2 --set mock.stores_per_region=2 --set mock.products=6"
 FEW_EPOCHS = {"ARGS": f"--set training.nn.epochs=3 {TINY_MOCK}"}
+FEW_EPOCHS_IN_PROCESS = {"ARGS": f"{FEW_EPOCHS['ARGS']} {IN_PROCESS}"}
 E2E_REGIONS = 2  # `make e2e` trains the tiny mock set: 2 regions x 2 stores x 6 products
 CI_RUN_ID = "4242"  # the CI run whose `dist` artifact cd-model-validation downloads
 

@@ -17,8 +17,10 @@ import os
 
 import pytest
 from executed_checks import (
+    E2E_IN_PROCESS,
     EMBEDDED_STEP,
     FEW_EPOCHS,
+    FEW_EPOCHS_IN_PROCESS,
     QUICK_TEST_COV,
     _assert_coverage,
     _assert_e2e_reports,
@@ -37,8 +39,8 @@ pytestmark = [pytest.mark.workflows, pytest.mark.slow]
 
 def test_pull_request_runs_lint_tests_and_mock_end_to_end(act: Act):
     require_targets("pr-validation")
-    result = act.run("pull_request", "pr-validation", "pull_request.json", env=QUICK_TEST_COV,
-                     label="PR validation")  # fmt: skip
+    result = act.run("pull_request", "pr-validation", "pull_request.json",
+                     env=QUICK_TEST_COV | E2E_IN_PROCESS, label="PR validation")  # fmt: skip
     result.assert_job("test-cov")
     _assert_coverage(result)
     result.assert_job("e2e")
@@ -60,8 +62,8 @@ def test_fresh_fork_model_validation_builds_an_embedded_dev_registry(act: Act):
     """No variables: the job trains into a local MLflow store and uploads it as an artifact."""
     require_targets("cd-model-validation")
     result = act.run(
-        "workflow_dispatch", "cd-model-validation", "workflow_dispatch.json", env=FEW_EPOCHS,
-        label="CD model validation (dispatch, embedded store)",
+        "workflow_dispatch", "cd-model-validation", "workflow_dispatch.json",
+        env=FEW_EPOCHS_IN_PROCESS, label="CD model validation (dispatch, embedded store)",
     )  # fmt: skip
     result.assert_jobs({"model-validation": "success"})
     assert "Azure login (OIDC)" not in result.steps("model-validation")

@@ -7,7 +7,13 @@ import tarfile
 import zipfile
 
 import pytest
-from executed_checks import QUICK_TEST_COV, _assert_coverage, _assert_e2e_reports, _files
+from executed_checks import (
+    E2E_IN_PROCESS,
+    QUICK_TEST_COV,
+    _assert_coverage,
+    _assert_e2e_reports,
+    _files,
+)
 from workflow_harness import Act, require_targets
 
 pytestmark = [pytest.mark.workflows, pytest.mark.slow]
@@ -15,7 +21,8 @@ pytestmark = [pytest.mark.workflows, pytest.mark.slow]
 
 def test_push_to_main_runs_ci_and_packages(act: Act):
     require_targets("ci")
-    result = act.run("push", "ci", "push_main.json", env=QUICK_TEST_COV, label="CI (push to main)")
+    result = act.run("push", "ci", "push_main.json", env=QUICK_TEST_COV | E2E_IN_PROCESS,
+                     label="CI (push to main)")  # fmt: skip
     result.assert_job("test-cov")
     _assert_coverage(result)
     result.assert_job("e2e")

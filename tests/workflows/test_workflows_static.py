@@ -565,6 +565,20 @@ def test_a_wheelhouse_installs_offline():
     assert "--no-index --find-links /wh --require-hashes -r requirements/dev.lock" in done.stdout
     assert "--no-index --find-links /wh --no-deps -e ." in done.stdout
     assert "pip install --quiet --upgrade pip" not in done.stdout
+    # uv needs no pip in the venv (venv's ensurepip: ~4 CPU-s per act job); pip alone keeps it
+    assert "-m venv --without-pip /nonexistent-venv" in done.stdout
+    done = _run(["make", "-n", "--no-print-directory", "setup", "VENV=/nonexistent-venv",
+                 "WHEELHOUSE=/wh"])  # fmt: skip
+    assert "-m venv /nonexistent-venv" in done.stdout
+    assert "-m pip install --quiet --no-index --find-links /wh" in done.stdout
+
+
+def test_package_adds_pip_to_a_venv_without_it():
+    done = _run(["make", "-n", "--no-print-directory", "package", "VENV=/nonexistent-venv"])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    (wheel,) = [i for i, line in enumerate(lines) if "-m pip wheel" in line]
+    assert "-m pip --version" in lines[wheel - 1] and "-m ensurepip" in lines[wheel - 1]
 
 
 def test_setup_installs_the_hash_locked_dev_tools():
@@ -660,6 +674,21 @@ def test_e2e_trains_and_scores_the_tiny_mock_set_even_when_condition_regenerates
     assert len(data) == 3, commands
     for command in data:
         assert tiny in command, command
+
+
+def test_e2e_args_reach_training_and_scoring_only():
+    """E2E_ARGS (the executed tests' channel: ARGS in an act run's environment would reach the
+    test-cov job's pytest as well) goes to e2e's training and scoring, after ARGS."""
+    done = _run(["make", "-n", "--no-print-directory", "e2e", "VENV=/nonexistent-venv",
+                 "ARGS=--set a=1", "E2E_ARGS=--set b=2"])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    commands = [line for line in done.stdout.splitlines() if "bin/manymodels " in line]
+    runs = [c for c in commands if re.search(r"manymodels run (training|scoring)\b", c)]
+    assert len(runs) == 2 and all(c.endswith("--set a=1 --set b=2") for c in runs), commands
+    assert not [c for c in commands if "--set b=2" in c and c not in runs], commands
+    done = _run(["make", "-n", "--no-print-directory", "test-cov", "VENV=/nonexistent-venv",
+                 "E2E_ARGS=--set b=2"])  # fmt: skip
+    assert "--set b=2" not in done.stdout
 
 
 def test_setup_with_uv_installs_the_same_hash_locked_files():

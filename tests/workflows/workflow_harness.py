@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -73,8 +74,24 @@ SCRUBBED_PREFIXES = (
 )
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ACT_TIMEOUT_S = int(os.environ.get("WORKFLOW_TEST_TIMEOUT_S", "3600"))
-# (label, seconds, job -> result, job -> {step -> seconds}) of every act run this session
-TIMINGS: list[tuple[str, float, dict[str, str], dict[str, dict[str, float]]]] = []
+# (label, seconds, job -> result, job -> {step -> seconds}, CPU seconds of the whole run,
+# job -> {step -> CPU seconds}) of every act run this session
+TIMINGS: list[
+    tuple[str, float, dict[str, str], dict[str, dict[str, float]], float, dict[str, dict]]
+] = []
+# CPU per step: every `run:` step's bash reads BASH_ENV first; this one makes the step's own
+# shell (not the shells it starts: make's recipes, $(shell ...)) write, when it exits, the CPU it
+# and its waited-for children used (clock ticks from /proc, no process started) to stderr, which
+# act logs with the step. The executed tests' timing summary adds them up per step.
+STEP_CPU_MARK = "manymodels-step-cpu"
+STEP_CPU_SH = f"""\
+if [ -z "${{STEP_CPU_SHELL:-}}" ]; then
+  export STEP_CPU_SHELL=$$
+  trap 'read -r -a _s < /proc/$$/stat; \
+echo "{STEP_CPU_MARK} $(( _s[13] + _s[15] )) $(( _s[14] + _s[16] ))" >&2' EXIT
+fi
+"""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- reading the workflow files
@@ -145,8 +162,8 @@ def make_targets_called(doc: dict) -> list[tuple[str, str]]:
 
 
 # Makefile variables that `make test ARGS=...` exports to this process: not for the jobs' make.
-SCRUBBED_NAMES = {"ARGS", "EPOCHS", "WORKDIR", "ENV", "VENV", "PIP_ARGS", "PYTHON", "TOOLS",
-                  "TEST_WORKERS", "INSTALLER"}  # fmt: skip
+SCRUBBED_NAMES = {"ARGS", "E2E_ARGS", "EPOCHS", "WORKDIR", "ENV", "VENV", "PIP_ARGS", "PYTHON",
+                  "TOOLS", "TEST_WORKERS", "INSTALLER"}  # fmt: skip
 
 
 def clean_env() -> dict[str, str]:
@@ -243,6 +260,20 @@ class ActResult:
             and len(r.get("stepID", [])) == 1
         }
 
+    def step_cpu(self, job: str) -> dict[str, float]:
+        """Main-stage step name -> CPU seconds (user + sys) its shells and their children used,
+        for one job (a composite action's steps add up under the action's name)."""
+        found: dict[str, float] = {}
+        for r in self.records:
+            if r.get("jobID") != job or r.get("stage") != "Main" or not r.get("raw_output"):
+                continue
+            for line in r.get("msg", "").splitlines():
+                words = line.split()
+                if len(words) == 3 and words[0] == STEP_CPU_MARK:
+                    ticks = int(words[1]) + int(words[2])
+                    found[r["step"]] = found.get(r["step"], 0.0) + ticks / CLOCK_TICKS
+        return found
+
     def output(self, job: str | None = None, tail: int = 60) -> str:
         lines = [
             ANSI.sub("", r["msg"]).rstrip("\n")
@@ -284,6 +315,8 @@ class Act:
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         self.empty = tmp / "empty"
         self.empty.write_text("")
+        self.step_cpu_sh = tmp / "step-cpu.sh"
+        self.step_cpu_sh.write_text(STEP_CPU_SH)
         self.runs = 0
 
     def command(
@@ -339,6 +372,7 @@ class Act:
             STANDIN_PYTHON_BIN=str(Path(os.path.realpath(sys._base_executable)).parent),
             STANDIN_ARTIFACTS=str(artifacts),
             STANDIN_CHECKOUT_SOURCE=str(self.snapshot),
+            BASH_ENV=str(self.step_cpu_sh),
         )
         env.update(self.installs)
         env.update(extra)
@@ -362,7 +396,7 @@ class Act:
         cmd = self.command(event, name, EVENTS / event_file, variables or {})
         (run_dir / "command.txt").write_text(" ".join(cmd) + "\n")
         log, errors = run_dir / "act.jsonl", run_dir / "act.stderr"
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), _children_cpu()
         with log.open("w") as out, errors.open("w") as err:
             proc = subprocess.Popen(
                 cmd,
@@ -378,16 +412,26 @@ class Act:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 pytest.fail(f"act {event} {name} ran past {ACT_TIMEOUT_S} s; log {log}")
-        seconds = time.monotonic() - started
+        seconds, cpu = time.monotonic() - started, _children_cpu() - cpu_before
         records = []
         for line in log.read_text(errors="replace").splitlines():
             with contextlib.suppress(json.JSONDecodeError):
                 records.append(json.loads(line))
         result = ActResult(returncode, seconds, records, artifacts, log)
         steps = {job: result.step_seconds(job) for job in result.jobs}
-        TIMINGS.append((label or f"{name} on {event}", seconds, dict(result.jobs), steps))
+        step_cpu = {job: result.step_cpu(job) for job in result.jobs}
+        TIMINGS.append(
+            (label or f"{name} on {event}", seconds, dict(result.jobs), steps, cpu, step_cpu)
+        )
         assert _tree_state(self.snapshot) == before, "act changed the source tree it copied from"
         return result
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + sys) of this process's waited-for children: act and every process
+    its jobs started, once act has been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _tree_state(root: Path) -> str:
@@ -527,7 +571,7 @@ def mlflow_server(root: Path) -> Iterator[str]:
     runner), standing in for a team's shared one."""
     server = localservers.MlflowServer(root, env=clean_env())
     try:
-        url = server.start(timeout=120)
+        url = server.start(timeout=600)  # minutes under load: a loaded machine, not a failure
     except localservers.ServerError as exc:
         pytest.fail(str(exc))
     try:
