@@ -201,3 +201,27 @@ def test_mape_weighting_ignores_zero_actuals_and_falls_back_to_equal_weights_wit
     pred = pd.DataFrame({"a": [1.0, 2.0, 9.0], "b": [2.0, 4.0, 0.0]})
     assert learn_weights(pred, [1.0, 2.0, 0.0], "mape") == pytest.approx({"a": 1.0, "b": 0.0})
     assert learn_weights(pred, [0.0, 0.0, 0.0], "mape") == {"a": 0.5, "b": 0.5}
+
+
+@pytest.mark.parametrize("weighting", ["wape", "mape"])
+def test_metric_weights_are_never_below_zero_when_the_solver_rounds_under_its_bound(
+    monkeypatch, weighting
+):
+    """HiGHS may return a member at -1e-14 for a bound of 0 (seen in CI on the mock fast
+    movers): the ensemble then refused its own weights and the partition failed to train."""
+    from types import SimpleNamespace
+
+    from manymodels.models import ensemble
+
+    def rounded(c, **kwargs):
+        m = len(c) - 2 * (len(kwargs["b_eq"]) - 1)
+        x = np.zeros(len(c))
+        x[:m] = [0.7, -9.0e-14, 0.3][:m]
+        return SimpleNamespace(success=True, x=x)
+
+    monkeypatch.setattr(ensemble, "linprog", rounded)
+    pred = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [2.0, 1.0, 3.0], "c": [1.0, 1.0, 1.0]})
+    w = ensemble.learn_weights(pred, [1.0, 2.0, 3.0], weighting)
+    assert min(w.values()) >= 0 and sum(w.values()) == pytest.approx(1.0)
+    assert w["b"] == 0.0
+    assert ensemble.fixed_weights(w, list(pred)) == pytest.approx(w)  # what the ensemble checks
