@@ -30,6 +30,7 @@ import numbers
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.optimize import linprog, nnls
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
@@ -217,10 +218,15 @@ def _least_absolute(X: np.ndarray, y: np.ndarray, *, relative: bool) -> np.ndarr
     n, m = X.shape
     if n == 0:
         return np.ones(m)
-    # variables: w (m), then the positive and negative parts of each row's error (n + n)
-    eye = np.eye(n)
-    a_eq = np.vstack(
-        [np.hstack([X, eye, -eye]), np.concatenate([np.ones(m), np.zeros(2 * n)])[None, :]]
+    # variables: w (m), then the positive and negative parts of each row's error (n + n);
+    # sparse: a dense identity would be n x n (8 GB at 32,000 backtest rows)
+    eye = sparse.identity(n, format="csr")
+    a_eq = sparse.vstack(
+        [
+            sparse.hstack([sparse.csr_matrix(X), eye, -eye]),
+            sparse.csr_matrix(np.concatenate([np.ones(m), np.zeros(2 * n)])[None, :]),
+        ],
+        format="csr",
     )
     result = linprog(
         np.concatenate([np.zeros(m), cost, cost]),
