@@ -25,7 +25,7 @@ from manymodels import registry
 from manymodels.data.partition import split_partitions
 from manymodels.features import build_features
 from manymodels.io import atomic_path
-from manymodels.scoring import PREDICTION_COLUMNS, predict_future
+from manymodels.scoring import PREDICTION_COLUMNS, predict_future, series_codes
 from manymodels.scoring_files import read_part
 from manymodels.serve.snapshot import snapshot_rows
 
@@ -183,14 +183,8 @@ def block_features(
 
 def _owners(built: pd.DataFrame, owner: pd.Series) -> np.ndarray:
     """The partition of each row of ``built`` (``owner``: partition by "store/product")."""
-    stores, store_codes = np.unique(built["store_id"].astype(str).to_numpy(), return_inverse=True)
-    products, product_codes = np.unique(
-        built["product_id"].astype(str).to_numpy(), return_inverse=True
-    )
-    codes, rows = np.unique(store_codes * len(products) + product_codes, return_inverse=True)
-    n = len(products)
-    pairs = pd.Index([f"{stores[c // n]}/{products[c % n]}" for c in codes])
-    return owner.reindex(pairs).to_numpy()[rows]
+    rows, labels = series_codes(built["store_id"].to_numpy(), built["product_id"].to_numpy())
+    return owner.reindex(pd.Index(labels)).to_numpy()[rows]
 
 
 def summarise(value: pd.DataFrame) -> dict:
