@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
         update_docs(Path(args.docs))
         return 0
     n, backend = args.partitions, args.backend
-    profiled = [o for f in args.profile for o in profile_overrides(f)]
+    profiled = profile_overrides(*args.profile)
     args.overrides = [*backend_overrides(backend, args.config_dir), *profiled, *args.overrides]
     workdir = (args.workdir or Path("work") / f"scale-{backend}-{n}").resolve()
     if workdir.exists() and not args.reuse:
@@ -490,7 +490,7 @@ def _rule(columns: int) -> str:
 
 
 def _settings_text(r: dict) -> str:
-    profiled = {o for f in r.get("profiles", []) for o in profile_overrides(f)}
+    profiled = set(profile_overrides(*r.get("profiles", [])))
     shown = [f"profile `{Path(f).stem}`" for f in r.get("profiles", [])] + [
         f"`{o}`"
         for o in r["overrides"]

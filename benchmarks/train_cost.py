@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="default: <workdir>/result-<tag>.json")
     parser.add_argument("--compare", type=Path, help="another run's JSON: count differences")
     args = parser.parse_args(argv)
-    args.set = [*(o for f in args.profile for o in profile_overrides(f)), *args.set]
+    args.set = [*profile_overrides(*args.profile), *args.set]
     import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)  # as in the train step's workers

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     try:  # a profile's keys as --set items, before the command line's own
-        profiled = [o for f in args.profiles for o in profile_overrides(f)]
+        profiled = profile_overrides(*args.profiles)
         args.overrides = [*profiled, *args.overrides]
     except ConfigError as exc:
         log.error("%s", exc)

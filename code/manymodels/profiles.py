@@ -19,14 +19,17 @@ from manymodels.config import ConfigError
 __all__ = ["profile_overrides"]
 
 
-def profile_overrides(path: str | Path) -> list[str]:
-    """The ``"section.key=value"`` overrides a profile file stands for (values as JSON, which
-    ``--set`` parses as YAML).
+def profile_overrides(*paths: str | Path) -> list[str]:
+    """The ``"section.key=value"`` overrides the profile files stand for, file after file
+    (values as JSON, which ``--set`` parses as YAML).
 
     Raises:
-        ConfigError: the file is missing, not YAML, not a mapping, or empty (naming the file).
+        ConfigError: a file is missing, not YAML, not a mapping, or empty (naming the file).
     """
-    path = Path(path)
+    return [item for path in paths for item in _overrides(Path(path))]
+
+
+def _overrides(path: Path) -> list[str]:
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError as exc:

@@ -95,7 +95,7 @@ def add_data_option(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    profiled = [item for path in getattr(args, "profiles", ()) for item in profile_overrides(path)]
+    profiled = profile_overrides(*getattr(args, "profiles", ()))
     return load_settings(args.config_dir, args.env, [*profiled, *args.overrides])
 
 
