@@ -290,20 +290,20 @@ class EnsembleSettings:
     members: tuple[str, ...] = ("lasso", "nn")
     overrides: tuple[MemberOverride, ...] = ()  # the first match replaces ``members``
 
+    def override_for(self, keys: dict[str, str]) -> MemberOverride | None:
+        """The first override matching a partition with these key values, or None."""
+        return next((o for o in self.overrides if keys.get(o.key) == o.value), None)
+
     def members_for(self, keys: dict[str, str]) -> tuple[str, ...]:
         """The member names for a partition with these key values (first matching override)."""
-        for o in self.overrides:
-            if keys.get(o.key) == o.value:
-                return o.members
-        return self.members
+        match = self.override_for(keys)
+        return self.members if match is None else match.members
 
     def weighting_for(self, keys: dict[str, str]) -> str:
         """The weighting for a partition with these key values (first matching override's,
         when it names one)."""
-        for o in self.overrides:
-            if keys.get(o.key) == o.value:
-                return o.weighting or self.weighting
-        return self.weighting
+        match = self.override_for(keys)
+        return (match and match.weighting) or self.weighting
 
 
 @dataclass(frozen=True)
