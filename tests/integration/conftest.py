@@ -44,14 +44,14 @@ class Workspace:
         versions are tagged with (``config_hash``) leaves the folder out, so a re-run in the copy
         with this workspace's settings is an identical re-run (checked here). The copy
         shares nothing with this one: a test may register, promote, score or corrupt it freely.
-        It trains without residual plots (set ``plots`` to match this workspace's settings)."""
+        It trains without residual plots."""
         shutil.copytree(self.root, root, dirs_exist_ok=True)
-        moved = Workspace(root, raw=False, plots=self.plots)
-        new_hash = moved.config_hash()
-        _relocate(root, [(str(self.root), str(root))])
+        moved = Workspace(root, raw=False)
+        _relocate(root, str(self.root), str(root))
         hashes = _config_hashes(root)
-        assert hashes <= {new_hash}, f"{self.root} was trained with other settings: {hashes}"
-        moved.plots = False
+        assert hashes <= {moved.config_hash()}, (
+            f"{self.root} was trained with other settings: {hashes}"
+        )
         return moved
 
     def config_hash(self) -> str:
@@ -108,8 +108,8 @@ def _isolated_mlflow():
         yield
 
 
-def _relocate(root: Path, pairs: list[tuple[str, str]]) -> None:
-    """Replace each ``old`` by its ``new`` in every SQLite text column and text file."""
+def _relocate(root: Path, old: str, new: str) -> None:
+    """Replace the folder ``old`` by ``new`` in every SQLite text column and text file."""
     for path in root.rglob("*"):
         if not path.is_file():
             continue
@@ -118,19 +118,16 @@ def _relocate(root: Path, pairs: list[tuple[str, str]]) -> None:
                 for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
                     columns = db.execute(f'PRAGMA table_info("{table}")').fetchall()
                     for column in (c[1] for c in columns if _is_text(c[2])):
-                        for old, new in pairs:
-                            db.execute(
-                                f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
-                                f'WHERE instr("{column}", ?) > 0',
-                                (old, new, old),
-                            )
+                        db.execute(
+                            f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                            f'WHERE instr("{column}", ?) > 0',
+                            (old, new, old),
+                        )
             db.close()
         elif path.stat().st_size < 2_000_000:
             data = path.read_bytes()
-            if any(old.encode() in data for old, _ in pairs):
-                for old, new in pairs:
-                    data = data.replace(old.encode(), new.encode())
-                path.write_bytes(data)
+            if old.encode() in data:
+                path.write_bytes(data.replace(old.encode(), new.encode()))
 
 
 def _config_hashes(root: Path) -> set[str]:
@@ -193,8 +190,8 @@ def trained_copy(trained_once, tmp_path) -> Workspace:
 def evaluated_copy(trained_once, tmp_path) -> Workspace:
     """A copy of ``trained_once`` as it was after ``evaluate``: the sample conditioned,
     validated, partitioned, trained and gated, nothing registered (what ``workspace`` holds
-    after condition ... evaluate with the settings of :meth:`Workspace.args`, plots on: set
-    ``plots`` back to True for an identical re-run)."""
+    after condition ... evaluate with the settings of :meth:`Workspace.args`; plots, which
+    ``config_hash`` leaves out, were on)."""
     evaluated = Workspace(trained_once.root.parent / "evaluated", raw=False, plots=True)
     return evaluated.copy_to(tmp_path / "evaluated")
 

@@ -84,7 +84,6 @@ def _assert_one_valid_champion_each(store, partitions) -> None:
 
 def test_sigkill_during_registration_and_promotion_then_rerun(evaluated_copy):
     workspace = evaluated_copy  # what _prepare(workspace) leaves: trained and gated, a copy
-    workspace.plots = True  # the settings it was trained with: the re-run below is identical
     settings = load_settings("pipelines", "dev", [f"project.workdir={workspace.work}"])
     dev, prod = (registry.resolve_store(settings, env) for env in ("dev", "prod"))
     partitions = list(json.loads((workspace.work / "runs/training.json").read_text())["partitions"])

@@ -96,7 +96,6 @@ def test_parent_and_nested_runs_carry_lineage(trained):
 
 def test_identical_rerun_registers_nothing_and_moves_no_alias(trained_copy):
     workspace = trained_copy  # the sample trained once (workspace.train_pipeline()), a copy
-    workspace.plots = True  # trained_once's settings: the re-run below is identical
     settings = _settings(workspace)
     store = registry.resolve_store(settings)
     prod = registry.resolve_store(settings, "prod")
