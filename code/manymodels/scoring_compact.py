@@ -33,6 +33,7 @@ import pandas as pd
 
 from manymodels.features import HISTORY_PREFIXES
 from manymodels.models._input import signed_expm1, signed_log1p
+from manymodels.models.intervals import interval_bounds
 
 __all__ = [
     "COMPACT_FILE",
@@ -343,10 +344,7 @@ class CompactModel:
         point = self.predict(frame)
         out = {"prediction": point}
         if self.intervals is not None:
-            names, quantiles = self.intervals
-            p = np.clip(point, 0, None)
-            s = np.sqrt(1.0 + p)
-            out |= {n: np.clip(p + q * s, 0, None) for n, q in zip(names, quantiles, strict=True)}
+            out |= interval_bounds(point, *self.intervals)
         return pd.DataFrame(out)
 
 

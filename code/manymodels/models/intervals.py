@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["ConformalIntervals", "origin_coverage", "quantile_names"]
+__all__ = ["ConformalIntervals", "interval_bounds", "origin_coverage", "quantile_names"]
 
 
 def quantile_names(coverage: float) -> tuple[str, str, str]:
@@ -72,11 +72,15 @@ class ConformalIntervals:
 
     def predict(self, y_pred) -> pd.DataFrame:
         """The bounds for point forecasts ``y_pred``: columns from :func:`quantile_names`."""
-        p = np.clip(np.asarray(y_pred, dtype=float), 0, None)
-        s = _scale(p)
-        names = quantile_names(self.coverage)
-        bounds = zip(names, self.quantiles_, strict=True)
-        return pd.DataFrame({name: np.clip(p + q * s, 0, None) for name, q in bounds})
+        return pd.DataFrame(interval_bounds(y_pred, quantile_names(self.coverage), self.quantiles_))
+
+
+def interval_bounds(y_pred, names, quantiles) -> dict[str, np.ndarray]:
+    """``{name: bound}`` for point forecasts ``y_pred`` and the standardised residual
+    ``quantiles`` a :class:`ConformalIntervals` fitted (one per name)."""
+    p = np.clip(np.asarray(y_pred, dtype=float), 0, None)
+    s = _scale(p)
+    return {name: np.clip(p + q * s, 0, None) for name, q in zip(names, quantiles, strict=True)}
 
 
 def origin_coverage(
