@@ -102,7 +102,15 @@ def create_app(service: Service) -> FastAPI:
     metrics.describe(
         "request_seconds", "histogram", "Request latency by route.", buckets=LATENCY_BUCKETS
     )
-    metrics.describe("series_forecast_total", "counter", "Series forecast.")
+    metrics.describe(
+        "series_forecast_total",
+        "counter",
+        "Series forecast, by what answered: model, baseline_champion (the gate kept the baseline), "
+        "new_series_baseline (a series too young for the model), new_series_no_baseline.",
+    )
+    metrics.describe(
+        "stale_series_forecast_total", "counter", "Series answered by a stale cached model."
+    )
     app.state.service = service
 
     app.add_middleware(BodyLimit, limit=service.settings.max_body_kb * 1024)

@@ -230,6 +230,9 @@ class Service:
                 kind=kind,
                 fallback=kind == NEW_SERIES_KIND,
             )
+            self.metrics.inc("series_forecast_total", answer=_answer(kind, served.packed.kind))
+            if entry.stale:
+                self.metrics.inc("stale_series_forecast_total")
             out.append(
                 SeriesForecast(
                     store_id=item.store_id,
@@ -241,7 +244,6 @@ class Service:
                     forecasts=_weeks(future),
                 )
             )
-        self.metrics.inc("series_forecast_total", len(out))
         written = self.snapshot.manifest.get("written_at") if self.snapshot else None
         return ForecastResponse(forecasts=out, snapshot_written_at=written)
 
@@ -393,3 +395,14 @@ def _size(served: ServedModel) -> int:
 def _bound(value) -> float | None:
     """An interval bound, None where the model has none (NaN)."""
     return None if value is None or pd.isna(value) else float(value)
+
+
+def _answer(kind: str, model_kind: str) -> str:
+    """What answered a series, for ``series_forecast_total{answer}``: its partition's model, the
+    baseline the gate kept as champion, the packed baseline of a new series, or a model with no
+    baseline packed for a new series (saved by older code)."""
+    if kind == NEW_SERIES_KIND:
+        return "new_series_baseline"
+    if "new series" in kind:
+        return "new_series_no_baseline"
+    return "baseline_champion" if model_kind == "baseline" else "model"

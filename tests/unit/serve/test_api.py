@@ -211,6 +211,7 @@ def test_metrics_are_prometheus_text(reg, serve):
         "manymodels_serve_cache_hits_total 1.0",
         'manymodels_serve_cache_misses_total{reason="cold"} 1.0',
         "manymodels_serve_models_loaded 1.0",
+        'manymodels_serve_series_forecast_total{answer="baseline_champion"} 2.0',
         "manymodels_serve_model_load_seconds_count 1",
         'manymodels_serve_request_seconds_bucket{le="+Inf",route="/v1/forecast"} 2',
         "# TYPE manymodels_serve_request_seconds histogram",

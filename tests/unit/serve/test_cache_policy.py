@@ -140,6 +140,7 @@ def test_registry_unreachable_is_503_while_cached_models_keep_answering(reg, ser
         ready = requests.get(f"{url}/ready", timeout=10)
         assert ready.status_code == 503 and "unreachable" in ready.json()["problems"]["registry"]
         assert metric(url, 'manymodels_serve_registry_errors_total{operation="resolve"}') >= 2
+        assert metric(url, "manymodels_serve_stale_series_forecast_total") == 1
     finally:
         switch.store = switch.up
     time.sleep(0.3)

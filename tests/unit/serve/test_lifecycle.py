@@ -106,6 +106,10 @@ def test_a_new_series_is_answered_by_the_packed_baseline_like_batch_scoring(reg,
     assert kinds[(new["store_id"], new["product_id"], "snapshot")]["fallback"]
     assert kinds[(new["store_id"], new["product_id"], "request")]["kind"] == NEW_SERIES_KIND
     assert sum(m["kind"] == "ensemble" for m in kinds.values()) == len(kinds) - 2
+    # /metrics counts what answered: the two answers for the new series were fallbacks
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    assert 'manymodels_serve_series_forecast_total{answer="new_series_baseline"} 2.0' in text
+    assert f'manymodels_serve_series_forecast_total{{answer="model"}} {len(kinds) - 2}.0' in text
 
 
 def test_a_series_the_snapshot_lacks_with_a_short_history_is_new(reg, serve, young):
