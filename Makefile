@@ -160,15 +160,15 @@ format: $(DEV_STAMP) ## apply ruff's fixes and formatting
 # prod, so it must be the same tiny set there, not the default 56 partitions. There condition
 # writes the mock files itself, so the `mock` command (a process of its own) runs only without it.
 E2E_MOCK := --set mock.regions=2 --set mock.stores_per_region=2 --set mock.products=6
-# More options for e2e's training and scoring only, after ARGS. The executed workflow tests set it
-# in the environment of an act run, which every job of the run shares: ARGS there would also
-# reach the test-cov job's pytest.
+# `manymodels e2e` runs the training pipeline in dev, `promote --to prod` and the scoring pipeline
+# in prod in one process (torch and MLflow imported once, not three times), each with e2e's options.
+# E2E_ARGS: more options for e2e only, after ARGS. The executed workflow tests set it in the
+# environment of an act run, which every job of the run shares: ARGS there would also reach the
+# test-cov job's pytest.
 E2E_ARGS ?=
 e2e: $(STAMP) ## PR check: tiny mock set -> train -> gate -> register -> promote -> prod -> score (local stores)
 	if [ "$${MANYMODELS_DATA_URI:-}" != mock ]; then $(MM) mock --set project.workdir=$(WORKDIR) $(E2E_MOCK); fi
-	$(MM) run training --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) --set training.nn.epochs=$(EPOCHS) $(ARGS) $(E2E_ARGS)
-	$(MM) promote --to prod --env prod --local --set project.workdir=$(WORKDIR)
-	$(MM) run scoring --env prod --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) $(ARGS) $(E2E_ARGS)
+	$(MM) e2e --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) --set training.nn.epochs=$(EPOCHS) $(ARGS) $(E2E_ARGS)
 
 # Both CD targets read the data MANYMODELS_DATA_URI points at (a folder or an s3://, abfs://, gs://
 # URL; "mock" generates mock data, which condition refuses with a real MLflow store).
