@@ -609,17 +609,18 @@ for name in dir(plotly.graph_objs):
 """
 
 
-def precompile_uv_cache(venv: Path, uv_cache: Path) -> int:
-    """Import what the jobs import in ``venv`` (filled by uv from ``uv_cache``, whose files it
-    hard-links), then hard-link each bytecode file it wrote next to its source in uv's cache:
-    every venv uv fills from that cache gets it with the sources, valid as long as the source is
-    the same file (size and mtime). Returns how many files went into the cache; sources that are
-    not hard links into the cache (a copy, another file system) keep compiling in the job."""
+def precompile_uv_cache(venv: Path, uv_cache: Path, imports: str = JOB_IMPORTS) -> int:
+    """Run ``imports`` (what the jobs import) in ``venv`` (filled by uv from ``uv_cache``, whose
+    files it hard-links), then hard-link each bytecode file it wrote next to its source in uv's
+    cache: every venv uv fills from that cache gets it with the sources, valid as long as the
+    source is the same file (size and mtime). Returns how many files went into the cache;
+    sources that are not hard links into the cache (a copy, another file system) keep compiling
+    in the job."""
     env = {**clean_env(), "PYTHONPYCACHEPREFIX": "", "PYTHONDONTWRITEBYTECODE": ""}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     with contextlib.suppress(subprocess.TimeoutExpired):  # a speed-up: what it compiled counts
         subprocess.run(
-            [str(venv / "bin" / "python"), "-c", JOB_IMPORTS],
+            [str(venv / "bin" / "python"), "-c", imports],
             capture_output=True, env=env, cwd=venv, check=False, timeout=1800,
         )  # fmt: skip
     in_cache = {}
