@@ -570,7 +570,20 @@ def test_a_wheelhouse_installs_offline():
     done = _run(["make", "-n", "--no-print-directory", "setup", "VENV=/nonexistent-venv",
                  "WHEELHOUSE=/wh"])  # fmt: skip
     assert "-m venv /nonexistent-venv" in done.stdout
-    assert "-m pip install --quiet --no-index --find-links /wh" in done.stdout
+    assert "-m pip install --quiet --no-compile --no-index --find-links /wh" in done.stdout
+
+
+def test_pip_installs_compile_nothing_up_front():
+    """On GitHub (pip) every install runs with --no-compile: make's processes compile what they
+    import into PYTHONPYCACHEPREFIX; compiling the whole venv at install time was most of pip's
+    CPU."""
+    done = _run(["make", "-n", "--no-print-directory", "setup", "setup-runtime",
+                 "VENV=/nonexistent-venv"])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    installs = [line for line in done.stdout.splitlines() if "-m pip install" in line]
+    project = [line for line in installs if "--upgrade pip" not in line]
+    assert len(project) >= 3, installs
+    assert all("-m pip install --quiet --no-compile " in line for line in project), project
 
 
 def test_package_adds_pip_to_a_venv_without_it():
