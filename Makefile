@@ -34,10 +34,14 @@ MM := $(BIN)/manymodels
 # target needs; CD jobs stop there), DEV_STAMP adds the dev tools (tests, linters, act).
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# pip installs without compiling every file it unpacks (--no-compile): make's processes read and
+# write their bytecode under PYTHONPYCACHEPREFIX and compile only what they import; pip compiling
+# the whole venv at install time was most of its CPU (pandas + scipy: 11.1 CPU-s, 1.8 without).
+PIP_INSTALL = $(BIN)/python -m pip install --quiet --no-compile
 ifneq ($(strip $(WHEELHOUSE)),)
-INSTALL = $(if $(strip $(UV)),$(UV) pip install --quiet --python $(BIN)/python --offline,$(BIN)/python -m pip install --quiet) --no-index --find-links $(WHEELHOUSE)
+INSTALL = $(if $(strip $(UV)),$(UV) pip install --quiet --python $(BIN)/python --offline,$(PIP_INSTALL)) --no-index --find-links $(WHEELHOUSE)
 else
-INSTALL = $(BIN)/python -m pip install --quiet $(PIP_ARGS)
+INSTALL = $(PIP_INSTALL) $(PIP_ARGS)
 endif
 
 .PHONY: help setup setup-runtime lock demo test test-cov test-unit test-slow lint format clean mlflow-ui \
@@ -160,15 +164,15 @@ format: $(DEV_STAMP) ## apply ruff's fixes and formatting
 # prod, so it must be the same tiny set there, not the default 56 partitions. There condition
 # writes the mock files itself, so the `mock` command (a process of its own) runs only without it.
 E2E_MOCK := --set mock.regions=2 --set mock.stores_per_region=2 --set mock.products=6
-# More options for e2e's training and scoring only, after ARGS. The executed workflow tests set it
-# in the environment of an act run, which every job of the run shares: ARGS there would also
-# reach the test-cov job's pytest.
+# `manymodels e2e` runs the training pipeline in dev, `promote --to prod` and the scoring pipeline
+# in prod in one process (torch and MLflow imported once, not three times), each with e2e's options.
+# E2E_ARGS: more options for e2e only, after ARGS. The executed workflow tests set it in the
+# environment of an act run, which every job of the run shares: ARGS there would also reach the
+# test-cov job's pytest.
 E2E_ARGS ?=
 e2e: $(STAMP) ## PR check: tiny mock set -> train -> gate -> register -> promote -> prod -> score (local stores)
 	if [ "$${MANYMODELS_DATA_URI:-}" != mock ]; then $(MM) mock --set project.workdir=$(WORKDIR) $(E2E_MOCK); fi
-	$(MM) run training --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) --set training.nn.epochs=$(EPOCHS) $(ARGS) $(E2E_ARGS)
-	$(MM) promote --to prod --env prod --local --set project.workdir=$(WORKDIR)
-	$(MM) run scoring --env prod --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) $(ARGS) $(E2E_ARGS)
+	$(MM) e2e --local --set project.workdir=$(WORKDIR) $(E2E_MOCK) --set training.nn.epochs=$(EPOCHS) $(ARGS) $(E2E_ARGS)
 
 # Both CD targets read the data MANYMODELS_DATA_URI points at (a folder or an s3://, abfs://, gs://
 # URL; "mock" generates mock data, which condition refuses with a real MLflow store).

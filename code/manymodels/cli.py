@@ -35,6 +35,7 @@ STEPS = {
     "doctor": "what a fork still has to set up: GitHub variables, environments, OIDC",
     "serve": "online forecast API: models loaded by alias on demand (docs/serving.md)",
     "monitor": "forecasts vs actuals, drift, stale models, data quality; alerts and dashboard",
+    "e2e": "training in dev, promote to prod, scoring in prod, in one process (make e2e)",
 }
 
 

@@ -570,7 +570,20 @@ def test_a_wheelhouse_installs_offline():
     done = _run(["make", "-n", "--no-print-directory", "setup", "VENV=/nonexistent-venv",
                  "WHEELHOUSE=/wh"])  # fmt: skip
     assert "-m venv /nonexistent-venv" in done.stdout
-    assert "-m pip install --quiet --no-index --find-links /wh" in done.stdout
+    assert "-m pip install --quiet --no-compile --no-index --find-links /wh" in done.stdout
+
+
+def test_pip_installs_compile_nothing_up_front():
+    """On GitHub (pip) every install runs with --no-compile: make's processes compile what they
+    import into PYTHONPYCACHEPREFIX; compiling the whole venv at install time was most of pip's
+    CPU."""
+    done = _run(["make", "-n", "--no-print-directory", "setup", "setup-runtime",
+                 "VENV=/nonexistent-venv"])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    installs = [line for line in done.stdout.splitlines() if "-m pip install" in line]
+    project = [line for line in installs if "--upgrade pip" not in line]
+    assert len(project) >= 3, installs
+    assert all("-m pip install --quiet --no-compile " in line for line in project), project
 
 
 def test_package_adds_pip_to_a_venv_without_it():
@@ -670,21 +683,22 @@ def test_e2e_trains_and_scores_the_tiny_mock_set_even_when_condition_regenerates
     assert done.returncode == 0, done.stderr
     tiny = "--set mock.regions=2 --set mock.stores_per_region=2 --set mock.products=6"
     commands = [line for line in done.stdout.splitlines() if "bin/manymodels " in line]
-    data = [c for c in commands if re.search(r"manymodels (mock|run training|run scoring)\b", c)]
-    assert len(data) == 3, commands
+    data = [c for c in commands if re.search(r"manymodels (mock|e2e)\b", c)]
+    assert len(data) == 2, commands  # mock; then training, promotion, scoring in one process
     for command in data:
         assert tiny in command, command
 
 
 def test_e2e_args_reach_training_and_scoring_only():
     """E2E_ARGS (the executed tests' channel: ARGS in an act run's environment would reach the
-    test-cov job's pytest as well) goes to e2e's training and scoring, after ARGS."""
+    test-cov job's pytest as well) goes to `manymodels e2e` (training, promotion and scoring in
+    one process), after ARGS, and to no other command."""
     done = _run(["make", "-n", "--no-print-directory", "e2e", "VENV=/nonexistent-venv",
                  "ARGS=--set a=1", "E2E_ARGS=--set b=2"])  # fmt: skip
     assert done.returncode == 0, done.stderr
     commands = [line for line in done.stdout.splitlines() if "bin/manymodels " in line]
-    runs = [c for c in commands if re.search(r"manymodels run (training|scoring)\b", c)]
-    assert len(runs) == 2 and all(c.endswith("--set a=1 --set b=2") for c in runs), commands
+    runs = [c for c in commands if re.search(r"manymodels e2e\b", c)]
+    assert len(runs) == 1 and all(c.endswith("--set a=1 --set b=2") for c in runs), commands
     assert not [c for c in commands if "--set b=2" in c and c not in runs], commands
     done = _run(["make", "-n", "--no-print-directory", "test-cov", "VENV=/nonexistent-venv",
                  "E2E_ARGS=--set b=2"])  # fmt: skip

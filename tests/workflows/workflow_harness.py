@@ -519,26 +519,35 @@ def wheelhouse_dir(snapshot: Path) -> Path:
 def build_wheelhouse(snapshot: Path, root: Path) -> dict[str, str]:
     """Every wheel the jobs install, downloaded once (``make setup`` in each job then installs
     offline from it), and the environment that tells the Makefile to use it: with uv (in the dev
-    extras) and one shared uv cache, a job's install takes seconds, not minutes."""
+    extras) and one shared uv cache, a job's install takes seconds, not minutes. The bytecode the
+    jobs import is compiled once into that cache too (``precompile_uv_cache``)."""
     dest = root / "wheels"
-    done_marker = root / "complete"
-    env = {"WHEELHOUSE": str(dest)}
+    done_marker, bytecode_marker = root / "complete", root / "bytecode"
+    # A job's Python reads the bytecode next to the sources (uv links it from its cache with
+    # them) instead of compiling into the Makefile's per-venv PYTHONPYCACHEPREFIX: empty is unset
+    # for Python and, being defined, keeps make's `?=` from setting one (nor does this session's
+    # own prefix leak into the jobs).
+    env = {"WHEELHOUSE": str(dest), "PYTHONPYCACHEPREFIX": ""}
     uv = Path(sys.executable).parent / "uv"
     if uv.is_file():
         env |= {"UV": str(uv), "UV_CACHE_DIR": str(root / "uv-cache"), "UV_NO_CONFIG": "1"}
-    if done_marker.is_file():
-        return env
-    dest.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(dest),
-         "-c", str(snapshot / "requirements" / "constraints.txt"),
-         f"{snapshot}[dev]", "setuptools>=77"],
-        capture_output=True, text=True, env={**clean_env(), "PIP_NO_INPUT": "1"}, check=False,
-    )  # fmt: skip
-    if done.returncode:
-        pytest.fail(f"could not download the wheels the jobs install:\n{done.stderr[-3000:]}")
-    if "UV" in env:  # unpack every wheel into uv's cache once, not in several jobs at the same time
+    if not done_marker.is_file():
+        dest.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(dest),
+             "-c", str(snapshot / "requirements" / "constraints.txt"),
+             f"{snapshot}[dev]", "setuptools>=77"],
+            capture_output=True, text=True, env={**clean_env(), "PIP_NO_INPUT": "1"},
+            check=False,
+        )  # fmt: skip
+        if done.returncode:
+            pytest.fail(f"could not download the wheels the jobs install:\n{done.stderr[-3000:]}")
+        done_marker.write_text("")
+    if "UV" in env and not bytecode_marker.is_file():
+        # unpack every wheel into uv's cache once, not in several jobs at the same time, and
+        # compile there what the jobs import
         warm = root / "warm"
+        shutil.rmtree(warm, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(warm)], check=True)
         done = subprocess.run(
             [env["UV"], "pip", "install", "--quiet", "--python", str(warm / "bin" / "python"),
@@ -546,11 +555,93 @@ def build_wheelhouse(snapshot: Path, root: Path) -> dict[str, str]:
              "-c", str(snapshot / "requirements" / "constraints.txt"), f"{snapshot}[dev]"],
             capture_output=True, text=True, env={**clean_env(), **env}, check=False,
         )  # fmt: skip
-        shutil.rmtree(warm, ignore_errors=True)
         if done.returncode:
+            shutil.rmtree(warm, ignore_errors=True)
             pytest.fail(f"uv could not install from the wheelhouse:\n{done.stderr[-3000:]}")
-    done_marker.write_text("")
+        try:
+            precompile_uv_cache(warm, root / "uv-cache")
+        finally:
+            shutil.rmtree(warm, ignore_errors=True)
+        bytecode_marker.write_text("")
     return env
+
+
+# What the jobs' processes import (step processes, pytest with coverage in test-cov, the lint
+# tools, the serving smoke test, MLflow's stores and model flavours): compiled once into uv's
+# cache, not once per job. A module missing here is compiled by the job that imports it.
+JOB_IMPORTS = """\
+import importlib, pkgutil, manymodels
+for info in pkgutil.walk_packages(manymodels.__path__, "manymodels."):
+    if not info.name.endswith("__main__"):
+        try:
+            importlib.import_module(info.name)
+        except (Exception, SystemExit):
+            pass
+for name in (
+    "mlflow", "mlflow.pyfunc", "mlflow.models", "mlflow.tracking",
+    "mlflow.store.tracking.file_store",
+    "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.db.utils", "mlflow.store.artifact.local_artifact_repo",
+    "mlflow.store.artifact.http_artifact_repo", "mlflow.store.tracking.rest_store",
+    "mlflow.store.model_registry.rest_store", "mlflow.models.signature", "mlflow.types",
+    "alembic", "alembic.command", "alembic.runtime.migration", "sqlalchemy",
+    "torch", "sklearn", "scipy", "pandas", "numpy", "pyarrow", "fastapi", "uvicorn", "httpx",
+    "pytest", "_pytest.pytester", "pytest_cov", "pytest_cov.plugin", "xdist", "coverage",
+    "coverage.html", "coverage.xmlreport", "hypothesis", "check_jsonschema",
+    "check_jsonschema.cli", "setuptools", "setuptools.build_meta", "yaml", "pydantic",
+    "setuptools.command.bdist_wheel", "setuptools.command.editable_wheel",
+    "setuptools.command.build_py", "setuptools._distutils.command.build", "hypothesis.strategies",
+    "_hypothesis_pytestplugin", "execnet", "xdist.plugin", "xdist.remote", "xdist.looponfail",
+    "plotly.graph_objects", "plotly.io", "plotly.subplots", "matplotlib.pyplot", "PIL.Image",
+    "git", "fsspec", "pyarrow.parquet", "sqlalchemy.dialects.sqlite", "opentelemetry.sdk.metrics",
+    "mlflow.tracking.request_header.registry", "mlflow.tracing.processor.mlflow_v3",
+    "uvicorn.protocols.http.h11_impl", "uvicorn.protocols.websockets.auto",
+    "uvicorn.lifespan.on", "uvicorn.loops.asyncio", "anyio._backends._asyncio",
+):
+    try:
+        importlib.import_module(name)
+    except (Exception, SystemExit):
+        pass
+import compileall, mlflow.store, plotly.graph_objs  # loaded by path (alembic) or lazily, by name
+compileall.compile_dir(mlflow.store.__path__[0] + "/db_migrations", quiet=2)
+for name in dir(plotly.graph_objs):
+    getattr(plotly.graph_objs, name, None)
+"""
+
+
+def precompile_uv_cache(venv: Path, uv_cache: Path, imports: str = JOB_IMPORTS) -> int:
+    """Run ``imports`` (what the jobs import) in ``venv`` (filled by uv from ``uv_cache``, whose
+    files it hard-links), then hard-link each bytecode file it wrote next to its source in uv's
+    cache: every venv uv fills from that cache gets it with the sources, valid as long as the
+    source is the same file (size and mtime). Returns how many files went into the cache;
+    sources that are not hard links into the cache (a copy, another file system) keep compiling
+    in the job."""
+    env = {**clean_env(), "PYTHONPYCACHEPREFIX": "", "PYTHONDONTWRITEBYTECODE": ""}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    with contextlib.suppress(subprocess.TimeoutExpired):  # a speed-up: what it compiled counts
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-c", imports],
+            capture_output=True, env=env, cwd=venv, check=False, timeout=1800,
+        )  # fmt: skip
+    in_cache = {}
+    for path in (uv_cache / "archive-v0").rglob("*.py"):
+        stat = path.stat()
+        in_cache[stat.st_dev, stat.st_ino] = path
+    linked = 0
+    tag = f".{sys.implementation.cache_tag}.pyc"
+    for pyc in venv.glob(f"lib/python*/site-packages/**/__pycache__/*{tag}"):
+        source = pyc.parent.parent / f"{pyc.name[: -len(tag)]}.py"
+        with contextlib.suppress(FileNotFoundError):
+            stat = source.stat()
+            cached = in_cache.get((stat.st_dev, stat.st_ino))
+            if cached is None:
+                continue
+            target = cached.parent / "__pycache__" / pyc.name
+            target.parent.mkdir(exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.link(pyc, target)
+                linked += 1
+    return linked
 
 
 def act_binary() -> str:
