@@ -20,13 +20,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-ml = pytest.importorskip("azure.ai.ml", reason="azure-ai-ml comes with the dev extra")
-from azure.ai.ml._utils._asset_utils import get_ignore_file  # noqa: E402 (after the check)
-from azure.ai.ml.entities._load_functions import (  # noqa: E402
-    load_pipeline_component_batch_deployment,
-)
+from manymodels.config import load_settings
 
-from manymodels.config import load_settings  # noqa: E402
+# azure-ai-ml is imported by the first test that loads a spec, not at collection: its import is
+# ~4 CPU-s, and every pytest-xdist worker collects this module while one of them runs it
+try:
+    AZURE_ML = importlib.util.find_spec("azure.ai.ml")
+except ModuleNotFoundError:
+    AZURE_ML = None
+if AZURE_ML is None:
+    pytest.skip("azure-ai-ml comes with the dev extra", allow_module_level=True)
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::marshmallow.warnings.RemovedInMarshmallow4Warning",  # azure-ai-ml's, not ours
@@ -38,20 +41,20 @@ AZUREML = CLOUD / "azureml"
 FILES = sorted(AZUREML.rglob("*.yml"))
 
 # the $schema a file declares picks its loader (the one `az ml <noun> create --file` applies)
-LOADERS = {
-    "workspace": ml.load_workspace,
-    "amlCompute": ml.load_compute,
-    "environment": ml.load_environment,
-    "data": ml.load_data,
-    "commandComponent": ml.load_component,
-    "parallelComponent": ml.load_component,
-    "pipelineComponent": ml.load_component,
-    "pipelineJob": ml.load_job,
-    "batchEndpoint": ml.load_batch_endpoint,
-    "pipelineComponentBatchDeployment": load_pipeline_component_batch_deployment,
-    "batchDeployment": ml.load_batch_deployment,
-    "managedOnlineEndpoint": ml.load_online_endpoint,
-    "managedOnlineDeployment": ml.load_online_deployment,
+LOADERS = {  # functions of azure.ai.ml.entities._load_functions (azure.ai.ml exports them)
+    "workspace": "load_workspace",
+    "amlCompute": "load_compute",
+    "environment": "load_environment",
+    "data": "load_data",
+    "commandComponent": "load_component",
+    "parallelComponent": "load_component",
+    "pipelineComponent": "load_component",
+    "pipelineJob": "load_job",
+    "batchEndpoint": "load_batch_endpoint",
+    "pipelineComponentBatchDeployment": "load_pipeline_component_batch_deployment",
+    "batchDeployment": "load_batch_deployment",
+    "managedOnlineEndpoint": "load_online_endpoint",
+    "managedOnlineDeployment": "load_online_deployment",
 }
 
 
@@ -61,7 +64,9 @@ def kind(path: Path) -> str:
 
 
 def load(path: Path):
-    return LOADERS[kind(path)](str(path))
+    from azure.ai.ml.entities import _load_functions  # noqa: PLC0415 (see AZURE_ML)
+
+    return getattr(_load_functions, LOADERS[kind(path)])(str(path))
 
 
 def env_values(name: str) -> dict[str, str]:
@@ -165,6 +170,8 @@ def test_make_cloud_image_builds_a_context_with_everything_the_dockerfile_copies
     # what `az ml environment create` uploads: .amlignore, else .gitignore, decides
     shutil.copy2(AZUREML / "image" / ".amlignore", context)
     shutil.copy2(AZUREML / "image" / ".gitignore", context)
+    from azure.ai.ml._utils._asset_utils import get_ignore_file  # noqa: PLC0415 (see AZURE_ML)
+
     ignore = get_ignore_file(context)
     for source in re.findall(r"^COPY\s+(\S+)\s+\S+", dockerfile, flags=re.M):
         found = list(context.glob(source.rstrip("/")))
