@@ -215,5 +215,23 @@ def _time_varying(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     keys = [c for c in ("store_id", "product_id") if c in frame.columns]
     if not keys or not columns:
         return list(columns)
-    spread = frame.groupby(keys, sort=False)[columns].nunique().max()
-    return [c for c in columns if spread[c] > 1]
+    if not all(pd.api.types.is_numeric_dtype(frame[c]) for c in columns):
+        spread = frame.groupby(keys, sort=False)[columns].nunique().max()
+        return [c for c in columns if spread[c] > 1]
+    series, keyed = np.zeros(len(frame), dtype=np.int64), np.ones(len(frame), dtype=bool)
+    for key in keys:  # one code per distinct key tuple; a row with a NaN key is in no series
+        codes, uniques = pd.factorize(frame[key])
+        series = series * len(uniques) + codes
+        keyed &= codes >= 0
+    series = series[keyed]
+    return [c for c in columns if _varies_within(series, frame[c].to_numpy(dtype=float)[keyed])]
+
+
+def _varies_within(series: np.ndarray, values: np.ndarray) -> bool:
+    """Whether some series (``series``: a code per row) has two different non-NaN ``values``:
+    what ``groupby(series)[column].nunique().max() > 1`` says, by one sort."""
+    known = ~np.isnan(values)
+    series, values = series[known], values[known]
+    order = np.lexsort((values, series))
+    series, values = series[order], values[order]
+    return bool(((series[1:] == series[:-1]) & (values[1:] != values[:-1])).any())
