@@ -201,8 +201,9 @@ class FourierForecaster(RegressorMixin, BaseEstimator):
         if not self.levels_ or not base:
             return frame[used], []
         level = frame[self.by].astype(str).to_numpy()
+        rows = {lv: level == lv for lv in self.levels_}  # each level's rows, compared once
         extra = {
-            f"fx_{lv}_{name}": np.where(level == lv, values, 0.0)
+            f"fx_{lv}_{name}": np.where(rows[lv], values, 0.0)
             for lv in self.levels_
             for name, values in base.items()
         }
