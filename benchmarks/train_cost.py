@@ -13,7 +13,8 @@ then runs the train step's worker function (``fit_block_and_stage``: one block, 
 plotted, as the workers of ``scale.py``'s train stage do) in this process, so
 ``time.process_time`` is its CPU exactly, whatever else the machine runs. Per model: the total
 and each stage of ``info["cpu_seconds"]``; every backtest metric is kept so ``--compare`` can
-show that two runs forecast the same (bit for bit: 0 differing metrics).
+show that two runs forecast the same (bit for bit: 0 differing metrics; or within ``RTOL``
+relative: 0 beyond it, the coverage's rows flipped counted apart).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ QUALITY = (
     "o1_ensemble_mape", "o1_ensemble_wape", "ensemble_mape", "ensemble_wape",
     "o1_baseline_mape", "o1_baseline_wape",
 )  # fmt: skip
+RTOL = 1e-9  # --compare: a metric within this relative difference counts as the same
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,16 +117,36 @@ def quality(metrics: dict[str, dict]) -> dict:
     }
 
 
-def _differences(a: dict, b: dict) -> dict:
-    """How many backtest metrics of the partitions both runs trained differ (NaN = NaN)."""
+def _differences(a: dict, b: dict, rtol: float = RTOL) -> dict:
+    """How many backtest metrics of the partitions both runs trained differ (NaN = NaN): in
+    any bit, and beyond ``rtol`` relative (float reordering, e.g. BLAS on one thread instead of
+    two, moves a forecast by ~1e-12); the interval coverage is a share of rows, where such a
+    move can flip one row across a bound: its largest absolute difference is given apart."""
     common = sorted(set(a["metrics"]) & set(b["metrics"]))
-    compared = differ = 0
+    compared = differ = beyond = 0
+    worst = coverage = 0.0
     for p in common:
         for k in set(a["metrics"][p]) & set(b["metrics"][p]):
             x, y = a["metrics"][p][k], b["metrics"][p][k]
             compared += 1
-            differ += not (x == y or (math.isnan(x) and math.isnan(y)))
-    return {"partitions": len(common), "metrics_compared": compared, "metrics_differing": differ}
+            if x == y or (math.isnan(x) and math.isnan(y)):
+                continue
+            differ += 1
+            if k.endswith("_coverage"):
+                coverage = max(coverage, abs(x - y))
+                continue
+            relative = abs(x - y) / max(abs(x), abs(y))
+            worst = max(worst, relative)
+            beyond += relative > rtol
+    return {
+        "partitions": len(common),
+        "metrics_compared": compared,
+        "metrics_differing": differ,
+        "rtol": rtol,
+        "metrics_beyond_rtol": beyond,
+        "max_relative_difference": worst,
+        "coverage_max_abs_difference": coverage,
+    }
 
 
 if __name__ == "__main__":

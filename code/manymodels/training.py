@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from threadpoolctl import threadpool_limits
 
 from manymodels.config import Settings
 from manymodels.data.sources import covariate_modes
@@ -233,7 +234,17 @@ def train_block(
 
 def _drive(frames: dict, settings: Settings, *, batched: bool) -> dict:
     """Run the partitions' programs (generators of fit rounds, see :func:`_program`) in lock
-    step: each round's fits of every partition go to :func:`_fit_jobs` together."""
+    step: each round's fits of every partition go to :func:`_fit_jobs` together.
+
+    BLAS runs on one thread meanwhile: a partition's matrices are small (the fourier member's
+    Gram matrix of a few thousand rows x ~100 columns), parallelism comes from one worker per
+    core, and OpenBLAS's own threads cost 30x the CPU of one thread for that product on a
+    loaded machine (spinning, waiting for a core); the results are the same bits."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _drive_programs(frames, settings, batched=batched)
+
+
+def _drive_programs(frames: dict, settings: Settings, *, batched: bool) -> dict:
     clocks = {p: _Clock() for p in frames}
     programs = {p: _program(frame, p, settings, clocks[p]) for p, frame in frames.items()}
     results: dict = {}
@@ -345,19 +356,19 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
         members = make_members(settings, categorical, numeric, keys)
     except ValueError as exc:
         raise ValueError(f"partition {partition}: {exc}") from exc
-    parts, fitted_at, jobs = [], {}, []
-    for window in windows:
-        train = known[known[TIME_COL] < window[0]]
-        jobs.append(_member_jobs(members, train[columns], train["units"], t.split.validation_weeks))
+    parts, fitted_at, jobs, X_tests = [], {}, [], []
+    trains = [known[known[TIME_COL] < window[0]] for window in windows]
+    trains = [(train[columns], train["units"]) for train in trains]  # each origin's, once
+    for X_train, y_train in trains:
+        jobs.append(_member_jobs(members, X_train, y_train, t.split.validation_weeks))
     fitted = yield [job for origin in jobs for job in origin.values()]
-    for k, window in enumerate(windows, start=1):
-        train = known[known[TIME_COL] < window[0]]
+    for k, (window, (X_train, y_train)) in enumerate(zip(windows, trains, strict=True), start=1):
         test = known[known[TIME_COL].isin(window)]
         fitted_at[k] = dict(
             zip(members, fitted[(k - 1) * len(members) : k * len(members)], strict=True)
         )
         with clock("fit_baseline"):
-            baseline = HistoricalAverageBaseline().fit(train[columns], train["units"])
+            baseline = HistoricalAverageBaseline().fit(X_train, y_train)
         scored = test[SCORED_KEYS].copy()
         scored["origin"] = k
         X_test = test[columns]  # one copy for every member's predict (none writes to its X)
@@ -365,6 +376,9 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
             scored[name] = est.predict(X_test)
         scored["baseline"] = baseline.predict(X_test)
         parts.append(scored)
+        X_tests.append(X_test)
+    # the backtest rows' model input, in scored's order: what the deployed models forecast
+    X_backtest = X_tests[0] if len(X_tests) == 1 else pd.concat(X_tests)
     scored = pd.concat(parts)
     weighting = t.ensemble.weighting_for(keys)
     weights = learn_weights(scored[list(members)], scored["units"], weighting)
@@ -376,8 +390,8 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
         baseline = HistoricalAverageBaseline().fit(known[columns], known["units"])
     # the deployed models' forecasts of the backtest weeks (seen in training): the champion
     # comparison of a retrain on the same data (see manymodels.gate)
-    scored["deployed_ensemble"] = _deployed_forecasts(ensemble, scored, known, columns, t.refit)
-    scored["deployed_baseline"] = baseline.predict(known.loc[scored.index, columns])
+    scored["deployed_ensemble"] = _deployed_forecasts(ensemble, scored, X_backtest, t.refit)
+    scored["deployed_baseline"] = baseline.predict(X_backtest)
     scored = scored.reset_index(drop=True)
     through = str(pd.Timestamp(weeks[-1]).date())
     ensemble_through = str(pd.Timestamp(seen[TIME_COL].max()).date())
@@ -448,16 +462,17 @@ def _deployed(members: dict, latest: tuple, weights: dict, known, columns: list)
     return _fitted_ensemble(final_members, fitted, weights, known[columns], known["units"]), known
 
 
-def _deployed_forecasts(ensemble, scored: pd.DataFrame, known, columns: list, refit: bool):
-    """The deployed ensemble's forecasts of the backtest rows. Without a refit its members are
-    the latest origin's, whose forecasts of that origin's rows the backtest already has (the
-    same up to float rounding): only the other origins' rows are predicted."""
+def _deployed_forecasts(ensemble, scored: pd.DataFrame, X_backtest, refit: bool):
+    """The deployed ensemble's forecasts of the backtest rows (``X_backtest``: their model
+    input, in ``scored``'s order). Without a refit its members are the latest origin's, whose
+    forecasts of that origin's rows the backtest already has (the same up to float rounding):
+    only the other origins' rows are predicted."""
     if refit:
-        return ensemble.predict(known.loc[scored.index, columns])
+        return ensemble.predict(X_backtest)
     latest = (scored["origin"] == 1).to_numpy()
     deployed = scored["ensemble"].to_numpy(dtype=float, copy=True)
     if not latest.all():
-        deployed[~latest] = ensemble.predict(known.loc[scored.index[~latest], columns])
+        deployed[~latest] = ensemble.predict(X_backtest[~latest])
     return deployed
 
 

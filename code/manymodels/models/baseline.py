@@ -79,8 +79,7 @@ class HistoricalAverageBaseline(RegressorMixin, BaseEstimator):
             (self.group_means_, groups),
         ):
             if means is not None:
-                found = keys[cols].merge(means.rename("_m").reset_index(), how="left", on=cols)
-                pred = np.where(np.isnan(pred), found["_m"].to_numpy(dtype=float), pred)
+                pred = np.where(np.isnan(pred), _lookup(means, keys, cols), pred)
         return np.where(np.isnan(pred), self.global_mean_, pred)
 
     def __sklearn_tags__(self):
@@ -109,3 +108,15 @@ def _keys(frame: pd.DataFrame, columns: list) -> pd.DataFrame:
     return pd.DataFrame(
         {c: frame[c].astype(object).to_numpy() for c in columns}, index=range(len(frame))
     )
+
+
+def _lookup(means: pd.Series, keys: pd.DataFrame, cols: list) -> np.ndarray:
+    """``means`` at each row's ``cols`` values (NaN where it has none): what a left merge of
+    ``keys`` on ``means`` gives, by one index look-up instead of a join."""
+    if len(cols) == 1:
+        wanted = pd.Index(keys[cols[0]].to_numpy(), dtype=object)
+    else:
+        wanted = pd.MultiIndex.from_arrays([keys[c].to_numpy() for c in cols])
+    where = means.index.get_indexer(wanted)
+    values = np.append(means.to_numpy(dtype=float), np.nan)  # position -1: not found
+    return values[where]

@@ -201,8 +201,9 @@ class FourierForecaster(RegressorMixin, BaseEstimator):
         if not self.levels_ or not base:
             return frame[used], []
         level = frame[self.by].astype(str).to_numpy()
+        rows = {lv: level == lv for lv in self.levels_}  # each level's rows, compared once
         extra = {
-            f"fx_{lv}_{name}": np.where(level == lv, values, 0.0)
+            f"fx_{lv}_{name}": np.where(rows[lv], values, 0.0)
             for lv in self.levels_
             for name, values in base.items()
         }
@@ -215,5 +216,23 @@ def _time_varying(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     keys = [c for c in ("store_id", "product_id") if c in frame.columns]
     if not keys or not columns:
         return list(columns)
-    spread = frame.groupby(keys, sort=False)[columns].nunique().max()
-    return [c for c in columns if spread[c] > 1]
+    if not all(pd.api.types.is_numeric_dtype(frame[c]) for c in columns):
+        spread = frame.groupby(keys, sort=False)[columns].nunique().max()
+        return [c for c in columns if spread[c] > 1]
+    series, keyed = np.zeros(len(frame), dtype=np.int64), np.ones(len(frame), dtype=bool)
+    for key in keys:  # one code per distinct key tuple; a row with a NaN key is in no series
+        codes, uniques = pd.factorize(frame[key])
+        series = series * len(uniques) + codes
+        keyed &= codes >= 0
+    series = series[keyed]
+    return [c for c in columns if _varies_within(series, frame[c].to_numpy(dtype=float)[keyed])]
+
+
+def _varies_within(series: np.ndarray, values: np.ndarray) -> bool:
+    """Whether some series (``series``: a code per row) has two different non-NaN ``values``:
+    what ``groupby(series)[column].nunique().max() > 1`` says, by one sort."""
+    known = ~np.isnan(values)
+    series, values = series[known], values[known]
+    order = np.lexsort((values, series))
+    series, values = series[order], values[order]
+    return bool(((series[1:] == series[:-1]) & (values[1:] != values[:-1])).any())

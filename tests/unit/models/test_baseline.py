@@ -81,3 +81,46 @@ def test_bad_min_seasonal_years_is_an_error():
     X, y = _frame()
     with pytest.raises(ValueError, match="min_seasonal_years"):
         HistoricalAverageBaseline(min_seasonal_years=0).fit(X, y)
+
+
+def _merged(model: HistoricalAverageBaseline, X: pd.DataFrame) -> np.ndarray:
+    """The predictions of the join this model's predict made before its index look-up (a left
+    merge of the rows' keys on each level's means, most specific first)."""
+    groups, seasonal = model._levels()
+    keys = pd.DataFrame({c: X[c].astype(object).to_numpy() for c in [*groups, *seasonal]})
+    pred = np.full(len(X), np.nan)
+    levels = ((model.seasonal_means_, [*groups, *seasonal]), (model.group_means_, groups))
+    for means, cols in levels:
+        if means is not None:
+            found = keys[cols].merge(means.rename("_m").reset_index(), how="left", on=cols)
+            pred = np.where(np.isnan(pred), found["_m"].to_numpy(dtype=float), pred)
+    return np.where(np.isnan(pred), model.global_mean_, pred)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        # seen cells, an unseen week, an unseen series, a NaN key, a float week for an int one
+        [("S1", "P1", 1), ("S1", "P1", 40), ("S9", "P1", 1), ("S1", None, 1), ("S1", "P2", 1.0)],
+        [("S7", "P7", 3)],  # nothing seen at all: the global mean
+        [],
+    ],
+)
+@pytest.mark.parametrize("min_years", [1, 2])
+@pytest.mark.parametrize("group_cols", [("store_id", "product_id"), ("store_id",)])
+def test_the_index_look_up_predicts_the_bits_the_merge_did(rows, min_years, group_cols):
+    X, y = _frame()
+    model = HistoricalAverageBaseline(group_cols, min_seasonal_years=min_years).fit(X, y)
+    wanted = _rows(*rows) if rows else _rows(("S1", "P1", 1)).head(0)
+    if not rows:  # an empty frame is refused before any look-up
+        with pytest.raises(ValueError, match="at least one row"):
+            model.predict(wanted)
+        return
+    got = model.predict(wanted)
+    np.testing.assert_array_equal(got, _merged(model, wanted))
+
+
+def test_the_index_look_up_matches_the_merge_on_the_sample(split, with_unseen):
+    model = HistoricalAverageBaseline().fit(split.X, split.y)
+    for X in (split.X_test, with_unseen, split.X):
+        np.testing.assert_array_equal(model.predict(X), _merged(model, X))

@@ -119,3 +119,44 @@ def test_static_covariates_get_no_response_per_level(split, features):
     model.fit(split.X, split.y)
     # a store attribute is constant within each series: already in the series' level
     assert model.interact_ == ["events"]
+
+
+def _nunique_varying(frame: pd.DataFrame, columns: list) -> list:
+    """What ``_time_varying`` computed before its sort: a group-by's ``nunique``."""
+    spread = frame.groupby(["store_id", "product_id"], sort=False)[columns].nunique().max()
+    return [c for c in columns if spread[c] > 1]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.0, 1.0, 2.0, 2.0],  # constant within each series, different between them
+        [1.0, 2.0, 2.0, 2.0],  # one series changes
+        [np.nan, 1.0, 2.0, 2.0],  # NaN is no value
+        [np.nan, np.nan, np.nan, np.nan],  # all NaN: never varies
+        [0.0, -0.0, 3.0, 3.0],  # -0.0 is 0.0
+        [0.0, 0.0, 0.0, 0.0],  # all zero
+        [1.0, 1.0, 2.0, 3.0],  # only rows with a missing key differ: in no series
+    ],
+)
+def test_time_varying_by_sort_matches_the_group_by(values):
+    from manymodels.models.fourier import _time_varying
+
+    frame = pd.DataFrame(
+        {
+            "store_id": pd.array(["S1", "S1", "S2", "S2"], dtype="string"),
+            "product_id": ["P1", "P1", None, None],  # a missing key: in no series
+            "v": values,
+            "w": [5, 5, 5, 5],
+        }
+    )
+    assert _time_varying(frame, ["v", "w"]) == _nunique_varying(frame, ["v", "w"])
+
+
+def test_time_varying_matches_the_group_by_on_the_sample(split):
+    from manymodels.models.fourier import _time_varying
+
+    numeric = [c for c in split.X.columns if pd.api.types.is_numeric_dtype(split.X[c])]
+    assert _time_varying(split.X, numeric) == _nunique_varying(split.X, numeric)
+    frame = split.X.assign(flag=split.X["store_id"].astype(str))  # text: the group-by path
+    assert _time_varying(frame, ["flag", "events"]) == _nunique_varying(frame, ["flag", "events"])
