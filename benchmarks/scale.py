@@ -179,7 +179,8 @@ def bytecode_cached() -> bool:
     spec = importlib.util.find_spec("torch")
     if spec is None or spec.origin is None:
         return False
-    return any((Path(spec.origin).parent / "__pycache__").glob("__init__.*.pyc"))
+    # where this interpreter reads it from: beside the source, or under PYTHONPYCACHEPREFIX
+    return Path(importlib.util.cache_from_source(spec.origin)).is_file()
 
 
 def backend_overrides(backend: str, config_dir: str) -> list[str]:

@@ -17,7 +17,15 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["atomic_dir", "atomic_path", "read_json", "write_json", "write_parquet", "write_text"]
+__all__ = [
+    "atomic_dir",
+    "atomic_path",
+    "json_text",
+    "read_json",
+    "write_json",
+    "write_parquet",
+    "write_text",
+]
 
 
 @contextlib.contextmanager
@@ -70,7 +78,12 @@ def write_parquet(frame: pd.DataFrame, target: str | Path) -> Path:
 
 def write_json(data: Any, target: str | Path) -> Path:
     """Write ``data`` as indented JSON, atomically (dates and paths become strings)."""
-    return write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", target)
+    return write_text(json_text(data), target)
+
+
+def json_text(data: Any) -> str:
+    """The text :func:`write_json` writes for ``data`` (to write it to several files)."""
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
 
 
 def write_text(text: str, target: str | Path) -> Path:

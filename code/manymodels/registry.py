@@ -1002,22 +1002,21 @@ def save_pyfunc_like(
     every partition trained with the same settings: the caller checks that the example's dtypes
     match); the packed model, the input example, the model uuid, size and time are this model's.
     It skips what makes :func:`save_pyfunc` cost ~0.1 CPU-s per model: requirement checks
-    against the installed packages, signature inference and the input-example validation.
+    against the installed packages, signature inference and the input-example validation; the
+    template's ``MLmodel`` is read once per process (:func:`_template_of`), and a model's is
+    that text with its own uuid, size and time.
     """
     import datetime as dt  # noqa: PLC0415
     import shutil  # noqa: PLC0415
     import uuid  # noqa: PLC0415
 
-    from mlflow.models import Model  # noqa: PLC0415
     from mlflow.models.utils import _save_example  # noqa: PLC0415
 
     template, path = Path(template), Path(path)
-    model = Model.load(str(template / "MLmodel"))
-    skip = ("MLmodel", "artifacts", "input_example.json", "serving_input_example.json")
+    like = _template_of(template)
     path.mkdir(parents=True)
-    for item in template.iterdir():
-        if item.is_file() and item.name not in skip and item.suffix in (".py", ".yaml", ".txt"):
-            shutil.copy2(item, path / item.name)
+    for name in like.files:
+        shutil.copy2(template / name, path / name)
     (path / "artifacts").mkdir()
     packed.save(str(path / "artifacts" / "packed.joblib"))
     example = example.assign(
@@ -1026,11 +1025,19 @@ def save_pyfunc_like(
             for c in example.select_dtypes("category")
         }
     )
+    model = like.model
     model.saved_input_example_info = None
     _save_example(model, example, str(path))
-    model.model_uuid = uuid.uuid4().hex
-    model.utc_time_created = str(dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    model.model_size_bytes = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    own = {
+        "model_uuid": uuid.uuid4().hex,
+        "utc_time_created": str(dt.datetime.now(dt.UTC).replace(tzinfo=None)),
+        "model_size_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
+    }
+    if model.saved_input_example_info == like.example_info:  # the template's text fits
+        (path / "MLmodel").write_text(like.render(own))
+        return path
+    for key, value in own.items():  # another example format: MLflow writes it
+        setattr(model, key, value)
     model.save(str(path / "MLmodel"))
     return path
 
@@ -1147,3 +1154,58 @@ def load_scoring_form(store: Store, name: str, version: str, source: str = ""):
         return compile_packed(packed)
     except NotCompact:
         return packed
+
+
+# --- the saving path at scale (issue 12, engineer save3) ---
+
+
+@dataclass
+class _Template:
+    """A template model folder as :func:`save_pyfunc_like` uses it, read once per process."""
+
+    model: object  # its mlflow.models.Model (re-used: every field a model sets is its own)
+    files: tuple[str, ...]  # the files copied as they are (environment files, pyfunc code)
+    example_info: dict | None  # its saved_input_example_info
+    text: str  # its MLmodel as Model.save writes it
+
+    def render(self, own: dict) -> str:
+        """The MLmodel text with the top-level keys of ``own`` set to its values."""
+        import yaml  # noqa: PLC0415
+
+        text = self.text
+        for key, value in own.items():
+            line = yaml.safe_dump({key: value}, default_flow_style=False).rstrip("\n")
+            text, n = re.subn(rf"^{key}: .*$", lambda _m, line=line: line, text, flags=re.M)
+            if n != 1:
+                raise ValueError(f"{self.text[:40]!r}...: no single top-level {key!r} line")
+        return text
+
+
+_TEMPLATES: dict[tuple[str, int], _Template] = {}
+
+
+def _template_of(template: Path) -> _Template:
+    """The :class:`_Template` of folder ``template`` (cached while its MLmodel is unchanged)."""
+    from mlflow.models import Model  # noqa: PLC0415
+
+    key = (str(template), (template / "MLmodel").stat().st_mtime_ns)
+    if key not in _TEMPLATES:
+        model = Model.load(str(template / "MLmodel"))
+        skip = ("MLmodel", "artifacts", "input_example.json", "serving_input_example.json")
+        files = tuple(
+            sorted(
+                item.name
+                for item in template.iterdir()
+                if item.is_file()
+                and item.name not in skip
+                and item.suffix in (".py", ".yaml", ".txt")
+            )
+        )
+        info = model.saved_input_example_info
+        placeholder = {"model_uuid": "x", "utc_time_created": "x", "model_size_bytes": 0}
+        for k, v in placeholder.items():
+            setattr(model, k, v)
+        while len(_TEMPLATES) >= 16:  # a block's templates: a handful at a time
+            del _TEMPLATES[next(iter(_TEMPLATES))]
+        _TEMPLATES[key] = _Template(model, files, info, model.to_yaml())
+    return _TEMPLATES[key]

@@ -25,7 +25,7 @@ from scipy.special import kolmogorov
 
 from manymodels.config import DriftBars, DriftMonitorSettings
 from manymodels.features import HISTORY_PREFIXES, build_features, feature_columns
-from manymodels.io import write_json
+from manymodels.io import json_text, write_text
 
 __all__ = [
     "PROFILE_FILE",
@@ -50,8 +50,19 @@ REFERENCE_WEEKS = 104
 
 def season(week: pd.Series) -> np.ndarray:
     """The season bucket (0..13) of each week: four-week blocks of the ISO year."""
-    woy = pd.to_datetime(week).dt.isocalendar().week.to_numpy(dtype=int)
-    return (woy - 1) // BUCKET_WEEKS
+    return (_iso_week(pd.to_datetime(week)) - 1) // BUCKET_WEEKS
+
+
+def _iso_week(week: pd.Series) -> np.ndarray:
+    """The ISO week number of each date, on NumPy days (pandas' ``isocalendar`` builds a frame
+    of three columns per call); tz-aware or missing dates take pandas' path."""
+    if not isinstance(week.dtype, np.dtype) or week.isna().any():
+        return week.dt.isocalendar().week.to_numpy(dtype=int)
+    days = week.to_numpy().astype("datetime64[D]")
+    monday0 = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
+    thursday = days + (3 - monday0)  # an ISO week belongs to the year of its Thursday
+    first = thursday.astype("datetime64[Y]").astype("datetime64[D]")
+    return (thursday - first).astype(np.int64) // 7 + 1
 
 
 def profile(
@@ -79,20 +90,8 @@ def profile(
         raise ValueError("drift profile: no training rows to profile")
     buckets = season(features["week"])
     out: dict = {"rows": len(features), "numeric": {}, "categorical": {}, **(extra or {})}
-    for col in (c for c in numeric if c not in SKIP):
-        values = features[col].to_numpy(dtype=float)
-        ok = ~np.isnan(values)
-        by_season = {
-            str(b): {
-                "n": int((ok & (buckets == b)).sum()),
-                "q": _round(np.quantile(values[ok & (buckets == b)], LEVELS)),
-            }
-            for b in np.unique(buckets[ok])
-        }
-        out["numeric"][col] = {
-            "edges": _round(np.unique(np.quantile(values[ok], np.linspace(0, 1, 11)))),
-            "seasons": by_season,
-        }
+    cols = [c for c in numeric if c not in SKIP]
+    out["numeric"] = _numeric_profiles(features, cols, buckets)
     for col in categorical:
         shares = features[col].astype(str).value_counts(normalize=True)
         out["categorical"][col] = {str(k): round(float(v), 6) for k, v in shares.items()}
@@ -212,7 +211,47 @@ def _status(alert: bool, warn: bool) -> str:
 
 
 def _round(values: np.ndarray) -> list[float]:
-    return [float(f"{v:.6g}") for v in values]
+    return [float(f"{v:.6g}") for v in np.asarray(values).tolist()]
+
+
+def _numeric_profiles(features: pd.DataFrame, cols: list[str], buckets: np.ndarray) -> dict:
+    """Per numeric column: its deciles (``edges``) and per-season quantiles with row counts.
+
+    The columns without missing values are done together, one ``np.quantile`` over all of them
+    per season (a column's values in the same order as alone: the same quantiles, bit for bit);
+    a column with missing values alone, without them."""
+    if not cols:
+        return {}
+    values = np.column_stack([features[c].to_numpy(dtype=float) for c in cols])
+    missing = np.isnan(values).any(axis=0)
+    out: dict = {}
+    whole = [j for j in range(len(cols)) if not missing[j]]
+    if whole:
+        block = values[:, whole]
+        edges = np.quantile(block, np.linspace(0, 1, 11), axis=0)
+        seasons: dict = {j: {} for j in whole}
+        for b in np.unique(buckets):
+            rows = buckets == b
+            q = np.quantile(block[rows], LEVELS, axis=0)
+            n = int(rows.sum())
+            for i, j in enumerate(whole):
+                seasons[j][str(b)] = {"n": n, "q": _round(q[:, i])}
+        for i, j in enumerate(whole):
+            out[j] = {"edges": _round(np.unique(edges[:, i])), "seasons": seasons[j]}
+    for j in (j for j in range(len(cols)) if missing[j]):
+        column = values[:, j]
+        ok = ~np.isnan(column)
+        out[j] = {
+            "edges": _round(np.unique(np.quantile(column[ok], np.linspace(0, 1, 11)))),
+            "seasons": {
+                str(b): {
+                    "n": int((ok & (buckets == b)).sum()),
+                    "q": _round(np.quantile(column[ok & (buckets == b)], LEVELS)),
+                }
+                for b in np.unique(buckets[ok])
+            },
+        }
+    return {cols[j]: out[j] for j in range(len(cols))}
 
 
 def training_profile(
@@ -226,12 +265,15 @@ def training_profile(
     if features is None:
         features = build_features(frame, **feature_settings)
     first_test = min(pd.to_datetime(test_weeks))
-    train = features[features["units"].notna() & (features["week"] < first_test)]
-    full = train[train["filled_share"] == 0]
-    train = full if len(full) >= MIN_FULL_ROWS else train
+    week = features["week"]
+    rows = (features["units"].notna() & (week < first_test)).to_numpy()
+    full = rows & (features["filled_share"] == 0).to_numpy()
+    rows = full if full.sum() >= MIN_FULL_ROWS else rows
     # the last two years only: levels grow and shrink, and years-old weeks are no reference
-    train = train[train["week"] >= train["week"].max() - pd.Timedelta(weeks=REFERENCE_WEEKS)]
+    rows = rows & (week >= week[rows].max() - pd.Timedelta(weeks=REFERENCE_WEEKS)).to_numpy()
     categorical, numeric = feature_columns(**feature_settings)
+    wanted = dict.fromkeys(["week", *numeric, *categorical])  # one copy of the rows profiled
+    train = features.loc[rows, [c for c in wanted if c in features.columns]]
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in feature_settings.items()}
     return profile(
         train,
@@ -246,8 +288,9 @@ def write_profile(frame: pd.DataFrame, fit, folder) -> None:
     the profile travels with a registered version (also into prod)."""
     built = getattr(fit, "features", None)  # the frame training built, not built again
     data = training_profile(frame, fit.ensemble.features, fit.info["test_weeks"], built)
+    text = json_text(data)  # the indented encoder is pure Python: encode once, write three
     for sub in ("artifacts", "ensemble", "baseline"):
-        write_json(data, folder / sub / PROFILE_FILE)
+        write_text(text, folder / sub / PROFILE_FILE)
 
 
 def current_window(frame: pd.DataFrame, ref: dict, weeks: int) -> pd.DataFrame:

@@ -153,9 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     store = registry.resolve_store(settings, local=training["local"])
     gate = settings.training.gate
     verdicts, records = [], {}
+    names = {pid: registry.model_name(settings, pid) for pid in training["partitions"]}
+    # every champion in one search (a page per 1,000 models), not a look-up per partition
+    held = registry.champions(store, settings.mlflow.model_prefix, list(names.values()))
     for pid, part in training["partitions"].items():
-        name = registry.model_name(settings, pid)
-        champion = registry.get_alias(store, name, registry.CHAMPION)
+        name = names[pid]
+        champion = held.get(name)
         if part["status"] != "trained":
             records[pid] = {
                 "decision": "training_failed",

@@ -435,7 +435,7 @@ def _log_runs(
                 store,
                 parent.info.run_id,
                 pid,
-                params=_params(settings, fit),
+                params=_params(settings, fit, keys),
                 metrics=fit.metrics,
                 tags=run_tags,
                 model_dirs={k: stage / pid / k for k in ("ensemble", "baseline")},
@@ -465,19 +465,21 @@ def _table(handoff: dict) -> str:
     return markdown_table(rows, ["partition", *cols, "status"], ["partition", *heads, "status"])
 
 
-def _params(settings: Settings, fit: PartitionFit) -> dict:
+def _params(settings: Settings, fit: PartitionFit, keys: dict[str, str]) -> dict:
+    """The run's parameters: the partition's own members and weighting (its first matching
+    ``training.ensemble.overrides`` entry's, as training chose them), not the global ones."""
     t = settings.training
     return {
         "lasso_alpha": t.lasso.alpha,
         "nn_epochs": t.nn.epochs,
         "nn_hidden_units": t.nn.hidden_units,
         "nn_embedding_dim": t.nn.embedding_dim,
-        "weighting": t.ensemble.weighting,
+        "weighting": t.ensemble.weighting_for(keys),
         **feature_settings(settings),  # what every packed model of the run carries
         "test_weeks": t.split.test_weeks,
         "backtest_origins": t.backtest.origins,
         "backtest_step_weeks": t.backtest.step_weeks,
-        "members": ",".join(t.ensemble.members),
+        "members": ",".join(t.ensemble.members_for(keys)),
         "validation_weeks": t.split.validation_weeks,
         "train_rows": fit.info["train_rows"],
         "random_state": t.random_state,

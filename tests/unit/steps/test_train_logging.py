@@ -1,0 +1,70 @@
+"""What the train step's parent process logs per partition: each nested MLflow run carries the
+settings that partition was actually trained with (its override's members and weighting)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from manymodels import registry
+from manymodels.config import load_settings
+from manymodels.parallel import Outcome
+from manymodels.steps import train
+from manymodels.training import PartitionFit
+
+INDEX = {
+    "data_version": "v1",
+    "partitions": {
+        "fast-one": {"keys": {"region": "north", "speed": "fast"}},
+        "slow-one": {"keys": {"region": "north", "speed": "slow"}},
+    },
+}
+
+
+def _fit(pid: str) -> PartitionFit:
+    return PartitionFit(
+        partition=pid,
+        ensemble=None,
+        baseline=None,
+        metrics={"ensemble_mape": 0.25},
+        weights={"fourier": 1.0},
+        test=pd.DataFrame(),
+        example=pd.DataFrame(),
+        info={"train_rows": 100},
+    )
+
+
+@pytest.fixture
+def _staged(tmp_path):
+    stage = tmp_path / "stage"
+    for pid in INDEX["partitions"]:
+        for sub in ("ensemble", "baseline", "artifacts"):
+            (stage / pid / sub).mkdir(parents=True)
+            (stage / pid / sub / "marker.txt").write_text(pid)
+    return stage
+
+
+def test_each_nested_run_logs_the_members_and_weighting_its_partition_used(tmp_path, _staged):
+    settings = load_settings(
+        "pipelines",
+        "dev",
+        [
+            f"project.workdir={tmp_path / 'work'}",
+            "training.ensemble.weighting=nnls",
+            "training.ensemble.members=[fourier, nn]",
+            "training.ensemble.overrides=[{key: speed, value: slow, "
+            "members: [fourier, intermittent], weighting: mape}]",
+        ],
+    )
+    store = registry.resolve_store(settings, local=True)
+    outcomes = {pid: Outcome(pid, True, value=_fit(pid)) for pid in INDEX["partitions"]}
+    handoff = train._log_runs(store, settings, INDEX, outcomes, _staged, local=True)
+    client = store.client()
+    params = {
+        pid: client.get_run(handoff["partitions"][pid]["run_id"]).data.params
+        for pid in INDEX["partitions"]
+    }
+    assert params["slow-one"]["members"] == "fourier,intermittent"
+    assert params["slow-one"]["weighting"] == "mape"
+    assert params["fast-one"]["members"] == "fourier,nn"
+    assert params["fast-one"]["weighting"] == "nnls"
