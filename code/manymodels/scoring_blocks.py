@@ -116,8 +116,10 @@ def score_block(job: BlockJob) -> dict[str, object]:
                 out[m.partition] = exc
     members = {m.partition: m for m in job.members if m.partition in models}
     frames: dict[str, pd.DataFrame] = {}
-    alone = [p for p in members if not any(p in g for g in _shared(models))]
-    for pids in _shared(models):
+    shared = _shared(models)
+    grouped = {p for g in shared for p in g}
+    alone = [p for p in members if p not in grouped]
+    for pids in shared:
         try:
             got, left = _forecast_shared(table, owner, pids, models, members, job, out)
         except ValueError:
@@ -221,9 +223,10 @@ def _future_rows(table, owner, pids, features: dict, min_history_weeks: int):
     """The features of the future rows of partitions ``pids`` (each after its own last week
     with known units) from one grid, grouped by partition in ``pids``' order; per row its
     "store/product", its partition's place in ``pids`` and whether its series is new."""
-    mine = np.isin(owner, pids)
+    pcode = pd.Index(pids).get_indexer(owner)
+    mine = pcode >= 0
     part = table if mine.all() else table[mine].reset_index(drop=True)
-    pcode = pd.Index(pids).get_indexer(owner[mine])
+    pcode = pcode[mine]
     codes, labels = series_codes(part["store_id"].to_numpy(), part["product_id"].to_numpy())
     pairs = np.unique(codes.astype(np.int64) * len(pids) + pcode)
     if len(pairs) != len(labels):
@@ -282,8 +285,15 @@ def _predict_into(packed, rows: Rows, built, span: slice, new, *, values: dict, 
 
 def _summary(kind: np.ndarray, pairs: np.ndarray, series) -> dict:
     """:func:`summarise` of one partition's forecasts from its arrays."""
-    kinds = pd.Series(kind, dtype="str").value_counts()
-    new = np.array(["new series" in str(k) for k in kind], bool)
+    distinct = set(kind)
+    if len(distinct) == 1:  # the usual case: one kind for every row
+        kinds = pd.Series([len(kind)], index=list(distinct))
+    else:
+        kinds = pd.Series(kind, dtype="str").value_counts()
+    new = np.zeros(len(kind), bool)
+    for k in distinct:
+        if "new series" in str(k):
+            new |= kind == k
     summary = {
         "rows": len(kind),
         "kinds": {str(k): int(n) for k, n in kinds.items()},
