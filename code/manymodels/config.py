@@ -424,6 +424,9 @@ class ScoringSettings:
     backend: Literal["local", "spark"] = "local"  # where partitions score (docs/scale-out.md)
     # partitions per scoring task: what one process holds at a time (docs/scale-out.md)
     block_size: Count = 64
+    # workers: 0 starts one local worker per this many blocks (up to one per core): a worker's
+    # start-up (its imports, ~3-4 CPU-s) is paid once for them (docs/scale-out.md)
+    blocks_per_worker: Count = 8
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ def build_features(
     lags: Sequence[int] = (0, 1, 2, 3, 48),
     rolling_windows: Sequence[int] = (4, 13),
     covariates: Mapping[str, str] | None = None,
+    rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Build the model frame from the standard table (history and future rows, any series).
 
@@ -88,10 +89,12 @@ def build_features(
         lags: extra weeks added to ``horizon_weeks`` for each ``lag_*`` feature.
         rolling_windows: lengths of the ``rmean_*`` means ending ``horizon_weeks`` ago.
         covariates: ``{column: mode}`` (see the module docstring); None: :data:`COVARIATES`.
+        rows: a boolean mask over ``frame``'s rows: only those rows come back (their features
+            still see every row's history; batch scoring keeps only the future rows).
 
     Returns:
-        One row per input row, in week order, with the key, target, identifying and feature
-        columns (:func:`feature_columns`).
+        One row per input row (per ``rows`` row), in week order, with the key, target,
+        identifying and feature columns (:func:`feature_columns`).
 
     Raises:
         ValueError: a column is missing, weeks are not 7 days apart, or a store x product x week
@@ -107,74 +110,174 @@ def build_features(
         raise ValueError("build_features got an empty table: nothing to build features from")
     if not pd.api.types.is_datetime64_any_dtype(frame["week"]):
         raise ValueError("column 'week' must be datetime64 (the Monday of each week)")
+    if frame["week"].isna().any():
+        raise ValueError("column 'week' has empty values: every row needs its week (a Monday)")
     keep = [c for c in ("week", *KEYS, *ID_COLUMNS, "units", *covariates) if c in frame.columns]
-    out = frame[keep].sort_values(["week", *KEYS], ignore_index=True)
-    dupes = out.duplicated(["week", *KEYS])
+    weeks, week_pos = np.unique(frame["week"].to_numpy(), return_inverse=True)
+    # the series of each row, and its place in (week, store, product) order: integer codes
+    # ranked as the values sort, so the frame is sorted and checked without comparing strings
+    stores, store_names = pd.factorize(frame["store_id"], sort=True, use_na_sentinel=False)
+    products, product_names = pd.factorize(frame["product_id"], sort=True, use_na_sentinel=False)
+    n_products = max(len(product_names), 1)
+    series, _ = pd.factorize(stores.astype(np.int64) * n_products + products)
+    order = np.lexsort((products, stores, week_pos))
+    cell = week_pos[order].astype(np.int64) * (series.max() + 1) + series[order]
+    dupes = np.zeros(len(order), bool)
+    dupes[1:] = cell[1:] == cell[:-1]
     if dupes.any():
+        first = frame[["week", *KEYS]].iloc[order[dupes.argmax()]]
         raise ValueError(
             f"{int(dupes.sum())} store x product x week rows appear twice "
-            f"(first: {out.loc[dupes, ['week', *KEYS]].iloc[0].tolist()}): condition the data first"
+            f"(first: {first.tolist()}): condition the data first"
         )
-    days = (out["week"] - out["week"].min()).dt.days.to_numpy()
+    days = ((weeks - weeks[0]) // np.timedelta64(1, "D")).astype(np.int64)
     if (days % 7).any():
         raise ValueError("weeks must be 7 days apart (each the first day of its week)")
-    history, filled = _history(out, days // 7, horizon_weeks, lags, rolling_windows)
+    if rows is not None:
+        order = order[np.asarray(rows, bool)[order]]
+    where = (days // 7)[week_pos[order]], series[order]  # each output row's cell in the grid
+    shape = (int(days[-1] // 7) + 1, int(series.max()) + 1)
+    out = frame[keep].take(order).reset_index(drop=True)
+    cells = (days // 7)[week_pos], series  # each input row's cell in the grid
+    units = _grid(frame["units"], shape, cells)
+    history, filled = _history(units, where, horizon_weeks, lags, rolling_windows)
     for name, mode in covariates.items():
         if mode != "known":
-            out[name] = _as_known(out, name, days // 7, horizon_weeks, mode)
-    week = out["week"]
+            grid = _grid(frame[name], shape, cells)
+            out[name] = _as_known(grid, horizon_weeks, mode)[where]
+    week = pd.Series(weeks)  # the calendar of each distinct week, taken per row
     angle = 2 * np.pi * week.dt.day_of_year.to_numpy() / 365.25
+    taken = week_pos[order]
     calendar = pd.DataFrame(
         {
             # plain integers (1..53), categorical by name in feature_columns: MLflow signatures
             # have no categorical type, so served inputs arrive as int64 anyway
-            "week_of_year": week.dt.isocalendar().week.astype("int64").to_numpy(),
+            "week_of_year": week.dt.isocalendar().week.astype("int64").to_numpy()[taken],
             "filled_share": filled,
-            "trend": (week - TREND_ORIGIN).dt.days.to_numpy() / 7.0,
-            "year_sin": np.sin(angle),
-            "year_cos": np.cos(angle),
+            "trend": ((week - TREND_ORIGIN).dt.days.to_numpy() / 7.0)[taken],
+            "year_sin": np.sin(angle)[taken],
+            "year_cos": np.cos(angle)[taken],
         }
     )
     return pd.concat([out, history, calendar], axis=1)
 
 
-def _history(out, week_pos, horizon, lags, windows) -> tuple[pd.DataFrame, np.ndarray]:
+def _grid(column: pd.Series, shape, cells) -> np.ndarray:
+    """A column as a weeks x series grid (NaN where a series has no row that week)."""
+    grid = np.full(shape, np.nan)
+    grid[cells] = column.to_numpy(dtype=float)
+    return grid
+
+
+def _shift(grid: np.ndarray, weeks: int) -> np.ndarray:
+    """``grid`` ``weeks`` later in time (NaN in the first weeks): pandas' ``shift``."""
+    out = np.full_like(grid, np.nan)
+    if weeks < len(grid):
+        out[weeks:] = grid[: len(grid) - weeks]
+    return out
+
+
+def _history(grid, where, horizon, lags, windows) -> tuple[pd.DataFrame, np.ndarray]:
     """Lags and rolling means per series, computed on a weeks x series grid so shifts are in time
-    (not rows) even where a series has rows missing."""
-    series = out.groupby(list(KEYS), sort=False).ngroup().to_numpy()
-    grid = np.full((week_pos.max() + 1, series.max() + 1), np.nan)
-    grid[week_pos, series] = out["units"].to_numpy(dtype=float)
-    known = pd.DataFrame(grid).shift(horizon)  # what is known at the row's forecast origin
-    fallback = known.expanding(min_periods=1).mean().fillna(0.0).to_numpy()
-    columns, n_filled = {}, np.zeros(len(out))
+    (not rows) even where a series has rows missing; ``where``: the output rows' cells."""
+    known = _shift(grid, horizon)  # what is known at the row's forecast origin
+    fallback = _means(known)[where]
+    fallback[np.isnan(fallback)] = 0.0
+    columns, n_filled = {}, np.zeros(len(where[0]))
     for lag in lags:
-        values = pd.DataFrame(grid).shift(horizon + lag).to_numpy()
-        columns[f"lag_{horizon + lag}"] = values
+        columns[f"lag_{horizon + lag}"] = _shift(grid, horizon + lag)[where]
     for w in windows:
-        columns[f"rmean_{w}"] = known.rolling(w, min_periods=1).mean().to_numpy()
-    for name, values in columns.items():
-        taken = values[week_pos, series]
+        columns[f"rmean_{w}"] = _means(known, w)[where]
+    for name, taken in columns.items():
         gap = np.isnan(taken)
         n_filled += gap
-        columns[name] = np.where(gap, fallback[week_pos, series], taken)
+        columns[name] = np.where(gap, fallback, taken)
     return pd.DataFrame(columns), n_filled / len(columns)
 
 
-def _as_known(out: pd.DataFrame, name: str, week_pos, horizon: int, mode: str) -> np.ndarray:
-    """A covariate not known in advance, as known at each row's forecast origin."""
-    series = out.groupby(list(KEYS), sort=False).ngroup().to_numpy()
-    grid = np.full((week_pos.max() + 1, series.max() + 1), np.nan)
-    grid[week_pos, series] = out[name].to_numpy(dtype=float)
-    frame = pd.DataFrame(grid)
-    known = frame.shift(horizon)
-    fallback = known.expanding(min_periods=1).mean().bfill()  # bfill: only the first weeks
+def _as_known(frame: np.ndarray, horizon: int, mode: str) -> np.ndarray:
+    """A covariate not known in advance (a weeks x series grid), as known at each row's
+    forecast origin."""
+    known = _shift(frame, horizon)
+    fallback = _fill(_means(known), backward=True)  # backward: only the first weeks
     if mode == "lag":
-        values = known.ffill().fillna(fallback)
+        values = _fill(known)
     else:  # the mean of the same week in earlier years (52 weeks apart)
-        years = [frame.shift(52 * k) for k in range(1, 1 + len(frame) // 52)]
-        values = pd.concat(years).groupby(level=0).mean() if years else fallback * np.nan
-        values = values.reindex(frame.index).fillna(fallback)
-    return values.to_numpy()[week_pos, series]
+        years = [_shift(frame, 52 * k) for k in range(1, 1 + len(frame) // 52)]
+        values = _kahan_mean(years) if years else np.full_like(frame, np.nan)
+    return np.where(np.isnan(values), fallback, values)
+
+
+def _fill(grid: np.ndarray, *, backward: bool = False) -> np.ndarray:
+    """Each NaN of a column replaced by the column's last value before it (pandas' ``ffill``),
+    or first value after it (``bfill``)."""
+    if backward:
+        return _fill(grid[::-1])[::-1]
+    rows = np.where(np.isnan(grid), 0, np.arange(len(grid))[:, None])
+    np.maximum.accumulate(rows, axis=0, out=rows)
+    return grid[rows, np.arange(grid.shape[1])]
+
+
+def _kahan_mean(grids: list[np.ndarray]) -> np.ndarray:
+    """The mean of the grids' known values cell by cell, summed in order with pandas' Kahan
+    compensation (``concat(grids).groupby(level=0).mean()``, bit for bit)."""
+    total = np.zeros_like(grids[0])
+    compensation = np.zeros_like(total)
+    count = np.zeros(total.shape, np.int64)
+    for values in grids:
+        ok = ~np.isnan(values)
+        y = values - compensation
+        t = total + y
+        c = t - total - y
+        compensation = np.where(ok, np.where(np.isnan(c), 0.0, c), compensation)
+        total = np.where(ok, t, total)
+        count += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+def _means(grid: np.ndarray, window: int | None = None) -> np.ndarray:
+    """pandas' ``rolling(window, min_periods=1).mean()`` of every column of ``grid`` (``None``:
+    ``expanding(min_periods=1).mean()``), bit for bit: the same Kahan-compensated running sum,
+    the same guards (a run of equal values gives that value; all-positive or all-negative
+    windows keep their sign), stepped through the weeks for all series at once."""
+    if window == 1:  # every window is its own value
+        return grid.copy()
+    n = grid.shape[1]
+    out = np.empty_like(grid)
+    total, add, remove = np.zeros(n), np.zeros(n), np.zeros(n)
+    nobs, negative, same = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    previous = grid[0].copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i, values in enumerate(grid):
+            if window is not None and i >= window:  # the week leaving the window
+                gone = grid[i - window]
+                ok = ~np.isnan(gone)
+                y = -gone - remove
+                t = total + y
+                remove = np.where(ok, t - total - y, remove)
+                total = np.where(ok, t, total)
+                nobs -= ok
+                negative -= ok & np.signbit(gone)
+            ok = ~np.isnan(values)
+            y = values - add
+            t = total + y
+            add = np.where(ok, t - total - y, add)
+            total = np.where(ok, t, total)
+            nobs += ok
+            negative += ok & np.signbit(values)
+            same = np.where(ok, np.where(values == previous, same + 1, 1), same)
+            previous = np.where(ok, values, previous)
+            mean = total / nobs
+            mean = np.where(
+                same >= nobs,
+                previous,
+                np.where(
+                    ((negative == 0) & (mean < 0)) | ((negative == nobs) & (mean > 0)), 0.0, mean
+                ),
+            )
+            out[i] = np.where(nobs > 0, mean, np.nan)
+    return out
 
 
 def _check_covariates(covariates: Mapping[str, str] | None) -> dict[str, str]:

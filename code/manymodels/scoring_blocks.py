@@ -22,17 +22,24 @@ import numpy as np
 import pandas as pd
 
 from manymodels import registry
-from manymodels.data.partition import split_partitions
-from manymodels.features import build_features
+from manymodels.features import KEYS, build_features
 from manymodels.io import atomic_path
-from manymodels.scoring import PREDICTION_COLUMNS, predict_future, series_codes
-from manymodels.scoring_files import read_part
-from manymodels.serve.snapshot import snapshot_rows
+from manymodels.scoring import (
+    INTERVAL_COLUMNS,
+    NEW_SERIES_KIND,
+    PREDICTION_COLUMNS,
+    predict_future,
+    series_codes,
+)
+from manymodels.scoring_compact import CompactModel, Rows
+from manymodels.scoring_files import partition_ids, read_part
+from manymodels.serve.snapshot import SNAPSHOT_COLUMNS
 
 __all__ = [
     "BlockJob",
     "Member",
     "block_features",
+    "block_snapshot",
     "forecasts_path",
     "score_block",
     "snapshot_part",
@@ -84,21 +91,22 @@ def score_block(job: BlockJob) -> dict[str, object]:
     """Score every member of ``job`` with a champion; ``{partition: summary or exception}``.
 
     The forecasts go to :func:`forecasts_path` (absent when none scored), the snapshot rows
-    of every member to :func:`snapshot_part`.
+    of every member to :func:`snapshot_part`. The block is worked on whole: one features grid
+    for the partitions whose models share feature settings, their forecasts assembled in one
+    frame, the snapshot rows of all members in one pass. A partition that cannot share the
+    grid (its own settings, a series in two partitions, no future rows) is forecast alone by
+    :func:`~manymodels.scoring.predict_future`, which gives the same forecasts.
     """
     table = read_part(Path(job.rows))
-    parts = split_partitions(table, job.keys) if len(table) else {}
-    del table
+    owner = partition_ids(table, job.keys).to_numpy() if len(table) else np.array([], object)
+    present = set(pd.unique(owner))
     out: dict[str, object] = {}
-    frames, snapshot, models = [], [], {}
+    models = {}
     for m in job.members:
-        frame = parts.get(m.partition)
-        if frame is None:
+        if m.partition not in present:
             if m.version:
                 out[m.partition] = ValueError(f"partition {m.partition}: no rows to score")
             continue
-        if job.snapshot:
-            snapshot.append(snapshot_rows(m.partition, frame, job.history_weeks))
         if m.version:
             try:
                 models[m.partition] = registry.load_scoring_form(
@@ -106,35 +114,223 @@ def score_block(job: BlockJob) -> dict[str, object]:
                 )
             except Exception as exc:  # noqa: BLE001 (a partition's failure is its own)
                 out[m.partition] = exc
-    features = block_features({p: parts[p] for p in models}, models, future_only=True)
-    for m in job.members:
-        if m.partition not in models:
-            continue
+    members = {m.partition: m for m in job.members if m.partition in models}
+    frames: dict[str, pd.DataFrame] = {}
+    shared = _shared(models)
+    grouped = {p for g in shared for p in g}
+    alone = [p for p in members if p not in grouped]
+    for pids in shared:
         try:
-            value = predict_future(
-                parts[m.partition], models[m.partition], job.min_history_weeks,
-                features.get(m.partition),
-            )  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 (a partition's failure is its own)
-            log.debug("score: %s failed", m.partition, exc_info=True)
-            out[m.partition] = exc
+            got, left = _forecast_shared(table, owner, pids, models, members, job, out)
+        except ValueError:
+            log.debug("score: block features failed; per partition", exc_info=True)
+            alone += pids
             continue
-        if "model_kind" not in value:
-            value = value.assign(model_kind=m.kind)
-        out[m.partition] = summarise(value)
-        frames.append(
-            value.assign(
-                partition=m.partition, model_name=m.model, model_version=m.version,
-                scoring_date=job.scoring_date, scored_at=job.scored_at,
-            )[list(PREDICTION_COLUMNS)]
-        )  # fmt: skip
+        frames |= got
+        alone += left
+    for pid in (p for p in members if p in set(alone)):
+        value = _forecast_alone(table[owner == pid].reset_index(drop=True), models[pid],
+                                members[pid], job, out)  # fmt: skip
+        if value is not None:
+            frames[pid] = value
     if frames:  # whole or not at all: the step reads only the files of finished tasks
         with atomic_path(forecasts_path(job.rows, job.name)) as tmp:
-            pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
-    if snapshot:
+            ordered = [frames[p] for p in members if p in frames]
+            pd.concat(ordered, ignore_index=True).to_parquet(tmp, index=False)
+    if job.snapshot and present:
+        order = [m.partition for m in job.members if m.partition in present]
         with atomic_path(snapshot_part(job.rows)) as tmp:
-            pd.concat(snapshot, ignore_index=True).to_parquet(tmp, index=False)
+            block_snapshot(table, owner, order, job.history_weeks).to_parquet(tmp, index=False)
     return out
+
+
+def _forecast_alone(frame, packed, m: Member, job: BlockJob, out: dict) -> pd.DataFrame | None:
+    """One partition's forecasts by :func:`~manymodels.scoring.predict_future` (its summary, or
+    its error, into ``out``)."""
+    try:
+        value = predict_future(frame, packed, job.min_history_weeks)
+    except Exception as exc:  # noqa: BLE001 (a partition's failure is its own)
+        log.debug("score: %s failed", m.partition, exc_info=True)
+        out[m.partition] = exc
+        return None
+    if "model_kind" not in value:
+        value = value.assign(model_kind=m.kind)
+    out[m.partition] = summarise(value)
+    return value.assign(
+        partition=m.partition, model_name=m.model, model_version=m.version,
+        scoring_date=job.scoring_date, scored_at=job.scored_at,
+    )[list(PREDICTION_COLUMNS)]  # fmt: skip
+
+
+def _shared(models: dict) -> list[list[str]]:
+    """The partitions whose models share feature settings (groups of two or more)."""
+    groups: dict[str, list[str]] = {}
+    for pid, packed in models.items():
+        groups.setdefault(json.dumps(packed.features, sort_keys=True, default=str), []).append(pid)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _forecast_shared(table, owner, pids, models, members, job, out):  # noqa: PLR0913, PLR0917
+    """The forecasts of partitions ``pids`` from one features grid, assembled in one frame and
+    cut per partition: what :func:`~manymodels.scoring.predict_future` gives each. Returns
+    ``({partition: forecasts}, [partitions without future rows: to score alone])``.
+
+    Raises:
+        ValueError: the features cannot be built together (a series in two partitions, bad
+            data): the caller scores the partitions one by one.
+    """
+    built, pairs, row_pid, young = _future_rows(
+        table, owner, pids, models[pids[0]].features, job.min_history_weeks
+    )
+    bounds = np.searchsorted(row_pid, np.arange(len(pids) + 1))
+    rows = Rows(built)
+    values = {c: np.full(len(built), np.nan) for c in ("prediction", *INTERVAL_COLUMNS)}
+    kind = np.empty(len(built), object)
+    ok = np.zeros(len(built), bool)
+    left = []
+    for i, pid in enumerate(pids):
+        span = slice(bounds[i], bounds[i + 1])
+        if span.start == span.stop:  # no future rows: scored alone, which says why
+            left.append(pid)
+            continue
+        try:
+            _predict_into(models[pid], rows, built, span, young[span], values=values, kind=kind)
+        except Exception as exc:  # noqa: BLE001 (a partition's failure is its own)
+            log.debug("score: %s failed", pid, exc_info=True)
+            out[pid] = exc
+            continue
+        ok[span] = True
+        out[pid] = _summary(kind[span], pairs[span], getattr(models[pid], "series", None))
+    if not ok.any():
+        return {}, left
+    keys = ["region", "store_format", "speed", "store_id", "product_id", "week"]
+    frame = built.loc[ok, [k for k in keys if k in built.columns]].reset_index(drop=True)
+    for column, v in values.items():
+        frame[column] = v[ok]
+    frame["model_kind"] = kind[ok]
+    taken = row_pid[ok]
+    frame["partition"] = np.asarray(pids, object)[taken]
+    frame["model_name"] = np.array([members[p].model for p in pids], object)[taken]
+    frame["model_version"] = np.array([members[p].version for p in pids], object)[taken]
+    frame = frame.assign(scoring_date=job.scoring_date, scored_at=job.scored_at)
+    frame = frame[list(PREDICTION_COLUMNS)]
+    cut = np.searchsorted(taken, np.arange(len(pids) + 1))
+    frames = {p: frame.iloc[cut[i] : cut[i + 1]] for i, p in enumerate(pids) if cut[i] < cut[i + 1]}
+    return frames, left
+
+
+def _future_rows(table, owner, pids, features: dict, min_history_weeks: int):
+    """The features of the future rows of partitions ``pids`` (each after its own last week
+    with known units) from one grid, grouped by partition in ``pids``' order; per row its
+    "store/product", its partition's place in ``pids`` and whether its series is new."""
+    pcode = pd.Index(pids).get_indexer(owner)
+    mine = pcode >= 0
+    part = table if mine.all() else table[mine].reset_index(drop=True)
+    pcode = pcode[mine]
+    codes, labels = series_codes(part["store_id"].to_numpy(), part["product_id"].to_numpy())
+    pairs = np.unique(codes.astype(np.int64) * len(pids) + pcode)
+    if len(pairs) != len(labels):
+        raise ValueError("a series in two partitions: each builds its own features")
+    series_pid = np.empty(len(labels), np.int64)
+    series_pid[pairs // len(pids)] = pairs % len(pids)
+    week = part["week"].to_numpy()
+    known = part["units"].notna().to_numpy()
+    last = np.full(len(pids), np.datetime64("NaT"), dtype=week.dtype)
+    by = pd.Series(week[known]).groupby(pcode[known]).max()
+    last[by.index.to_numpy()] = by.to_numpy()
+    later = (week > last[pcode]) & ~np.isnat(last[pcode])
+    built = build_features(part, **features, rows=later)
+    rows_of, built_labels = series_codes(
+        built["store_id"].to_numpy(), built["product_id"].to_numpy()
+    )
+    series = pd.Index(labels).get_indexer(built_labels)[rows_of]
+    order = np.argsort(series_pid[series], kind="stable")
+    series = series[order]
+    young = np.zeros(len(labels), bool)
+    sold = part["units"].to_numpy(dtype=float) > 0
+    if min_history_weeks > 0 and sold.any():
+        first = pd.Series(week[sold]).groupby(codes[sold]).min()
+        which = first.index.to_numpy()
+        limit = last[series_pid[which]] - np.timedelta64(7 * min_history_weeks, "D")
+        young[which] = first.to_numpy() > limit
+    return (
+        built.take(order).reset_index(drop=True),
+        np.asarray(labels, object)[series],
+        series_pid[series],
+        young[series],
+    )
+
+
+def _predict_into(packed, rows: Rows, built, span: slice, new, *, values: dict, kind) -> None:
+    """One partition's forecasts (rows ``span`` of ``built``) into ``values`` and ``kind``, as
+    :func:`~manymodels.scoring.predict_future` makes them (new series by the packed baseline)."""
+    if isinstance(packed, CompactModel):
+        forecast = packed.predict_frame(rows.part(span.start, span.stop))
+    else:
+        forecast = packed.predict_frame(built.iloc[span].reset_index(drop=True))
+    for column, v in values.items():
+        v[span] = forecast[column].to_numpy() if column in forecast else np.nan
+    kind[span] = packed.kind
+    if not new.any() or packed.kind == "baseline":
+        return
+    fallback = getattr(packed, "fallback", None)
+    if fallback is None:  # models saved before carry none
+        kind[span][new] = f"{packed.kind} (new series: no baseline in this model)"
+        return
+    backup = fallback.predict_frame(built.iloc[span].reset_index(drop=True)[new])
+    for column, v in values.items():
+        v[span][new] = backup[column].to_numpy() if column in backup else np.nan
+    kind[span][new] = NEW_SERIES_KIND
+
+
+def _summary(kind: np.ndarray, pairs: np.ndarray, series) -> dict:
+    """:func:`summarise` of one partition's forecasts from its arrays."""
+    distinct = set(kind)
+    if len(distinct) == 1:  # the usual case: one kind for every row
+        kinds = pd.Series([len(kind)], index=list(distinct))
+    else:
+        kinds = pd.Series(kind, dtype="str").value_counts()
+    new = np.zeros(len(kind), bool)
+    for k in distinct:
+        if "new series" in str(k):
+            new |= kind == k
+    summary = {
+        "rows": len(kind),
+        "kinds": {str(k): int(n) for k, n in kinds.items()},
+        "new_series": len(set(pairs[new])),
+        "unseen": None,
+    }
+    if series is not None:
+        known = set(series)
+        summary["unseen"] = sorted({p for p in set(pairs) if p not in known})
+    return summary
+
+
+def block_snapshot(
+    table: pd.DataFrame, owner: np.ndarray, order: list[str], history_weeks: int = 0
+) -> pd.DataFrame:
+    """The serving snapshot rows of the partitions ``order`` (``owner``: each row's partition)
+    in one pass: :func:`~manymodels.serve.snapshot.snapshot_rows` of each, concatenated."""
+    if history_weeks < 0:
+        raise ValueError(f"history_weeks must be >= 0, got {history_weeks}")
+    rank = pd.Index(order).get_indexer(owner)
+    take = np.flatnonzero(rank >= 0)
+    take = take[np.argsort(rank[take], kind="stable")]
+    rows = table.take(take).reset_index(drop=True).assign(partition=owner[take])
+    extra = [
+        c
+        for c in rows.select_dtypes("number").columns
+        if c not in SNAPSHOT_COLUMNS and c not in ("shipped", "returns")
+    ]
+    rows = rows[[c for c in (*SNAPSHOT_COLUMNS, *extra) if c in rows.columns]]
+    groups = [rows["partition"], *(rows[k] for k in KEYS)]
+    sold = rows["week"].where(rows["units"] > 0)
+    rows = rows.assign(first_sale=sold.groupby(groups, observed=True).transform("min"))
+    if history_weeks:
+        known = rows["units"].notna()
+        rank = rows[known].groupby(["partition", *KEYS])["week"].rank(ascending=False)
+        rows = rows[~known | rank.reindex(rows.index).le(history_weeks)]
+    return rows.reset_index(drop=True)
 
 
 def block_features(
@@ -161,24 +357,26 @@ def block_features(
         owner = pd.concat([pd.Series(p, index=pd.unique(pairs[p])) for p in pids])
         if owner.index.has_duplicates:  # a series in two partitions: each builds its own
             continue
+        table = pd.concat([frames[p] for p in pids], ignore_index=True)
+        rows = np.concatenate([_later(frames[p]) for p in pids]) if future_only else None
         try:
-            built = build_features(
-                pd.concat([frames[p] for p in pids], ignore_index=True),
-                **models[pids[0]].features,
-            )
+            built = build_features(table, **models[pids[0]].features, rows=rows)
         except ValueError:
             log.debug("score: block features failed; per partition", exc_info=True)
             continue
         owners = _owners(built, owner)
-        if future_only:
-            week = built["week"].to_numpy()
-            known = built["units"].notna().to_numpy()
-            last = pd.Series(week[known]).groupby(owners[known]).max()
-            later = week > last.reindex(owners).to_numpy()
-            built, owners = built[later], owners[later]
-        for pid, rows in built.groupby(owners, sort=False):
-            out[str(pid)] = rows.reset_index(drop=True)
+        for pid, part in built.groupby(owners, sort=False):
+            out[str(pid)] = part.reset_index(drop=True)
     return out
+
+
+def _later(frame: pd.DataFrame) -> np.ndarray:
+    """The rows of a partition after its last week with known units (what scoring forecasts)."""
+    week = frame["week"].to_numpy()
+    known = frame["units"].notna().to_numpy()
+    if not known.any():
+        return np.zeros(len(week), bool)
+    return week > week[known].max()
 
 
 def _owners(built: pd.DataFrame, owner: pd.Series) -> np.ndarray:

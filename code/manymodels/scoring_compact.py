@@ -69,6 +69,14 @@ class Rows:
     def __init__(self, frame: pd.DataFrame):
         self.frame, self.n = frame, len(frame)
         self._cache: dict = {}
+        self._whole: tuple[Rows, int, int] | None = None
+
+    def part(self, start: int, stop: int) -> Rows:
+        """Rows ``start:stop`` of these: each column converted once for all the parts (a
+        block's partitions), each part reading a copy of its own rows."""
+        rows = Rows(self.frame)
+        rows.n, rows._whole = stop - start, (self, start, stop)
+        return rows
 
     def __len__(self) -> int:
         return self.n
@@ -79,7 +87,11 @@ class Rows:
     def _get(self, kind: str, column: str, convert):
         key = (kind, column)
         if key not in self._cache:
-            self._cache[key] = convert(self.frame[column])
+            if self._whole is None:
+                self._cache[key] = convert(self.frame[column])
+            else:
+                whole, start, stop = self._whole
+                self._cache[key] = whole._get(kind, column, convert)[start:stop].copy()
         return self._cache[key]
 
     def num(self, column: str) -> np.ndarray:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -69,18 +70,35 @@ def partition_ids(frame: pd.DataFrame, keys: Iterable[str]) -> pd.Series:
         ValueError: two key combinations give the same partition id.
     """
     keys = list(keys)
-    combos = frame[keys].astype(str).drop_duplicates()
-    ids, seen = {}, {}
-    for values in combos.itertuples(index=False, name=None):
+    if not len(frame):
+        return pd.Series([], index=frame.index, dtype=object)
+    # each key column factorised, its distinct values named once: the ids are made per
+    # distinct combination, not per row (a block holds hundreds of thousands of rows)
+    codes, names = [], []
+    for key in keys:
+        code, values = pd.factorize(frame[key], use_na_sentinel=False)
+        codes.append(code.astype(np.int64))
+        names.append(pd.Index(values).astype(str).to_numpy())
+    combined = codes[0]
+    for code, values in zip(codes[1:], names[1:], strict=True):
+        combined = combined * len(values) + code
+    combos, inverse = np.unique(combined, return_inverse=True)
+    ids, seen = [], {}
+    for combo in combos:
+        values, rest = [], int(combo)
+        for column in reversed(names):
+            values.append(str(column[rest % len(column)]))
+            rest //= len(column)
+        values = tuple(reversed(values))
         pid = partition_id(values)
         if pid in seen and seen[pid] != values:  # else one partition would replace the other
             raise ValueError(
                 f"key values {seen[pid]} and {values} both give partition id {pid!r}: "
                 "make them differ in letters or digits"
             )
-        seen[pid], ids[values] = values, pid
-    index = pd.MultiIndex.from_frame(frame[keys].astype(str))
-    return pd.Series(index.map(ids), index=frame.index, dtype=object)
+        seen[pid] = values
+        ids.append(pid)
+    return pd.Series(np.asarray(ids, object)[inverse.ravel()], index=frame.index, dtype=object)
 
 
 def split(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -65,7 +66,15 @@ from manymodels.steps import (
 )
 from manymodels.steps.condition import TABLE
 
-__all__ = ["collect", "lifecycle_section", "main", "make_blocks", "plan", "write_outputs"]
+__all__ = [
+    "auto_workers",
+    "collect",
+    "lifecycle_section",
+    "main",
+    "make_blocks",
+    "plan",
+    "write_outputs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
             for block, path in files.items()
         }  # fmt: skip
         scoring = {b: [p for p in blocks[b] if p in members] for b in jobs}
+        if workers == 0 and backend == "local":
+            workers = auto_workers(len(jobs), settings.scoring.blocks_per_worker)
         outcomes = backends.run(score_block, jobs, backend=backend, settings=settings,
                                 workers=workers)  # fmt: skip
         per = backends.per_partition(outcomes, scoring)
@@ -226,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
              sum(status[p]["rows"] for p in scored), len(rows) - len(bad), len(bad), written,
              sql)  # fmt: skip
     return 1 if bad or not sql_ok else 0
+
+
+def auto_workers(blocks: int, blocks_per_worker: int) -> int:
+    """Local workers for ``blocks`` blocks when ``scoring.workers`` is 0: one per
+    ``blocks_per_worker`` blocks, at least one (in this process), at most one per core."""
+    return max(1, min(os.cpu_count() or 1, blocks // blocks_per_worker))
 
 
 def write_outputs(

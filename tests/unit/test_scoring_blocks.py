@@ -1,0 +1,103 @@
+"""Block-wide scoring pieces: the snapshot rows of a block in one pass, the per-partition
+summaries from arrays, the compact models' rows cut from the block's, the worker count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from manymodels.scoring_blocks import _summary, block_snapshot, summarise
+from manymodels.scoring_compact import Rows
+from manymodels.scoring_files import partition_ids
+from manymodels.serve.snapshot import snapshot_rows
+from manymodels.steps.score import auto_workers
+
+KEYS = ("region", "store_format", "speed")
+
+
+def _block() -> pd.DataFrame:
+    rows = []
+    for region, store, product, speed, first in [
+        ("north", "S1", "P1", "fast", 0),
+        ("north", "S1", "P2", "slow", 3),
+        ("south", "S2", "P1", "fast", 5),
+        ("south", "S2", "P3", "fast", 9),  # sells nothing: no first sale
+    ]:
+        for w in range(first, 14):
+            units = np.nan if w >= 12 else (0.0 if product == "P3" or w == first else 4.0 + w)
+            rows.append(
+                {
+                    "week": pd.Timestamp("2024-01-01") + pd.Timedelta(weeks=w),
+                    "region": region, "store_id": store, "store_format": "large",
+                    "product_id": product, "speed": speed, "shipped": 1.0, "returns": 0.0,
+                    "units": units, "tmax_f": float(w),
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=3).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("history_weeks", [0, 3])
+def test_the_block_snapshot_is_each_partitions_snapshot_rows_in_turn(history_weeks):
+    table = _block()
+    owner = partition_ids(table, KEYS).to_numpy()
+    order = sorted(set(owner), reverse=True)[:2]  # the members' order, one partition left out
+    want = pd.concat(
+        [snapshot_rows(p, table[owner == p], history_weeks) for p in order], ignore_index=True
+    )
+    got = block_snapshot(table, owner, order, history_weeks)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+def test_a_negative_snapshot_history_is_an_error():
+    table = _block()
+    with pytest.raises(ValueError, match="history_weeks must be >= 0"):
+        block_snapshot(table, partition_ids(table, KEYS).to_numpy(), [], -1)
+
+
+@pytest.mark.parametrize(
+    ("kinds", "series"),
+    [
+        (["ensemble"] * 4, None),
+        (["ensemble", "baseline (new series)", "ensemble", "baseline (new series)"], ["S1/P1"]),
+        (["lasso", "lasso (new series: no baseline in this model)", "lasso", "lasso"], []),
+    ],
+)
+def test_a_partitions_summary_from_arrays_is_the_summary_of_its_frame(kinds, series):
+    value = pd.DataFrame(
+        {
+            "store_id": ["S1", "S1", "S2", "S2"],
+            "product_id": ["P1", "P2", "P1", "P2"],
+            "model_kind": kinds,
+        }
+    )
+    pairs = (value["store_id"] + "/" + value["product_id"]).to_numpy(dtype=object)
+    if series is not None:
+        value["seen"] = [p in set(series) for p in pairs]
+    else:
+        value["seen"] = pd.NA
+    assert _summary(np.array(kinds, object), pairs, series) == summarise(value)
+
+
+def test_rows_cut_from_a_blocks_convert_each_column_once_and_read_their_own_rows():
+    frame = pd.DataFrame({"x": np.arange(10.0), "s": list("abcdefghij")})
+    block = Rows(frame)
+    part = block.part(3, 7)
+    assert len(part) == 4
+    assert part.num("x").tolist() == [3.0, 4.0, 5.0, 6.0]
+    assert part.text("s").tolist() == list("defg")
+    assert ("num", "x") in block._cache  # converted for the whole block, once
+    part.num("x")[0] = -1.0  # a part's arrays are its own
+    assert block.num("x")[3] == 3.0
+    assert block.part(7, 10).num("x").tolist() == [7.0, 8.0, 9.0]
+
+
+@pytest.mark.parametrize(
+    ("blocks", "per", "cores", "want"),
+    [(1, 8, 2, 1), (4, 8, 2, 1), (8, 8, 2, 1), (16, 8, 2, 2), (157, 8, 2, 2), (157, 8, 16, 16)],
+)
+def test_one_worker_per_blocks_per_worker_blocks_at_most_one_per_core(
+    blocks, per, cores, want, monkeypatch
+):
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert auto_workers(blocks, per) == want
