@@ -271,17 +271,25 @@ class FourierSettings:
     poisson_alpha: NonNegativeFloat = 0.001
 
 
-Weighting = Literal["nnls", "inverse_error", "equal", "wape", "mape"]
+Weighting = Literal["nnls", "inverse_error", "equal", "wape", "mape", "mape_wape"]
 
 
 @dataclass(frozen=True)
 class MemberOverride:
-    """Other ensemble members for the partitions whose key ``key`` equals ``value``."""
+    """Other ensemble members for the partitions whose key ``key`` equals ``value`` and whose
+    keys in ``where`` (if any) have those values too, e.g. ``{key: speed, value: slow, where:
+    {store_format: small}}``."""
 
     key: str = "speed"
     value: str = "slow"
-    members: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()  # empty: training.ensemble.members
     weighting: Weighting | None = None  # None: training.ensemble.weighting
+    where: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, keys: dict[str, str]) -> bool:
+        """Whether a partition with these key values is one this override is for."""
+        wanted = {self.key: self.value, **self.where}
+        return all(keys.get(k) == v for k, v in wanted.items())
 
 
 @dataclass(frozen=True)
@@ -292,12 +300,13 @@ class EnsembleSettings:
 
     def override_for(self, keys: dict[str, str]) -> MemberOverride | None:
         """The first override matching a partition with these key values, or None."""
-        return next((o for o in self.overrides if keys.get(o.key) == o.value), None)
+        return next((o for o in self.overrides if o.matches(keys)), None)
 
     def members_for(self, keys: dict[str, str]) -> tuple[str, ...]:
-        """The member names for a partition with these key values (first matching override)."""
+        """The member names for a partition with these key values (the first matching
+        override's, when it names any)."""
         match = self.override_for(keys)
-        return self.members if match is None else match.members
+        return (match and match.members) or self.members
 
     def weighting_for(self, keys: dict[str, str]) -> str:
         """The weighting for a partition with these key values (first matching override's,
@@ -308,7 +317,8 @@ class EnsembleSettings:
 
 @dataclass(frozen=True)
 class GateOverride:
-    """Other bars for the partitions whose key ``key`` equals ``value`` (e.g. speed = slow)."""
+    """Other bars for the partitions whose key ``key`` equals ``value`` (e.g. speed = slow)
+    and whose keys in ``where`` (if any) have those values too."""
 
     key: str = "speed"
     value: str = "slow"
@@ -317,6 +327,12 @@ class GateOverride:
     metric: str | None = None
     max_wape: float | None = None
     max_rmse_zero_vs_baseline: float | None = None
+    where: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, keys: dict[str, str]) -> bool:
+        """Whether a partition with these key values is one these bars are for."""
+        wanted = {self.key: self.value, **self.where}
+        return all(keys.get(k) == v for k, v in wanted.items())
 
 
 @dataclass(frozen=True)
@@ -350,7 +366,7 @@ class GateSettings:
             "max_rmse_zero_vs_baseline": self.max_rmse_zero_vs_baseline,
         }
         for o in self.overrides:
-            if keys.get(o.key) == o.value:
+            if o.matches(keys):
                 found |= {k: getattr(o, k) for k in found if getattr(o, k) is not None}
         metric = found["metric"]
         if metric not in ("mape", "wape"):
@@ -366,7 +382,7 @@ class GateSettings:
         """``(max_mape, min_improvement_vs_baseline)`` for a partition with these key values."""
         max_mape, improvement = self.max_mape, self.min_improvement_vs_baseline
         for o in self.overrides:
-            if keys.get(o.key) == o.value:
+            if o.matches(keys):
                 max_mape = max_mape if o.max_mape is None else o.max_mape
                 improvement = (
                     improvement

@@ -360,3 +360,38 @@ def test_an_ensemble_override_may_name_its_own_weighting(conf):
         load_settings(
             conf, overrides=["training.ensemble.overrides=[{key: speed, weighting: best}]"]
         )
+
+
+def test_an_ensemble_override_may_match_several_keys_and_keep_the_default_members(conf):
+    rules = (
+        "[{key: speed, value: slow, where: {store_format: small}, members: [intermittent]},"
+        " {key: speed, value: fast, where: {store_format: small}, weighting: wape},"
+        " {key: speed, value: slow, members: [fourier, intermittent]}]"
+    )
+    ensemble = load_settings(
+        conf, overrides=[f"training.ensemble.overrides={rules}"]
+    ).training.ensemble
+    small_slow = {"speed": "slow", "store_format": "small", "region": "x"}
+    assert ensemble.members_for(small_slow) == ("intermittent",)
+    assert ensemble.members_for({"speed": "slow", "store_format": "large"}) == (
+        "fourier",
+        "intermittent",
+    )
+    assert ensemble.members_for({"speed": "slow"}) == ("fourier", "intermittent")  # no format
+    small_fast = {"speed": "fast", "store_format": "small"}
+    assert ensemble.members_for(small_fast) == ensemble.members  # none named: the defaults
+    assert ensemble.weighting_for(small_fast) == "wape"
+    assert ensemble.weighting_for({"speed": "fast", "store_format": "large"}) == (
+        ensemble.weighting
+    )
+
+
+def test_a_gate_override_may_match_several_keys(conf):
+    rule = "{key: speed, value: slow, where: {store_format: small}, metric: wape, max_wape: 2.0}"
+    gate = load_settings(conf, overrides=[f"training.gate.overrides=[{rule}]"]).training.gate
+    assert gate.rules({"speed": "slow", "store_format": "small"}).max_error == 2.0
+    assert gate.rules({"speed": "slow", "store_format": "large"}).max_error == gate.max_mape
+    assert gate.bars({"speed": "slow", "store_format": "large"}) == (
+        gate.max_mape,
+        gate.min_improvement_vs_baseline,
+    )

@@ -13,7 +13,10 @@ for early stopping), and weighs the members by their forecasts of the held-out w
 * ``"wape"`` / ``"mape"``: the non-negative weights summing to 1 that minimise the blend's WAPE
   (sum of absolute errors) / MAPE (absolute errors over the actual, non-zero actuals only) on
   those forecasts: a linear programme (HiGHS). Weights fitted to the metric a partition is
-  judged by (the gate's): squared errors (``"nnls"``) let the few largest weeks decide.
+  judged by (the gate's): squared errors (``"nnls"``) let the few largest weeks decide;
+* ``"mape_wape"``: the same, minimising the blend's MAPE + WAPE (both, equally): MAPE alone
+  trades absolute error on the largest series for relative error on the rest, WAPE alone the
+  reverse.
 
 With ``refit=True`` the members are fitted again on all rows, without ``eval_set`` (a member with
 early stopping then holds out its own tail), and the weights are kept.
@@ -42,7 +45,7 @@ from manymodels.models.lasso import LassoForecaster
 
 __all__ = ["WEIGHTINGS", "Ensemble", "fixed_weights", "learn_weights"]
 
-WEIGHTINGS = ("nnls", "inverse_error", "equal", "wape", "mape")
+WEIGHTINGS = ("nnls", "inverse_error", "equal", "wape", "mape", "mape_wape")
 
 
 class Ensemble(RegressorMixin, BaseEstimator):
@@ -200,21 +203,32 @@ def _weights(pred: pd.DataFrame, y: np.ndarray, weighting: str) -> dict[str, flo
         if np.isnan(errors).any():
             errors = np.array([evaluate(y, pred[c].to_numpy())["rmse"] for c in pred])
         raw = (errors == 0).astype(float) if (errors == 0).any() else 1.0 / errors
-    elif weighting in ("wape", "mape"):
-        raw = _least_absolute(pred.to_numpy(dtype=float), y, relative=weighting == "mape")
+    elif weighting in ("wape", "mape", "mape_wape"):
+        raw = _least_absolute(pred.to_numpy(dtype=float), y, _row_costs(y, weighting))
     if not raw.sum() > 0:
         raw = np.ones(k)
     return {name: float(w) for name, w in zip(pred.columns, raw / raw.sum(), strict=True)}
 
 
-def _least_absolute(X: np.ndarray, y: np.ndarray, *, relative: bool) -> np.ndarray:
-    """Non-negative ``w`` summing to 1 minimising ``sum c |y - X w|`` (``c``: 1, or ``1 / y``
-    on the non-zero actuals when ``relative``); equal weights when the programme fails."""
-    if relative:
-        keep = y != 0
-        X, y, cost = X[keep], y[keep], 1.0 / np.abs(y[keep])
-    else:
-        cost = np.ones(len(y))
+def _row_costs(y: np.ndarray, weighting: str) -> np.ndarray:
+    """Each row's cost per unit of absolute error: ``sum(cost * |y - f|)`` is proportional to
+    the blend's WAPE (``"wape"``), its MAPE (``"mape"``: non-zero actuals only) or equal to
+    MAPE + WAPE (``"mape_wape"``)."""
+    sold = y != 0
+    relative = np.where(sold, 1.0 / np.where(sold, np.abs(y), 1.0), 0.0)
+    if weighting == "mape":
+        return relative
+    if weighting == "wape":
+        return np.ones(len(y))
+    total = float(np.abs(y).sum())
+    return relative / max(int(sold.sum()), 1) + (1.0 / total if total > 0 else 1.0)
+
+
+def _least_absolute(X: np.ndarray, y: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Non-negative ``w`` summing to 1 minimising ``sum cost |y - X w|`` (rows of cost 0 are
+    left out); equal weights when the programme fails or no row costs anything."""
+    keep = cost > 0
+    X, y, cost = X[keep], y[keep], cost[keep]
     n, m = X.shape
     if n == 0:
         return np.ones(m)

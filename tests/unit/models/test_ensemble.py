@@ -225,3 +225,40 @@ def test_metric_weights_are_never_below_zero_when_the_solver_rounds_under_its_bo
     assert min(w.values()) >= 0 and sum(w.values()) == pytest.approx(1.0)
     assert w["b"] == 0.0
     assert ensemble.fixed_weights(w, list(pred)) == pytest.approx(w)  # what the ensemble checks
+
+
+def test_mape_wape_weighting_minimises_the_sum_of_both_metrics():
+    from manymodels.metrics import mape, wape
+    from manymodels.models.ensemble import learn_weights
+
+    rng = np.random.default_rng(1)
+    # a few large series and many small ones: MAPE and WAPE pull the weights apart
+    y = np.concatenate([rng.poisson(200, 40), rng.poisson(3, 360)]).astype(float)
+    big = y > 50
+    pred = pd.DataFrame(
+        {
+            "big_ok": np.where(big, y * 1.02, y * 1.6 + 1),  # right on the large rows only
+            "small_ok": np.where(big, y * 0.7, y + rng.normal(0, 0.3, 400)),
+        }
+    ).clip(lower=0)
+
+    def both(w):
+        f = pred.to_numpy() @ w
+        return mape(y, f) + wape(y, f)
+
+    picked = {name: learn_weights(pred, y, name) for name in ("mape", "wape", "mape_wape")}
+    w = list(picked["mape_wape"].values())
+    assert sum(w) == pytest.approx(1.0) and min(w) >= 0
+    for share in np.linspace(0, 1, 41):  # no other mix of the two does better on the sum
+        assert both(w) <= both([share, 1 - share]) + 1e-9
+    # and it sits between the two single-metric weightings
+    shares = sorted(p["big_ok"] for p in picked.values())
+    assert shares[1] == pytest.approx(picked["mape_wape"]["big_ok"])
+    assert picked["mape"]["big_ok"] != pytest.approx(picked["wape"]["big_ok"])
+
+
+def test_mape_wape_weighting_without_sales_minimises_absolute_error():
+    from manymodels.models.ensemble import learn_weights
+
+    pred = pd.DataFrame({"a": [0.5, 0.5, 0.5], "b": [0.1, 0.0, 0.2]})
+    assert learn_weights(pred, [0.0, 0.0, 0.0], "mape_wape") == pytest.approx({"a": 0, "b": 1})
