@@ -238,7 +238,7 @@ def test_a_server_lost_mid_request_is_a_clear_error_and_a_rerun_completes(
     assert workspace.run("promote") == 0
     _assert_one_valid_champion_each(store, partitions)
     gate = (workspace.work / "reports" / "gate.json").read_bytes()
-    proxy.drop("GET", "/registered-models/alias")  # evaluate's champion look-up
+    proxy.drop("GET", "/registered-models/search")  # evaluate's champion look-up (one search)
     failed_clearly("evaluate")  # not "no champion: promote without comparing"
     assert (workspace.work / "reports" / "gate.json").read_bytes() == gate  # nothing half-made
     assert len(proxy.dropped) == 3
