@@ -69,7 +69,9 @@ def test_a_block_stages_every_good_partition_and_fails_the_bad_ones_alone(
         assert (folder / "artifacts" / "backtest.parquet").exists()
         assert not (folder / "artifacts" / "residuals.png").exists()  # training.plots=false
         seconds = out[pid].info["cpu_seconds"]
-        assert {"read", "features", "fit_nn", "save_pyfunc", "profile", "plots"} <= set(seconds)
+        assert {"read", "features", "save_pyfunc", "profile", "plots"} <= set(seconds)
+    # every partition trained a network but the large-store slow movers (no net by default)
+    assert any("fit_nn" in out[pid].info["cpu_seconds"] for pid in good)
     pickle.loads(pickle.dumps(out))  # what a worker process sends back
 
 
