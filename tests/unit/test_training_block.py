@@ -19,7 +19,11 @@ def _settings(tmp_path_factory, config_dir):
     from manymodels.config import load_settings
 
     work = tmp_path_factory.mktemp("work")
-    overrides = [f"project.workdir={work}", "training.nn.epochs=6", "training.nn.patience=2"]
+    overrides = [
+        f"project.workdir={work}", "training.nn.epochs=6", "training.nn.patience=2",
+        # every partition trains a network (the defaults train none for large-store slow movers)
+        "training.ensemble.members=[fourier,nn,intermittent]", "training.ensemble.overrides=[]",
+    ]  # fmt: skip
     return load_settings(config_dir, "dev", overrides)
 
 
