@@ -274,6 +274,12 @@ class FourierSettings:
 Weighting = Literal["nnls", "inverse_error", "equal", "wape", "mape", "mape_wape"]
 
 
+def _key_match(key: str, value: str, where: dict[str, str], keys: dict[str, str]) -> bool:
+    """Whether partition key values ``keys`` have ``key`` = ``value`` and every ``where`` pair
+    (the test of an ensemble override and of a gate override alike)."""
+    return all(keys.get(k) == v for k, v in {key: value, **where}.items())
+
+
 @dataclass(frozen=True)
 class MemberOverride:
     """Other ensemble members for the partitions whose key ``key`` equals ``value`` and whose
@@ -288,8 +294,7 @@ class MemberOverride:
 
     def matches(self, keys: dict[str, str]) -> bool:
         """Whether a partition with these key values is one this override is for."""
-        wanted = {self.key: self.value, **self.where}
-        return all(keys.get(k) == v for k, v in wanted.items())
+        return _key_match(self.key, self.value, self.where, keys)
 
 
 @dataclass(frozen=True)
@@ -331,8 +336,7 @@ class GateOverride:
 
     def matches(self, keys: dict[str, str]) -> bool:
         """Whether a partition with these key values is one these bars are for."""
-        wanted = {self.key: self.value, **self.where}
-        return all(keys.get(k) == v for k, v in wanted.items())
+        return _key_match(self.key, self.value, self.where, keys)
 
 
 @dataclass(frozen=True)
