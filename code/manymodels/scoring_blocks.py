@@ -128,7 +128,8 @@ def score_block(job: BlockJob) -> dict[str, object]:
             continue
         frames |= got
         alone += left
-    for pid in (p for p in members if p in set(alone)):
+    scored_alone = set(alone)
+    for pid in (p for p in members if p in scored_alone):
         value = _forecast_alone(table[owner == pid].reset_index(drop=True), models[pid],
                                 members[pid], job, out)  # fmt: skip
         if value is not None:
