@@ -56,13 +56,15 @@ class HistoricalAverageBaseline(RegressorMixin, BaseEstimator):
         frame, y = check_model_input(self, X, y, reset=True)
         groups, seasonal = self._levels()
         _require(frame, [*groups, *seasonal])
-        data = _keys(frame, [*groups, *seasonal]).assign(_y=y)
         self.global_mean_ = float(y.mean())
-        self.group_means_ = data.groupby(groups)["_y"].mean() if groups else None
-        self.seasonal_means_ = None
+        self.group_means_ = self.seasonal_means_ = None
+        if not groups:
+            return self
+        codes, uniques = _factorized(frame, [*groups, *seasonal])
+        self.group_means_ = _group_means(y, codes[: len(groups)], uniques[: len(groups)], groups)
         if seasonal:
-            cells = data.groupby([*groups, *seasonal])["_y"].agg(["mean", "size"])
-            self.seasonal_means_ = cells.loc[cells["size"] >= self.min_seasonal_years, "mean"]
+            means, size = _group_means(y, codes, uniques, [*groups, *seasonal], sizes=True)
+            self.seasonal_means_ = means[size >= self.min_seasonal_years]
         return self
 
     def predict(self, X) -> np.ndarray:
@@ -71,7 +73,7 @@ class HistoricalAverageBaseline(RegressorMixin, BaseEstimator):
         frame, _ = check_model_input(self, X, reset=False)
         groups, seasonal = self._levels()
         _require(frame, [*groups, *seasonal])
-        keys = _keys(frame, [*groups, *seasonal])
+        keys = {c: _objects(frame[c]) for c in [*groups, *seasonal]}
         pred = np.full(len(frame), np.nan)
         # most specific level first; each later level only fills what is still unknown
         for means, cols in (
@@ -103,20 +105,67 @@ def _require(frame: pd.DataFrame, columns: list) -> None:
         )
 
 
-def _keys(frame: pd.DataFrame, columns: list) -> pd.DataFrame:
+def _objects(column: pd.Series) -> np.ndarray:
     # plain objects, so a categorical week_of_year at fit matches an int one at predict
-    return pd.DataFrame(
-        {c: frame[c].astype(object).to_numpy() for c in columns}, index=range(len(frame))
-    )
+    return column.astype(object).to_numpy()
 
 
-def _lookup(means: pd.Series, keys: pd.DataFrame, cols: list) -> np.ndarray:
-    """``means`` at each row's ``cols`` values (NaN where it has none): what a left merge of
-    ``keys`` on ``means`` gives, by one index look-up instead of a join."""
-    if len(cols) == 1:
-        wanted = pd.Index(keys[cols[0]].to_numpy(), dtype=object)
+def _factorized(frame: pd.DataFrame, columns: list) -> tuple[list, list]:
+    """Each column's codes and sorted distinct values, as ``groupby(columns)`` finds them (the
+    same sorted factorisation of the same plain objects; a missing key gets code -1)."""
+    codes, uniques = [], []
+    for c in columns:
+        code, unique = pd.factorize(_objects(frame[c]), sort=True)
+        codes.append(code.astype(np.int64))
+        uniques.append(pd.Index(unique.tolist()))  # its dtype inferred, as groupby's levels
+    return codes, uniques
+
+
+def _group_means(y: np.ndarray, codes: list, uniques: list, names: list, *, sizes=False):
+    """``groupby(names)[y].mean()`` (and ``.size()`` when ``sizes``) from the key columns'
+    codes: one integer key per cell instead of grouping tuples of objects, the same means bit
+    for bit (pandas' compensated sum over the cell's rows in row order), the same index."""
+    cell, keyed = np.zeros(len(y), np.int64), np.ones(len(y), bool)
+    for code, unique in zip(codes, uniques, strict=True):
+        cell = cell * len(unique) + code
+        keyed &= code >= 0  # groupby drops rows with a missing key
+    means = pd.Series(y[keyed]).groupby(cell[keyed], sort=True).mean()
+    cells = means.index.to_numpy(np.int64)
+    level_codes = []
+    for unique in reversed(uniques):  # the cell id back to each column's code
+        cells, code = np.divmod(cells, len(unique))
+        level_codes.append(code)
+    if len(names) == 1:
+        index = uniques[0].take(level_codes[0]).rename(names[0])
     else:
-        wanted = pd.MultiIndex.from_arrays([keys[c].to_numpy() for c in cols])
-    where = means.index.get_indexer(wanted)
+        index = pd.MultiIndex(levels=uniques, codes=level_codes[::-1], names=names)
+    out = pd.Series(means.to_numpy(), index=index, name="_y" if not sizes else "mean")
+    if not sizes:
+        return out
+    counts = np.bincount(np.searchsorted(means.index.to_numpy(np.int64), cell[keyed]))
+    return out, counts
+
+
+def _lookup(means: pd.Series, keys: dict, cols: list) -> np.ndarray:
+    """``means`` at each row's ``cols`` values (``keys``: a plain-object array per column; NaN
+    where it has none): what a left merge of the keys on ``means`` gives, by each column's
+    position in the index's levels and one sorted search of the cells."""
     values = np.append(means.to_numpy(dtype=float), np.nan)  # position -1: not found
-    return values[where]
+    index = means.index
+    if len(cols) == 1:
+        return values[index.get_indexer(pd.Index(keys[cols[0]], dtype=object))]
+    n = len(keys[cols[0]])
+    wanted, found = np.zeros(n, np.int64), np.ones(n, bool)
+    table = np.zeros(len(index), np.int64)
+    for c, level, codes in zip(cols, index.levels, index.codes, strict=True):
+        position = level.get_indexer(pd.Index(keys[c], dtype=object))
+        found &= position >= 0
+        wanted = wanted * len(level) + position
+        table = table * len(level) + codes
+    if not len(table):
+        return np.full(n, np.nan)
+    order = np.argsort(table, kind="stable")
+    ranked = table[order]
+    at = np.minimum(np.searchsorted(ranked, wanted), len(ranked) - 1)
+    found &= ranked[at] == wanted
+    return values[np.where(found, order[at], -1)]
