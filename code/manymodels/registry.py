@@ -993,7 +993,11 @@ def _set_tagged(store: Store, name: str, alias: str, version: str | None) -> Non
 
 
 def save_pyfunc_like(
-    template: str | Path, packed: PackedModel, path: str | Path, example: pd.DataFrame
+    template: str | Path,
+    packed: PackedModel,
+    path: str | Path,
+    example: pd.DataFrame,
+    shared: dict | None = None,
 ) -> Path:
     """What :func:`save_pyfunc` writes for ``packed``, made from ``template``: a folder it wrote
     for another model of the same kind and feature columns (a block's first partition).
@@ -1004,7 +1008,9 @@ def save_pyfunc_like(
     It skips what makes :func:`save_pyfunc` cost ~0.1 CPU-s per model: requirement checks
     against the installed packages, signature inference and the input-example validation; the
     template's ``MLmodel`` is read once per process (:func:`_template_of`), and a model's is
-    that text with its own uuid, size and time.
+    that text with its own uuid, size and time. ``shared``: a dict the caller passes with every
+    model of the same ``example`` (a partition's ensemble and baseline): the example's files
+    are written once and copied for the others.
     """
     import datetime as dt  # noqa: PLC0415
     import shutil  # noqa: PLC0415
@@ -1027,7 +1033,16 @@ def save_pyfunc_like(
     )
     model = like.model
     model.saved_input_example_info = None
-    _save_example(model, example, str(path))
+    if shared:  # the same example saved for another model: the same files
+        for name in shared["files"]:
+            shutil.copy2(shared["folder"] / name, path / name)
+        model.saved_input_example_info = shared["info"]
+    else:
+        _save_example(model, example, str(path))
+        if shared is not None:
+            info = model.saved_input_example_info or {}
+            files = [info[k] for k in ("artifact_path", "serving_input_path") if k in info]
+            shared |= {"folder": path, "files": files, "info": info}
     own = {
         "model_uuid": uuid.uuid4().hex,
         "utc_time_created": str(dt.datetime.now(dt.UTC).replace(tzinfo=None)),

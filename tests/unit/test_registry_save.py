@@ -82,3 +82,46 @@ def test_render_refuses_a_template_without_the_key():
     like = registry._Template(model=None, files=(), example_info=None, text="a: 1\n")
     with pytest.raises(ValueError, match="model_uuid"):
         like.render({"model_uuid": "abc"})
+
+
+def test_a_packed_model_is_written_by_the_standard_pickler_and_joblib_reads_it(_packed, tmp_path):
+    import pickle  # noqa: PLC0415
+
+    import joblib  # noqa: PLC0415
+
+    packed, example = _packed[0]
+    path = packed.save(str(tmp_path / "packed.joblib"))
+    with open(path, "rb") as f:  # a plain pickle, not joblib's own format
+        plain = pickle.load(f)  # noqa: S301
+    read = joblib.load(path)  # what every reader of packed.joblib calls
+    for loaded in (plain, read):
+        assert isinstance(loaded, PackedModel)
+        np.testing.assert_array_equal(loaded.predict(example), packed.predict(example))
+        pd.testing.assert_series_equal(
+            loaded.estimator.seasonal_means_, packed.estimator.seasonal_means_
+        )
+    old = tmp_path / "old.joblib"  # a model saved before, by joblib.dump
+    joblib.dump(packed, old)
+    np.testing.assert_array_equal(joblib.load(old).predict(example), packed.predict(example))
+
+
+def test_models_sharing_an_example_write_its_files_once_and_the_same(_packed, tmp_path):
+    (first, first_example), (second, example), *_ = _packed
+    template = registry.save_pyfunc(first, tmp_path / "template", first_example)
+    alone = registry.save_pyfunc_like(template, second, tmp_path / "alone", example)
+    shared: dict = {}
+    made = [
+        registry.save_pyfunc_like(template, second, tmp_path / f"shared{i}", example, shared)
+        for i in range(2)
+    ]
+    assert shared["folder"] == made[0]
+    for folder in made:
+        for name in ("input_example.json", "serving_input_example.json"):
+            assert (folder / name).read_bytes() == (alone / name).read_bytes()
+        meta = yaml.safe_load((folder / "MLmodel").read_text())
+        want = yaml.safe_load((alone / "MLmodel").read_text())
+        assert {k: v for k, v in meta.items() if k not in OWN} == {
+            k: v for k, v in want.items() if k not in OWN
+        }
+        got = mlflow.pyfunc.load_model(str(folder)).predict(example)
+        np.testing.assert_array_equal(np.asarray(got).ravel(), second.predict(example))

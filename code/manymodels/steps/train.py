@@ -241,10 +241,12 @@ def _size(path: str) -> int:
         return 0
 
 
-def _save(packed, path: Path, example: pd.DataFrame, kind: str, templates: dict | None) -> None:
+def _save(
+    packed, path: Path, example: pd.DataFrame, kind: str, templates: dict | None, *, shared: dict
+) -> None:
     dtypes = (kind, tuple(example.columns), tuple(str(t) for t in example.dtypes))
     if templates is not None and dtypes in templates:
-        registry.save_pyfunc_like(templates[dtypes], packed, path, example)
+        registry.save_pyfunc_like(templates[dtypes], packed, path, example, shared)
         return
     registry.save_pyfunc(packed, path, example)
     if templates is not None:
@@ -305,8 +307,9 @@ def _stage(
     keep.parent.mkdir(parents=True, exist_ok=True)
     fit.test.to_parquet(keep, index=False)
     lap("backtest_parquet")
+    shared: dict = {}  # both models' input example is the same: its files written once
     for kind in ("ensemble", "baseline"):
-        _save(getattr(fit, kind), folder / kind, fit.example, kind, templates)
+        _save(getattr(fit, kind), folder / kind, fit.example, kind, templates, shared=shared)
     lap("save_pyfunc")
     write_profile(frame, fit, folder)  # input drift reference (manymodels.monitoring.drift)
     lap("profile")
