@@ -384,7 +384,7 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
     weights = learn_weights(scored[list(members)], scored["units"], weighting)
     scored["ensemble"] = np.clip(scored[list(members)].to_numpy() @ list(weights.values()), 0, None)
     metrics = _backtest_metrics(scored, list(members), t.intervals.coverage)
-    latest = (fitted_at[1], windows[0][0], t.refit)
+    latest = (fitted_at[1], trains[0], t.refit)
     ensemble, seen = yield from _deployed(members, latest, weights, known, columns)
     with clock("fit_baseline"):
         baseline = HistoricalAverageBaseline().fit(known[columns], known["units"])
@@ -449,11 +449,11 @@ def _link_packs(packs: dict, known: pd.DataFrame) -> None:
 def _deployed(members: dict, latest: tuple, weights: dict, known, columns: list):
     """The deployed ensemble and the rows its members saw: refitted on every known week (a
     round of fits, yielded), or without ``training.refit`` the latest origin's fits.
-    ``latest``: that origin's ``(fitted members, first test week, training.refit)``."""
-    fitted_latest, first_test_week, refit = latest
+    ``latest``: that origin's ``(fitted members, (X, y) they were fitted on, training.refit)``
+    (its model input reused: not selected from ``known`` again)."""
+    fitted_latest, (X_seen, y_seen), refit = latest
     if not refit:
-        seen = known[known[TIME_COL] < first_test_week]
-        return _fitted_ensemble(members, fitted_latest, weights, seen[columns], seen["units"]), seen
+        return _fitted_ensemble(members, fitted_latest, weights, X_seen, y_seen), X_seen
     final_members = _final_members(members, fitted_latest)
     final = yield [
         (clone(est), known[columns], known["units"], None) for est in final_members.values()
