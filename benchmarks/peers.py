@@ -425,12 +425,71 @@ def report(
         "series": series,
         "partitions": int(rows["partition"].nunique()),
         "models": summary,
+        "targets": targets(summary),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     (out / "peers.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "peers.md").write_text(markdown(result))
     return result
+
+
+# issue 14's targets: (name, metric, which kinds, lower is better?); a bound where no peer
+MAPE_REDUCTION, COVERAGE = 0.40, (0.75, 0.85)
+TARGETS = (
+    ("median WAPE <= the best peer's", "median_wape", "all", True),
+    ("median MAPE <= the best peer's", "median_mape", "fast", True),
+    (
+        "median MAPE reduction vs the baseline >= 40%",
+        "median_mape_reduction_vs_baseline",
+        "fast",
+        None,
+    ),
+    ("RMSE on zero weeks <= the best peer's", "median_rmse_zero", "slow", True),
+)
+
+
+def targets(models: dict) -> list[dict]:
+    """Issue 14's targets, each against the ensemble (as the pipeline weighs it) and its
+    leave-one-origin-out variant: the figure, the best peer's, met or not. Peers are the
+    models the project did not make (not ``*_previous``, not the in-hindsight oracle)."""
+    own = {*PROJECT, "best_peer_per_series"}
+    peers = {n: m for n, m in models.items() if n not in own and not n.endswith("_previous")}
+    mine = {n: models[n] for n in ("ensemble", "ensemble_loo") if n in models}
+
+    def row(target, kind, values, best=None, ok=None):
+        peer = min(best.items(), key=lambda kv: kv[1]) if best else (None, None)
+        met = {n: bool(ok(v)) for n, v in values.items()}
+        return {"target": target, "kind": kind, **values, "best_peer": peer[0],
+                "best_peer_value": peer[1], "met": met}  # fmt: skip
+
+    out = []
+    if peers:
+        best = {n: m["pooled_wape"] for n, m in peers.items()}
+        low = min(best.values())
+        values = {n: m["pooled_wape"] for n, m in mine.items()}
+        out.append(row("pooled WAPE <= the best peer's", "all", values, best, lambda v: v <= low))
+    kinds = sorted({k for m in mine.values() for k in m["by_kind"]})
+    for target, metric, which, lower in TARGETS:
+        for kind in kinds:
+            if which != "all" and which not in kind.split("."):
+                continue
+            values = {n: m["by_kind"][kind][metric] for n, m in mine.items()}
+            if lower is None:
+                out.append(row(target, kind, values, ok=lambda v: v >= MAPE_REDUCTION))
+                continue
+            best = {n: m["by_kind"][kind][metric] for n, m in peers.items() if kind in m["by_kind"]}
+            best = {n: v for n, v in best.items() if not np.isnan(v)}
+            if best:
+                low = min(best.values())
+                out.append(row(target, kind, values, best, lambda v, low=low: v <= low))
+    if "p10_p90_coverage" in models.get("ensemble", {}):
+        cover = {"ensemble": models["ensemble"]["p10_p90_coverage"]}
+        out.append(
+            row("P10-P90 coverage in 75-85% (out of sample)", "all", cover,
+                ok=lambda v: COVERAGE[0] <= v <= COVERAGE[1])
+        )  # fmt: skip
+    return out
 
 
 def _only_origin(rows: pd.DataFrame, origin: int, out: Path) -> pd.DataFrame:
@@ -498,7 +557,26 @@ def markdown(result: dict) -> str:
             f"Ensemble P10-P90 coverage (out of sample, leaving one origin out): "
             f"{models['ensemble']['p10_p90_coverage']:.1%}.",
         ]
+    if result.get("targets"):
+        lines += [
+            "",
+            "Issue 14's targets (ensemble as the pipeline weighs it; LOO: weights from the other "
+            "origin)",
+            "",
+            "| target | kind | ensemble | LOO | best peer | met (ensemble / LOO) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for t in result["targets"]:
+            pct = "%" in t["target"]  # the reduction and the coverage
+            cells = [_num(t.get(n), pct) for n in ("ensemble", "ensemble_loo")]
+            peer = f"{_num(t['best_peer_value'])} ({t['best_peer']})" if t["best_peer"] else "—"
+            met = " / ".join("yes" if v else "**no**" for v in t["met"].values())
+            lines.append(f"| {t['target']} | {t['kind']} | {' | '.join(cells)} | {peer} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def _num(value, percent: bool = False) -> str:
+    return "—" if value is None else f"{value:.1%}" if percent else f"{value:.3f}"
 
 
 def _kind(pid: str) -> str:
