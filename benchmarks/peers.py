@@ -13,8 +13,12 @@ pandas < 3 and live in their own environment (``make bench-peers`` creates ``.ve
 ``project`` keeps each member's forecasts (``member_<name>``). The members are fitted
 independently, so ``reblend --source DIR`` weighs a superset run's members again under other
 ``training.ensemble`` settings (``--set``: member lists, weightings) without refitting, exactly
-as the pipeline would; ``report --previous JSON`` adds a previous result's models (its project
-models suffixed ``_previous``) where the peers were not run again.
+as the pipeline would; ``--extra SUFFIX=DIR`` adds another run's members as ``<name>SUFFIX``
+(e.g. the network of a run with another ``training.random_state`` as ``nn_s1``). ``report
+--previous JSON`` adds a previous result's models (its project models suffixed ``_previous``)
+where the peers were not run again; ``report --origin K`` scores origin K's weeks alone (to
+compare a one-origin profile with the defaults on the weeks both forecast). ``--profile FILE``
+(project, reblend) applies a settings profile before ``--set``, as the steps do.
 
 ``--panel mock`` (default) is the demo's mock panel (56 partitions of 20 series x 520 weeks);
 ``--panel PATH`` takes any conditioned standard table as parquet (``manymodels condition``
@@ -84,14 +88,28 @@ def load_panel(panel: str, keys: list[str], sample: int, weeks: int = 520) -> pd
     return table.reset_index(drop=True)
 
 
+def _settings(config_dir: Path, overrides: list[str], profiles: list[Path]):
+    """The dev settings with the profiles' overrides, then ``overrides`` (as a step's
+    ``--profile`` and ``--set``)."""
+    from manymodels.config import load_settings  # noqa: PLC0415
+    from manymodels.profiles import profile_overrides  # noqa: PLC0415
+
+    return load_settings(config_dir, "dev", [*profile_overrides(*profiles), *overrides])
+
+
 def run_project(
-    table: pd.DataFrame, out: Path, workers: int, config_dir: Path, overrides: list[str]
+    table: pd.DataFrame,
+    out: Path,
+    workers: int,
+    config_dir: Path,
+    overrides: list[str],
+    *,
+    profiles: list[Path] = (),
 ) -> dict:
     """The ensemble and the baseline through the project's own backtest, per partition."""
-    from manymodels.config import load_settings  # noqa: PLC0415
     from manymodels.parallel import run_partitions  # noqa: PLC0415
 
-    settings = load_settings(config_dir, "dev", overrides)
+    settings = _settings(config_dir, overrides, list(profiles))
     tasks = {
         pid: (frame.drop(columns="partition"), pid, settings)
         for pid, frame in table.groupby("partition", sort=True)
@@ -137,21 +155,31 @@ def _fit_partition(frame: pd.DataFrame, pid: str, settings) -> pd.DataFrame:
     return out
 
 
-def reblend(source: Path, out: Path, config_dir: Path, overrides: list[str]) -> dict:
+def reblend(
+    source: Path,
+    out: Path,
+    config_dir: Path,
+    overrides: list[str],
+    *,
+    extra: dict[str, Path] | None = None,
+    profiles: list[Path] = (),
+) -> dict:
     """The ensemble columns of ``source``'s ``project.parquet`` again, from its ``member_*``
     forecasts, with the members and weighting that ``training.ensemble`` gives each partition.
+    ``extra`` (``{suffix: folder}``): other project runs of the same rows whose members join
+    as ``member_<name><suffix>``.
 
     Raises:
-        ValueError: a partition's members include one ``source`` did not run.
+        ValueError: a partition's members include one no source ran, or an ``extra`` run
+            forecast other rows.
     """
-    from manymodels.config import load_settings  # noqa: PLC0415
     from manymodels.models.ensemble import learn_weights  # noqa: PLC0415
     from manymodels.models.intervals import ConformalIntervals  # noqa: PLC0415
 
-    settings = load_settings(config_dir, "dev", overrides)
+    settings = _settings(config_dir, overrides, list(profiles))
     ensemble, coverage = settings.training.ensemble, settings.training.intervals.coverage
     table = pd.read_parquet(source / "panel.parquet")
-    rows, parts = pd.read_parquet(source / "project.parquet"), []
+    rows, parts = _with_extra(pd.read_parquet(source / "project.parquet"), extra or {}), []
     for pid, group in rows.groupby("partition", sort=True):
         first = table[table["partition"] == pid].iloc[0]
         keys = {k: str(first[k]) for k in settings.partition.keys if k in first}
@@ -179,6 +207,25 @@ def reblend(source: Path, out: Path, config_dir: Path, overrides: list[str]) -> 
     # no fit time: the source fitted other members (measure cost with benchmarks/member_cost.py)
     (out / "project_timing.json").write_text("{}\n")
     return {"reblended": str(source), "partitions": len(parts)}
+
+
+def _with_extra(rows: pd.DataFrame, extra: dict[str, Path]) -> pd.DataFrame:
+    """``rows`` with the ``member_*`` columns of each extra run, renamed ``member_<name><suffix>``.
+
+    Raises:
+        ValueError: an extra run's rows are not ``rows``' rows.
+    """
+    on = [*KEYS, "origin"]
+    for suffix, folder in extra.items():
+        other = pd.read_parquet(folder / "project.parquet")
+        members = [c for c in other if c.startswith("member_")]
+        other = other[[*on, *members]].rename(columns={m: f"{m}{suffix}" for m in members})
+        if len(other) != len(rows):
+            raise ValueError(f"{folder}: {len(other)} backtest rows, not the source's {len(rows)}")
+        rows = rows.merge(other, on=on, how="left", validate="one_to_one")
+        if rows[[f"{m}{suffix}" for m in members]].isna().any().any():
+            raise ValueError(f"{folder}: forecasts other rows than the source (other origins?)")
+    return rows
 
 
 def _leave_origin_out(scored: pd.DataFrame, members: list[str], weighting) -> np.ndarray:
@@ -294,11 +341,21 @@ def _horizon_rows(cv: pd.DataFrame, horizon: int, weeks: list, name: str) -> pd.
     return ahead[["unique_id", "ds", column]].rename(columns={column: name})
 
 
-def report(out: Path, table_meta: dict, previous: Path | None = None) -> dict:
+def report(
+    out: Path, table_meta: dict, previous: Path | None = None, origin: int | None = None
+) -> dict:
     """Metrics per model: pooled and per partition kind; JSON and a Markdown table. With
     ``previous`` (a result JSON of the same panel and origins), its models join the result:
-    the peers as they are, the project's models suffixed ``_previous``."""
+    the peers as they are, the project's models suffixed ``_previous``. With ``origin``, only
+    that origin's rows are scored (intervals included).
+
+    Raises:
+        ValueError: ``origin`` is not one of the run's, or ``previous`` scored other rows.
+    """
     rows = pd.read_parquet(out / "project.parquet")
+    if origin is not None:
+        rows = _only_origin(rows, origin, out)
+        table_meta = table_meta | {"origins": 1, "origin": origin}
     timing = json.loads((out / "project_timing.json").read_text())
     models = ["ensemble", "baseline"] + (["ensemble_loo"] if "ensemble_loo" in rows else [])
     if (out / "peers.parquet").exists():
@@ -368,12 +425,77 @@ def report(out: Path, table_meta: dict, previous: Path | None = None) -> dict:
         "series": series,
         "partitions": int(rows["partition"].nunique()),
         "models": summary,
+        "targets": targets(summary),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     (out / "peers.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "peers.md").write_text(markdown(result))
     return result
+
+
+# issue 14's targets: (name, metric, which kinds, lower is better?); a bound where no peer
+MAPE_REDUCTION, COVERAGE = 0.40, (0.75, 0.85)
+TARGETS = (
+    ("median WAPE <= the best peer's", "median_wape", "all", True),
+    ("median MAPE <= the best peer's", "median_mape", "fast", True),
+    (
+        "median MAPE reduction vs the baseline >= 40%",
+        "median_mape_reduction_vs_baseline",
+        "fast",
+        None,
+    ),
+    ("RMSE on zero weeks <= the best peer's", "median_rmse_zero", "slow", True),
+)
+
+
+def targets(models: dict) -> list[dict]:
+    """Issue 14's targets, each against the ensemble (as the pipeline weighs it) and its
+    leave-one-origin-out variant: the figure, the best peer's, met or not. Peers are the
+    models the project did not make (not ``*_previous``, not the in-hindsight oracle)."""
+    own = {*PROJECT, "best_peer_per_series"}
+    peers = {n: m for n, m in models.items() if n not in own and not n.endswith("_previous")}
+    mine = {n: models[n] for n in ("ensemble", "ensemble_loo") if n in models}
+
+    def row(target, kind, values, best=None, ok=None):
+        peer = min(best.items(), key=lambda kv: kv[1]) if best else (None, None)
+        met = {n: bool(ok(v)) for n, v in values.items()}
+        return {"target": target, "kind": kind, **values, "best_peer": peer[0],
+                "best_peer_value": peer[1], "met": met}  # fmt: skip
+
+    out = []
+    if peers:
+        best = {n: m["pooled_wape"] for n, m in peers.items()}
+        low = min(best.values())
+        values = {n: m["pooled_wape"] for n, m in mine.items()}
+        out.append(row("pooled WAPE <= the best peer's", "all", values, best, lambda v: v <= low))
+    kinds = sorted({k for m in mine.values() for k in m["by_kind"]})
+    for target, metric, which, lower in TARGETS:
+        for kind in kinds:
+            if which != "all" and which not in kind.split("."):
+                continue
+            values = {n: m["by_kind"][kind][metric] for n, m in mine.items()}
+            if lower is None:
+                out.append(row(target, kind, values, ok=lambda v: v >= MAPE_REDUCTION))
+                continue
+            best = {n: m["by_kind"][kind][metric] for n, m in peers.items() if kind in m["by_kind"]}
+            best = {n: v for n, v in best.items() if not np.isnan(v)}
+            if best:
+                low = min(best.values())
+                out.append(row(target, kind, values, best, lambda v, low=low: v <= low))
+    if "p10_p90_coverage" in models.get("ensemble", {}):
+        cover = {"ensemble": models["ensemble"]["p10_p90_coverage"]}
+        out.append(
+            row("P10-P90 coverage in 75-85% (out of sample)", "all", cover,
+                ok=lambda v: COVERAGE[0] <= v <= COVERAGE[1])
+        )  # fmt: skip
+    return out
+
+
+def _only_origin(rows: pd.DataFrame, origin: int, out: Path) -> pd.DataFrame:
+    if origin not in set(rows["origin"]):
+        raise ValueError(f"{out}: no origin {origin} (has {sorted(set(rows['origin']))})")
+    return rows[rows["origin"] == origin].reset_index(drop=True)
 
 
 def _best_per_series(rows: pd.DataFrame, models: list[str]) -> pd.Series:
@@ -435,7 +557,26 @@ def markdown(result: dict) -> str:
             f"Ensemble P10-P90 coverage (out of sample, leaving one origin out): "
             f"{models['ensemble']['p10_p90_coverage']:.1%}.",
         ]
+    if result.get("targets"):
+        lines += [
+            "",
+            "Issue 14's targets (ensemble as the pipeline weighs it; LOO: weights from the other "
+            "origin)",
+            "",
+            "| target | kind | ensemble | LOO | best peer | met (ensemble / LOO) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for t in result["targets"]:
+            pct = "%" in t["target"]  # the reduction and the coverage
+            cells = [_num(t.get(n), pct) for n in ("ensemble", "ensemble_loo")]
+            peer = f"{_num(t['best_peer_value'])} ({t['best_peer']})" if t["best_peer"] else "—"
+            met = " / ".join("yes" if v else "**no**" for v in t["met"].values())
+            lines.append(f"| {t['target']} | {t['kind']} | {' | '.join(cells)} | {peer} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def _num(value, percent: bool = False) -> str:
+    return "—" if value is None else f"{value:.1%}" if percent else f"{value:.3f}"
 
 
 def _kind(pid: str) -> str:
@@ -489,17 +630,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--previous", type=Path, help="report: a result JSON whose peers were not run again"
     )
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="SUFFIX=DIR",
+        help="reblend: another project run's members, as <name>SUFFIX (e.g. _s1=work/nn_s1)",
+    )
+    parser.add_argument("--origin", type=int, help="report: score this origin's weeks alone")
+    parser.add_argument(
+        "--profile", action="append", default=[], type=Path, help="project, reblend: a profile"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.stage == "reblend":
         if args.source is None:
             parser.error("reblend needs --source (a project run's output folder)")
-        print(json.dumps(reblend(args.source, args.out, args.config_dir, args.set), indent=2))  # noqa: T201
+        if any("=" not in e for e in args.extra):
+            parser.error("--extra takes SUFFIX=DIR, e.g. _s1=work/nn_s1")
+        extra = {k: Path(v) for k, v in (e.split("=", 1) for e in args.extra)}
+        done = reblend(
+            args.source, args.out, args.config_dir, args.set, extra=extra, profiles=args.profile
+        )
+        print(json.dumps(done, indent=2))  # noqa: T201
         return 0
     if args.stage == "report":
         _, meta = _origins(args.out / "project.parquet")
         meta |= {"panel": args.panel, "horizon": args.horizon}
-        result = report(args.out, meta, args.previous)
+        result = report(args.out, meta, args.previous, args.origin)
         print(markdown(result))  # noqa: T201 (a benchmark script's output)
         return 0
     cached = args.out / "panel.parquet"  # the mock panel takes minutes to generate: once
@@ -512,7 +670,9 @@ def main(argv: list[str] | None = None) -> int:
         table.to_parquet(cached, index=False)
         made.write_text(json.dumps(what))
     if args.stage == "project":
-        timing = run_project(table, args.out, args.workers, args.config_dir, args.set)
+        timing = run_project(
+            table, args.out, args.workers, args.config_dir, args.set, profiles=args.profile
+        )
     else:
         origins, _ = _origins(args.out / "project.parquet")
         skip = tuple(filter(None, args.skip.split(",")))

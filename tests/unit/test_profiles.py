@@ -17,9 +17,21 @@ def test_lean_profile_sets_every_key_it_names(config_dir):
     assert t.backtest.origins == 1 and t.refit is False and t.plots is False
     assert t.nn.epochs == 10 and t.block_size == 64
     assert t.ensemble.members_for({"speed": "fast"}) == ("fourier", "nn")
-    assert t.ensemble.members_for({"speed": "slow"}) == ("fourier", "intermittent")
     defaults = load_settings(config_dir, "dev").training
     assert defaults.refit is True and defaults.backtest.origins == 2  # the defaults are intact
+
+
+@pytest.mark.parametrize("store_format", ["large", "small"])
+def test_lean_slow_movers_keep_the_defaults_members_and_weighting(config_dir, store_format):
+    lean = load_settings(config_dir, "dev", profile_overrides(config_dir / "profiles/lean.yaml"))
+    defaults = load_settings(config_dir, "dev")
+    keys = {"speed": "slow", "store_format": store_format}
+    for settings in (lean, defaults):  # slow movers are never weighed by MAPE
+        assert "mape" not in settings.training.ensemble.weighting_for(keys)
+    assert lean.training.ensemble.members_for(keys) == defaults.training.ensemble.members_for(keys)
+    assert lean.training.ensemble.weighting_for(keys) == (
+        defaults.training.ensemble.weighting_for(keys)
+    )
 
 
 def test_nested_keys_flatten_to_set_items(tmp_path):
