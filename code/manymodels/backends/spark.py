@@ -47,10 +47,11 @@ _DEFAULT_CONF = {
     "spark.sql.execution.pyspark.udf.faulthandler.enabled": "true",  # a crash says where
 }
 # A local session's JVM only schedules tasks and moves a few Arrow rows (the Python workers do
-# the work), yet with its defaults it spent more CPU than the two Python workers of a step: the
-# optimising JIT and the parallel collector warm up for a long life a step's JVM never has, and
-# the web UI serves nobody in a batch step (docs/benchmarks.md, "Backends"). ``spark.conf``
-# wins over these; a session that runs already (a cluster's) is used as it is.
+# the work), yet with its defaults it spent ~47 CPU-s per step, three times its two Python
+# workers' start-up: the optimising JIT and the parallel collector warm up for a long life a
+# step's JVM never has, and the web UI serves nobody in a batch step. These halve it
+# (docs/benchmarks.md, "Backends"). ``spark.conf`` wins over them; a session that runs already
+# (a cluster's) is used as it is.
 _LOCAL_CONF = {
     "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     "spark.ui.enabled": "false",
