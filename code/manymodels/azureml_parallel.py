@@ -1,12 +1,14 @@
 """Azure ML parallel-job entry (``.cloud/azureml/components/train-partitions.yml``): many
-partitions trained over many nodes, one partition file per mini-batch item.
+partitions trained over many nodes, a block of partition files per mini-batch.
 
 The runtime calls :func:`init` once per worker process (the component's ``program_arguments``
 are in ``sys.argv``) and :func:`run` per mini-batch: a list of files, each
-``<partition id>.parquet`` as the ``partition`` step writes them. Each partition goes through
-:func:`manymodels.steps.train.fit_and_stage`, the function the ``train`` step runs per
-partition, so both paths train the same way. One partition failing is a ``failed`` row (with its
-error), never a lost mini-batch: the other partitions of the batch still train.
+``<partition id>.parquet`` as the ``partition`` step writes them. The partitions of a
+mini-batch are one block of :func:`manymodels.steps.train.fit_block_and_stage`, the function
+the ``train`` step runs per block on either backend: their networks train as one batched
+program, and every partition is staged as the ``train`` step stages it (``training.block_size``
+1: one partition at a time through ``fit_and_stage``). One partition failing is a ``failed``
+row (with its error), never a lost mini-batch: the other partitions of the batch still train.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 from manymodels.config import Settings, load_settings
 from manymodels.io import write_json
-from manymodels.steps.train import fit_and_stage
+from manymodels.steps.train import fit_and_stage, fit_block_and_stage
 
 __all__ = ["init", "partition_id", "run"]
 
@@ -54,27 +57,41 @@ def init(argv: list[str] | None = None) -> Settings:
 
 
 def run(mini_batch: list[str]) -> list[str]:
-    """Train each partition file of ``mini_batch``; one JSON row per partition.
+    """Train the partition files of ``mini_batch`` as one block; one JSON row per partition.
 
     Returns:
-        Rows ``{"partition", "status": "trained" | "failed", "metrics" | "error"}``, which the
-        runtime appends to the ``results`` output.
+        Rows ``{"partition", "status": "trained" | "failed", "metrics" | "error"}`` in the order
+        of ``mini_batch``, which the runtime appends to the ``results`` output.
     """
     if "settings" not in _state:
         raise RuntimeError("train_partitions: init() was not called before run()")
     settings, out = _state["settings"], _state["out"]
+    files = {pid: str(item) for item in mini_batch if (pid := partition_id(item)) is not None}
+    if settings.training.block_size > 1:
+        fits = fit_block_and_stage(files, settings, str(out))
+    else:
+        fits = {pid: _fit_one(path, pid, settings, out) for pid, path in files.items()}
     rows = []
-    for item in mini_batch:
-        pid = partition_id(item)
-        if pid is None:
-            continue
-        try:
-            fit = fit_and_stage(str(item), pid, settings, str(out))
-        except Exception as exc:  # one partition's failure is its row, not the batch's
-            log.exception("train_partitions: partition %s failed", pid)
-            row = {"partition": pid, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    for pid, fit in fits.items():
+        if isinstance(fit, Exception):  # one partition's failure is its row, not the batch's
+            log.error("train_partitions: partition %s failed: %s%s", pid, _text(fit),
+                      "".join(getattr(fit, "__notes__", [])))  # fmt: skip
+            row = {"partition": pid, "status": "failed", "error": _text(fit)}
         else:
             row = {"partition": pid, "status": "trained", "metrics": fit.metrics}
             write_json({**row, "weights": fit.weights, "info": fit.info}, out / pid / "fit.json")
         rows.append(json.dumps(row, default=str))
     return rows
+
+
+def _fit_one(path: str, pid: str, settings: Settings, out: Path):
+    """:func:`fit_and_stage`, its error as the value (as a block returns it)."""
+    try:
+        return fit_and_stage(path, pid, settings, str(out))
+    except Exception as exc:  # noqa: BLE001 (one partition's failure is its own)
+        exc.add_note(traceback.format_exc())
+        return exc
+
+
+def _text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -67,6 +67,14 @@ def ws(tmp_path_factory, spark_session):
     return ws
 
 
+def test_the_local_session_runs_a_lean_jvm_without_a_web_ui(spark_session):
+    """The JVM this process launched got the backend's options (its CPU: docs/benchmarks.md)."""
+    runtime = spark_session._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    flags = set(runtime.getInputArguments())
+    assert {"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"} <= flags
+    assert spark_session.sparkContext.uiWebUrl is None
+
+
 def _train(ws, backend: str) -> tuple[int, dict, dict]:
     rc = ws.run("train", "--partitions", *ws.good, ws.broken,
                 "--set", f"training.backend={backend}", *SPARK)  # fmt: skip

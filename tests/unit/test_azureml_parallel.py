@@ -1,14 +1,16 @@
-"""The Azure ML parallel-job entry trains each partition file of a mini-batch with the train
-step's own function, skips files that are not partitions, and turns a partition's failure into
-its row while the rest of the batch still trains."""
+"""The Azure ML parallel-job entry trains the partition files of a mini-batch as one block with
+the train step's own function, skips files that are not partitions, and turns a partition's
+failure into its row while the rest of the batch still trains."""
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from manymodels import azureml_parallel
+from manymodels.config import load_settings
 from manymodels.steps import condition, partition
 
 
@@ -31,6 +33,47 @@ def test_run_before_init_says_so(monkeypatch):
     monkeypatch.setattr(azureml_parallel, "_state", {})
     with pytest.raises(RuntimeError, match="init"):
         azureml_parallel.run(["x.parquet"])
+
+
+def _fit(pid: str) -> SimpleNamespace:
+    return SimpleNamespace(metrics={"ensemble_mape": 0.1}, weights={"nn": 1.0}, info={"p": pid})
+
+
+@pytest.mark.parametrize("block_size", [64, 1])
+def test_a_mini_batch_is_one_block_of_the_train_steps_function(
+    monkeypatch, tmp_path, config_dir, block_size
+):
+    """Block size > 1: one ``fit_block_and_stage`` call for the batch (its networks as one
+    program); 1: ``fit_and_stage`` per partition. Rows in the batch's order either way."""
+    settings = load_settings(config_dir, "dev", [f"training.block_size={block_size}"])
+    monkeypatch.setattr(azureml_parallel, "_state", {"settings": settings, "out": tmp_path})
+    blocks, singles = [], []
+
+    def block(paths, settings_, stage):
+        blocks.append(dict(paths))
+        assert settings_ is settings and stage == str(tmp_path)
+        return {p: ValueError(f"partition {p}: bad") if p == "b" else _fit(p) for p in paths}
+
+    def single(path, pid, _settings, _stage):
+        singles.append(path)
+        if pid == "b":
+            raise ValueError(f"partition {pid}: bad")
+        return _fit(pid)
+
+    monkeypatch.setattr(azureml_parallel, "fit_block_and_stage", block)
+    monkeypatch.setattr(azureml_parallel, "fit_and_stage", single)
+    batch = ["/m/c.parquet", "/m/b.parquet", "/m/index.json", "/m/a.parquet"]
+    rows = [json.loads(r) for r in azureml_parallel.run(batch)]
+    assert [(r["partition"], r["status"]) for r in rows] == [
+        ("c", "trained"), ("b", "failed"), ("a", "trained")]  # fmt: skip
+    assert rows[1]["error"] == "ValueError: partition b: bad"
+    if block_size > 1:
+        assert blocks == [{"c": "/m/c.parquet", "b": "/m/b.parquet", "a": "/m/a.parquet"}]
+        assert not singles
+    else:
+        assert singles == ["/m/c.parquet", "/m/b.parquet", "/m/a.parquet"] and not blocks
+    assert json.loads((tmp_path / "a" / "fit.json").read_text())["info"] == {"p": "a"}
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow  # trains a real partition (~20 s on a busy 2-core machine)

@@ -130,3 +130,59 @@ def test_a_spark_failure_is_told_in_one_line():
     assert spark_backend._first_line(jvm) == "Python worker exited unexpectedly (crashed)"
     assert spark_backend._first_line(RuntimeError("\n  refused\nmore")) == "refused"
     assert spark_backend._first_line(RuntimeError("")) == "RuntimeError"
+
+
+class _Builder:
+    """What :func:`spark_backend.session` asks of ``SparkSession.builder``, recorded."""
+
+    def __init__(self) -> None:
+        self.conf: dict[str, str] = {}
+        self.master_url = ""
+
+    def appName(self, _name: str) -> _Builder:  # noqa: N802 (pyspark's name)
+        return self
+
+    def master(self, url: str) -> _Builder:
+        self.master_url = url
+        return self
+
+    def config(self, key: str, value: str) -> _Builder:
+        self.conf[key] = value
+        return self
+
+    def getOrCreate(self) -> _Builder:  # noqa: N802
+        return self
+
+
+@pytest.mark.parametrize(
+    ("master", "lean"), [("local[2]", True), ("", True), ("spark://head:7077", False)]
+)
+def test_a_local_session_starts_a_lean_jvm_and_spark_conf_wins(monkeypatch, master, lean):
+    from pyspark.sql import SparkSession
+
+    builder = _Builder()
+    monkeypatch.setattr(SparkSession, "builder", builder)
+    monkeypatch.setattr(SparkSession, "getActiveSession", staticmethod(lambda: None))
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    monkeypatch.setattr(spark_backend, "_local_environment", lambda conf: None)
+    assert spark_backend.session(SparkSettings(master=master)) is builder
+    jvm = builder.conf.get("spark.driver.extraJavaOptions", "")
+    # the JVM this process launches: C1 only, one GC thread, no web UI; a cluster's is its own
+    assert ("-XX:TieredStopAtLevel=1" in jvm and "-XX:+UseSerialGC" in jvm) is lean
+    assert (builder.conf.get("spark.ui.enabled") == "false") is lean
+    assert builder.conf["spark.ui.showConsoleProgress"] == "false"
+    mine = spark_backend.session_conf(
+        SparkSettings(conf={"spark.ui.enabled": "true", "spark.driver.extraJavaOptions": "-Xss4m"}),
+        local=True,
+    )
+    assert mine["spark.ui.enabled"] == "true" and mine["spark.driver.extraJavaOptions"] == "-Xss4m"
+
+
+def test_slots_are_the_local_workers_or_the_spark_cores(monkeypatch, settings):
+    assert backends.slots(settings, "local", 3) == 3
+    assert backends.slots(settings, "local", 0) == (spark_backend.os.cpu_count() or 1)
+    cluster = type("Session", (), {"sparkContext": type("Context", (), {"defaultParallelism": 48})})
+    monkeypatch.setattr(spark_backend, "session", lambda conf: cluster)
+    assert backends.slots(settings, "spark", 2) == 48  # the executors' cores, not the driver's
+    with pytest.raises(ValueError, match="unknown backend 'ray'"):
+        backends.slots(settings, "ray")

@@ -136,7 +136,8 @@ def test_the_parallel_entry_script_hands_over_to_the_package():
     from manymodels import azureml_parallel  # noqa: PLC0415
 
     assert module.init is azureml_parallel.init and module.run is azureml_parallel.run
-    assert component.mini_batch_size == 1
+    # a mini-batch is one block of the train step's: as many files as training.block_size
+    assert component.mini_batch_size == load_settings(ROOT / "pipelines", "dev").training.block_size
     assert component.input_data == "${{inputs.partitions}}"
 
 

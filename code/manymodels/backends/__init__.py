@@ -22,9 +22,9 @@ from typing import Any
 
 from manymodels.backends import local
 from manymodels.config import Settings
-from manymodels.parallel import Outcome
+from manymodels.parallel import Outcome, effective_workers
 
-__all__ = ["BACKENDS", "per_partition", "run", "staging", "staging_root"]
+__all__ = ["BACKENDS", "per_partition", "run", "slots", "staging", "staging_root"]
 
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "spark")
@@ -54,6 +54,26 @@ def run(
         from manymodels.backends import spark  # noqa: PLC0415 (pyspark is an optional extra)
 
         return spark.run(fn, tasks, settings)
+    raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+
+
+def slots(settings: Settings, backend: str, workers: int = 0) -> int:
+    """How many tasks ``backend`` runs at once: what to cut work into blocks by, so that no core
+    idles (``steps.train.make_blocks`` makes a multiple of it).
+
+    Args:
+        settings: the run's settings (``spark`` section: the session).
+        backend: ``local``: ``workers`` (0: one per core of this machine); ``spark``: the
+            session's default parallelism (the cores of all its executors), which on a cluster is
+            not the driver's core count.
+        workers: local processes; Spark ignores it.
+    """
+    if backend == "spark":
+        from manymodels.backends import spark  # noqa: PLC0415 (pyspark is an optional extra)
+
+        return spark.parallelism(spark.session(settings.spark))
+    if backend == "local":
+        return effective_workers(workers, 1 << 30)
     raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
 
 

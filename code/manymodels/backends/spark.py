@@ -37,7 +37,7 @@ from manymodels.backends import staging_root
 from manymodels.config import ConfigError, Settings, SparkSettings
 from manymodels.parallel import Outcome, call_partition, init_worker
 
-__all__ = ["ROW_SCHEMA", "run", "session"]
+__all__ = ["ROW_SCHEMA", "parallelism", "run", "session", "session_conf"]
 
 log = logging.getLogger(__name__)
 ROW_SCHEMA = "task long, key string, ok boolean, error string, seconds double, host string"
@@ -45,6 +45,16 @@ _DIED = "the Spark task failed (its Python worker died: killed, or out of memory
 _DEFAULT_CONF = {
     "spark.ui.showConsoleProgress": "false",  # progress bars would fill the step's log
     "spark.sql.execution.pyspark.udf.faulthandler.enabled": "true",  # a crash says where
+}
+# A local session's JVM only schedules tasks and moves a few Arrow rows (the Python workers do
+# the work), yet with its defaults it spent ~47 CPU-s per step, three times its two Python
+# workers' start-up: the optimising JIT and the parallel collector warm up for a long life a
+# step's JVM never has, and the web UI serves nobody in a batch step. These halve it
+# (docs/benchmarks.md, "Backends"). ``spark.conf`` wins over them; a session that runs already
+# (a cluster's) is used as it is.
+_LOCAL_CONF = {
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.ui.enabled": "false",
 }
 _ready: set[int] = set()  # Python workers (pids) that ran init_worker
 
@@ -67,12 +77,13 @@ def session(conf: SparkSettings) -> Any:
     if active is not None and not conf.master:
         return active
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit started this driver
-    if not submitted and (not conf.master or conf.master.startswith("local")):
+    local = not submitted and (not conf.master or conf.master.startswith("local"))
+    if local:
         _local_environment(conf)
     builder = SparkSession.builder.appName(conf.app_name)
     if conf.master:
         builder = builder.master(conf.master)
-    for key, value in (_DEFAULT_CONF | dict(conf.conf)).items():
+    for key, value in session_conf(conf, local=local).items():
         builder = builder.config(key, value)
     started = time.perf_counter()
     spark = builder.getOrCreate()  # the one this process made before, if any
@@ -80,6 +91,14 @@ def session(conf: SparkSettings) -> Any:
     if seconds > 1:
         log.info("spark: session on %s started in %.1f s", spark.conf.get("spark.master"), seconds)
     return spark
+
+
+def session_conf(conf: SparkSettings, *, local: bool) -> dict[str, str]:
+    """The options of a session started here: ours, then (for a local one, whose JVM this
+    process launches) the lean JVM's, then ``spark.conf``, each winning over the one before."""
+    return (
+        _DEFAULT_CONF | (_LOCAL_CONF if local else {}) | {k: str(v) for k, v in conf.conf.items()}
+    )
 
 
 def _local_environment(conf: SparkSettings) -> None:
@@ -116,7 +135,7 @@ def run(fn: Callable[..., Any], tasks: dict[str, tuple], settings: Settings) -> 
     with tempfile.TemporaryDirectory(prefix=".spark-", dir=root) as tmp:
         work = Path(tmp)
         _write_tasks(work, fn, tasks)
-        per = settings.spark.partitions_per_task or -(-len(keys) // (4 * _parallelism(spark)))
+        per = settings.spark.partitions_per_task or -(-len(keys) // (4 * parallelism(spark)))
         slices = -(-len(keys) // per)
         log.info("spark: %d task(s) in %d Spark task(s) on %s", len(keys), slices,
                  spark.conf.get("spark.master", "?"))  # fmt: skip
@@ -208,12 +227,13 @@ def _after_failure(spark: Any, work: Path, keys: list[str], exc: Exception) -> l
             outcome = Outcome(keys[i], False, error=error, traceback=str(again)[:5000])
             return {"task": i, "key": keys[i], "outcome": outcome}
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(rest), _parallelism(spark)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(rest), parallelism(spark)))) as pool:
         rows += list(pool.map(alone, rest))
     return rows
 
 
-def _parallelism(spark: Any) -> int:
+def parallelism(spark: Any) -> int:
+    """The tasks ``spark`` runs at once (its executors' cores; 2 where it does not say)."""
     try:
         return int(spark.sparkContext.defaultParallelism)
     except Exception:  # noqa: BLE001 (Spark Connect has no SparkContext)
