@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from manymodels import registry
+from manymodels import scoring_registry
 from manymodels.features import KEYS, build_features
 from manymodels.io import atomic_path
 from manymodels.scoring import (
@@ -34,6 +34,7 @@ from manymodels.scoring import (
 from manymodels.scoring_compact import CompactModel, Rows
 from manymodels.scoring_files import partition_ids, read_part
 from manymodels.serve.snapshot import SNAPSHOT_COLUMNS
+from manymodels.stores import Store
 
 __all__ = [
     "BlockJob",
@@ -66,7 +67,7 @@ class BlockJob:
 
     rows: str  # the block's parquet file (shared storage on a cluster)
     members: tuple[Member, ...]
-    store: registry.Store
+    store: Store
     keys: tuple[str, ...]
     scoring_date: str
     scored_at: str
@@ -109,7 +110,7 @@ def score_block(job: BlockJob) -> dict[str, object]:
             continue
         if m.version:
             try:
-                models[m.partition] = registry.load_scoring_form(
+                models[m.partition] = scoring_registry.load_scoring_form(
                     job.store, m.model, m.version, m.source
                 )
             except Exception as exc:  # noqa: BLE001 (a partition's failure is its own)

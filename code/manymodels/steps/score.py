@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from manymodels import backends, registry
+from manymodels import backends, scoring_registry
 from manymodels.config import ConfigError
 from manymodels.io import read_json, write_text
 from manymodels.monitoring.staleness import age_basis
@@ -65,6 +65,7 @@ from manymodels.steps import (
     setup_logging,
 )
 from manymodels.steps.condition import TABLE
+from manymodels.stores import Store, model_name, resolve_store
 
 __all__ = [
     "auto_workers",
@@ -79,15 +80,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def champions_of(store: registry.Store, settings, pids) -> dict:
+def champions_of(store: Store, settings, pids) -> dict:
     """``{partition: champion version}`` from one registry listing (by name where the backend
-    has no pattern search)."""
-    names = {registry.model_name(settings, pid): pid for pid in pids}
-    listed = registry.champions(store, settings.mlflow.model_prefix, list(names))
+    has no pattern search; from the tables themselves in an embedded store:
+    :mod:`manymodels.scoring_registry`)."""
+    names = {model_name(settings, pid): pid for pid in pids}
+    listed = scoring_registry.champions(store, settings.mlflow.model_prefix, list(names))
     return {names[name]: v for name, v in listed.items() if name in names}
 
 
-def plan(parts, store: registry.Store, settings, scoring_date: dt.date, allow_stale: bool,
+def plan(parts, store: Store, settings, scoring_date: dt.date, allow_stale: bool,
          *, champions: dict | None = None):  # fmt: skip
     """Per partition (``parts``: their ids): its champion, age and status; and a
     :class:`~manymodels.scoring_blocks.Member` for each usable one."""
@@ -96,7 +98,7 @@ def plan(parts, store: registry.Store, settings, scoring_date: dt.date, allow_st
     limit = settings.scoring.max_model_age_days
     status, tasks = {}, {}
     for pid in parts:
-        name = registry.model_name(settings, pid)
+        name = model_name(settings, pid)
         champion = champions.get(pid)
         if champion is None:
             status[pid] = {"model": name, "status": "no model"}
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
     scoring_date = as_of_date(args.as_of, settings)
     out = settings.path("predictions", f"scoring_date={scoring_date}", "predictions.parquet")
     previous = _previous(out)  # before any work: an unreadable file stops the run here
-    store = registry.resolve_store(settings, local=args.local)
+    store = resolve_store(settings, local=args.local)
     source, manifest = _conditioned(folder)
     keys = tuple(settings.partition.keys)
     combos = scan(source, keys)
