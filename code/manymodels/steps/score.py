@@ -376,16 +376,30 @@ def _write_snapshot(files: dict, path: Path, settings, *, partitions: int, keys,
         total = 0
     series, last = 0, None
     for part in parts:
-        t = pq.read_table(part, columns=["store_id", "product_id", "week", "units"]).to_pandas()
-        series += int(t.groupby(["store_id", "product_id"], observed=True).ngroups)
-        known = t.loc[t["units"].notna(), "week"]
-        if len(known):
-            last = max(last, known.max()) if last is not None else known.max()
+        n, week = _series_and_last(part)
+        series += n
+        if week is not None:
+            last = max(last, week) if last is not None else week
     write_manifest(
         path, rows=total, partitions=partitions, series=series, history_weeks=history,
         last_actual_week=None if last is None else f"{last:%F}",
         min_history_weeks=settings.data.min_history_weeks, keys=keys, class_changes=changes,
     )  # fmt: skip
+
+
+def _series_and_last(part: Path) -> tuple[int, pd.Timestamp | None]:
+    """A snapshot part's store x product series and its last week with known units (Arrow
+    group-by and filter: no frame)."""
+    t = pq.read_table(part, columns=["store_id", "product_id", "week", "units"])
+    keyed = pc.and_(pc.is_valid(t.column("store_id")), pc.is_valid(t.column("product_id")))
+    series = t.filter(keyed).group_by(["store_id", "product_id"]).aggregate([]).num_rows
+    units = t.column("units")
+    known = pc.is_valid(units)
+    if pa.types.is_floating(units.type):
+        known = pc.and_(known, pc.invert(pc.fill_null(pc.is_nan(units), True)))
+    weeks = pc.filter(t.column("week"), known)
+    last = pc.max(weeks).as_py() if len(weeks) else None
+    return int(series), None if last is None else pd.Timestamp(last)
 
 
 def _note_lifecycle(s: dict, summary: dict) -> None:
