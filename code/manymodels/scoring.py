@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,10 @@ import sqlalchemy as sa
 
 from manymodels.data.partition import partition_id
 from manymodels.features import build_features
-from manymodels.pyfunc import PackedModel
 from manymodels.redact import redact
+
+if TYPE_CHECKING:
+    from manymodels.pyfunc import PackedModel
 
 __all__ = [
     "PREDICTION_COLUMNS",

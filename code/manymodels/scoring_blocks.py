@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from manymodels import registry
+from manymodels import scoring_registry
 from manymodels.features import KEYS, build_features
 from manymodels.io import atomic_path
 from manymodels.scoring import (
@@ -32,14 +34,16 @@ from manymodels.scoring import (
     series_codes,
 )
 from manymodels.scoring_compact import CompactModel, Rows
-from manymodels.scoring_files import partition_ids, read_part
+from manymodels.scoring_files import partition_ids
 from manymodels.serve.snapshot import SNAPSHOT_COLUMNS
+from manymodels.stores import Store
 
 __all__ = [
     "BlockJob",
     "Member",
     "block_features",
     "block_snapshot",
+    "block_snapshot_table",
     "forecasts_path",
     "score_block",
     "snapshot_part",
@@ -66,7 +70,7 @@ class BlockJob:
 
     rows: str  # the block's parquet file (shared storage on a cluster)
     members: tuple[Member, ...]
-    store: registry.Store
+    store: Store
     keys: tuple[str, ...]
     scoring_date: str
     scored_at: str
@@ -97,7 +101,8 @@ def score_block(job: BlockJob) -> dict[str, object]:
     grid (its own settings, a series in two partitions, no future rows) is forecast alone by
     :func:`~manymodels.scoring.predict_future`, which gives the same forecasts.
     """
-    table = read_part(Path(job.rows))
+    arrow = pq.read_table(Path(job.rows))
+    table = arrow.to_pandas()
     owner = partition_ids(table, job.keys).to_numpy() if len(table) else np.array([], object)
     present = set(pd.unique(owner))
     out: dict[str, object] = {}
@@ -109,7 +114,7 @@ def score_block(job: BlockJob) -> dict[str, object]:
             continue
         if m.version:
             try:
-                models[m.partition] = registry.load_scoring_form(
+                models[m.partition] = scoring_registry.load_scoring_form(
                     job.store, m.model, m.version, m.source
                 )
             except Exception as exc:  # noqa: BLE001 (a partition's failure is its own)
@@ -140,9 +145,17 @@ def score_block(job: BlockJob) -> dict[str, object]:
             pd.concat(ordered, ignore_index=True).to_parquet(tmp, index=False)
     if job.snapshot and present:
         order = [m.partition for m in job.members if m.partition in present]
-        with atomic_path(snapshot_part(job.rows)) as tmp:
-            block_snapshot(table, owner, order, job.history_weeks).to_parquet(tmp, index=False)
+        _write_snapshot(job, arrow, table, owner, order)
     return out
+
+
+def _write_snapshot(job: BlockJob, arrow: pa.Table, table: pd.DataFrame, owner, order) -> None:
+    """The members' rows of the serving snapshot to :func:`snapshot_part`."""
+    with atomic_path(snapshot_part(job.rows)) as tmp:
+        if job.history_weeks:
+            block_snapshot(table, owner, order, job.history_weeks).to_parquet(tmp, index=False)
+        else:  # all the history (the default): in Arrow, no frame converted back
+            pq.write_table(block_snapshot_table(arrow, table, owner, order), tmp)
 
 
 def _forecast_alone(frame, packed, m: Member, job: BlockJob, out: dict) -> pd.DataFrame | None:
@@ -332,6 +345,61 @@ def block_snapshot(
         rank = rows[known].groupby(["partition", *KEYS])["week"].rank(ascending=False)
         rows = rows[~known | rank.reindex(rows.index).le(history_weeks)]
     return rows.reset_index(drop=True)
+
+
+def block_snapshot_table(
+    arrow: pa.Table, table: pd.DataFrame, owner: np.ndarray, order: list[str]
+) -> pa.Table:
+    """:func:`block_snapshot` with all the history (``history_weeks`` 0) as an Arrow table:
+    ``arrow``'s rows taken as they are (``table``: the same rows as a frame, for the keys), the
+    first sale per series from integer codes. The same rows, columns and values as the frame,
+    without its conversion back to Arrow (~5 CPU-ms per partition of ~4,200 rows)."""
+    rank = pd.Index(order).get_indexer(owner)
+    take = np.flatnonzero(rank >= 0)
+    take = take[np.argsort(rank[take], kind="stable")]
+    rows = arrow.take(pa.array(take, pa.int64()))
+    numeric = [
+        f.name
+        for f in rows.schema
+        if (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+        and f.name not in SNAPSHOT_COLUMNS
+        and f.name not in ("shipped", "returns")
+    ]
+    names = [c for c in (*SNAPSHOT_COLUMNS, *numeric) if c == "partition" or c in rows.column_names]
+    partition = pa.DictionaryArray.from_arrays(
+        pa.array(rank[take], pa.int32()), pa.array(order, pa.string())
+    ).cast(pa.string())
+    columns = [partition if c == "partition" else rows.column(c) for c in names]
+    first = _first_sale(table, rank, take)
+    columns.append(pa.array(first, type=rows.schema.field("week").type, from_pandas=True))
+    return pa.Table.from_arrays(columns, names=[*names, "first_sale"])
+
+
+def _first_sale(table: pd.DataFrame, rank: np.ndarray, take: np.ndarray) -> np.ndarray:
+    """Per row of ``take`` (rows of ``table``), the first week its partition x series sold
+    (NaT: never): ``block_snapshot``'s group-by minimum, from integer codes."""
+    codes = [rank[take].astype(np.int64)]
+    for key in KEYS:
+        code, _ = pd.factorize(table[key].to_numpy()[take])
+        codes.append(code.astype(np.int64))
+    group = np.zeros(len(take), np.int64)
+    for code in codes:
+        group = group * (int(code.max(initial=0)) + 2) + (code + 1)
+    _, group = np.unique(group, return_inverse=True)
+    week = table["week"].to_numpy()[take]
+    units = table["units"].to_numpy(dtype=float)[take]
+    sold = (units > 0) & ~np.isnat(week)
+    first = np.full(len(take), np.datetime64("NaT"), dtype=week.dtype)
+    if sold.any():
+        least = pd.Series(week[sold]).groupby(group[sold]).min()
+        found = np.full(int(group.max()) + 1, np.datetime64("NaT"), dtype=week.dtype)
+        found[least.index.to_numpy()] = least.to_numpy()
+        first = found[group]
+    keyless = np.zeros(len(take), bool)
+    for code in codes[1:]:
+        keyless |= code < 0
+    first[keyless] = np.datetime64("NaT")  # a row without a key: in no group
+    return first
 
 
 def block_features(

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from manymodels.scoring_blocks import _summary, block_snapshot, summarise
+from manymodels.scoring_blocks import _summary, block_snapshot, block_snapshot_table, summarise
 from manymodels.scoring_compact import Rows
-from manymodels.scoring_files import partition_ids
+from manymodels.scoring_files import merge_parts, partition_ids
 from manymodels.serve.snapshot import snapshot_rows
 from manymodels.steps.score import auto_workers
 
@@ -47,6 +48,28 @@ def test_the_block_snapshot_is_each_partitions_snapshot_rows_in_turn(history_wee
     )
     got = block_snapshot(table, owner, order, history_weeks)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+def test_the_arrow_snapshot_is_the_frames_written_and_read_back(tmp_path):
+    """Built from the block's Arrow table (all history): the file the frame's would be."""
+    table = _block()
+    table.loc[table["units"].eq(4.0 + 5) & table["product_id"].eq("P1"), "units"] = np.nan
+    table["promo"] = np.arange(len(table), dtype=np.int64)  # another numeric column: kept
+    table["flag"] = True  # not a number: left out, as the frame leaves it
+    path = tmp_path / "block.parquet"
+    table.to_parquet(path, index=False)
+    arrow = pq.read_table(path)
+    table = arrow.to_pandas()
+    owner = partition_ids(table, KEYS).to_numpy()
+    order = sorted(set(owner), reverse=True)[:3]
+    block_snapshot(table, owner, order).to_parquet(tmp_path / "frame.parquet", index=False)
+    pq.write_table(block_snapshot_table(arrow, table, owner, order), tmp_path / "arrow.parquet")
+    merge_parts([tmp_path / "frame.parquet"], tmp_path / "want.parquet")  # as the step merges
+    merge_parts([tmp_path / "arrow.parquet"], tmp_path / "got.parquet")
+    want, got = pq.read_table(tmp_path / "want.parquet"), pq.read_table(tmp_path / "got.parquet")
+    assert got.schema == want.schema and "promo" in got.column_names
+    assert "flag" not in got.column_names and got.column("first_sale").null_count > 0
+    pd.testing.assert_frame_equal(got.to_pandas(), want.to_pandas(), check_exact=True)
 
 
 def test_a_negative_snapshot_history_is_an_error():

@@ -178,3 +178,65 @@ def test_feature_settings_travel_with_the_compact_form(fits):
     fitted, settings = fits
     fit, _ = next(iter(fitted.values()))
     assert compile_packed(fit.ensemble).features == feature_settings(settings)
+
+
+def test_the_numeric_kernels_are_the_estimators_own_bit_for_bit():
+    from manymodels.models import _input, fourier, intervals
+    from manymodels.scoring_compact import (
+        _fourier_terms,
+        _interval_bounds,
+        _signed_expm1,
+        _signed_log1p,
+    )
+
+    x = np.random.default_rng(0).normal(0, 50, 500)
+    x[:4] = [0.0, -0.0, 1e-300, -1e6]
+    np.testing.assert_array_equal(_signed_log1p(x), _input.signed_log1p(x))
+    y = _signed_log1p(x)
+    np.testing.assert_array_equal(_signed_expm1(y), _input.signed_expm1(y))
+    names, quantiles = ("p10", "p50", "p90"), (-1.3, 0.02, 1.7)
+    got = _interval_bounds(x, names, quantiles)
+    want = intervals.interval_bounds(x, names, quantiles)
+    assert list(got) == list(want)
+    for name in names:
+        np.testing.assert_array_equal(got[name], want[name])
+    angle = np.linspace(0, 7, 60)
+    got = _fourier_terms(np.sin(angle), np.cos(angle), 3)
+    want = fourier.fourier_terms(np.sin(angle), np.cos(angle), 3)
+    assert list(got) == list(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_scoring_a_compact_form_imports_neither_scikit_learn_mlflow_nor_torch(fits, tmp_path):
+    """The score step's modules and a compact champion's forecasts, in a fresh process: the
+    imports of scikit-learn, SciPy, MLflow and torch (~2 CPU-s) are left out. (A GBM member's
+    trees are walked by scikit-learn's compiled predictor: it alone imports scikit-learn.)"""
+    import subprocess
+    import sys
+
+    from manymodels.scoring_compact import Trees
+
+    fitted, _ = fits
+    fit, frame = next(p for p in fitted.values() if p[0].ensemble.kind == "ensemble")
+    compact = compile_packed(fit.ensemble)
+    compact.members = [m for m in compact.members if not isinstance(m[1], Trees)]
+    assert {type(m).__name__ for _, m, _ in compact.members} >= {"Linear", "Net", "Levels"}
+    (tmp_path / COMPACT_FILE).write_bytes(pickle.dumps(compact))
+    features = build_features(frame, **fit.ensemble.features)
+    features.to_pickle(tmp_path / "features.pkl")
+    want = compact.predict_frame(features)
+    code = (
+        "import sys, pandas as pd\n"
+        "import manymodels.steps.score\n"
+        "from manymodels.scoring_compact import load_compact\n"
+        f"folder = {str(tmp_path)!r}\n"
+        "m = load_compact(folder + '/compact.pkl')\n"
+        "m.predict_frame(pd.read_pickle(folder + '/features.pkl')).to_pickle(folder + '/got.pkl')\n"
+        "print(sorted(n for n in ('sklearn', 'scipy', 'mlflow', 'torch') if n in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"
+    pd.testing.assert_frame_equal(pd.read_pickle(tmp_path / "got.pkl"), want, check_exact=True)

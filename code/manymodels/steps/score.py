@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from manymodels import backends, registry
+from manymodels import backends, scoring_registry
 from manymodels.config import ConfigError
 from manymodels.io import read_json, write_text
 from manymodels.monitoring.staleness import age_basis
@@ -65,6 +65,7 @@ from manymodels.steps import (
     setup_logging,
 )
 from manymodels.steps.condition import TABLE
+from manymodels.stores import Store, model_name, resolve_store
 
 __all__ = [
     "auto_workers",
@@ -79,15 +80,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def champions_of(store: registry.Store, settings, pids) -> dict:
+def champions_of(store: Store, settings, pids) -> dict:
     """``{partition: champion version}`` from one registry listing (by name where the backend
-    has no pattern search)."""
-    names = {registry.model_name(settings, pid): pid for pid in pids}
-    listed = registry.champions(store, settings.mlflow.model_prefix, list(names))
+    has no pattern search; from the tables themselves in an embedded store:
+    :mod:`manymodels.scoring_registry`)."""
+    names = {model_name(settings, pid): pid for pid in pids}
+    listed = scoring_registry.champions(store, settings.mlflow.model_prefix, list(names))
     return {names[name]: v for name, v in listed.items() if name in names}
 
 
-def plan(parts, store: registry.Store, settings, scoring_date: dt.date, allow_stale: bool,
+def plan(parts, store: Store, settings, scoring_date: dt.date, allow_stale: bool,
          *, champions: dict | None = None):  # fmt: skip
     """Per partition (``parts``: their ids): its champion, age and status; and a
     :class:`~manymodels.scoring_blocks.Member` for each usable one."""
@@ -96,7 +98,7 @@ def plan(parts, store: registry.Store, settings, scoring_date: dt.date, allow_st
     limit = settings.scoring.max_model_age_days
     status, tasks = {}, {}
     for pid in parts:
-        name = registry.model_name(settings, pid)
+        name = model_name(settings, pid)
         champion = champions.get(pid)
         if champion is None:
             status[pid] = {"model": name, "status": "no model"}
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
     scoring_date = as_of_date(args.as_of, settings)
     out = settings.path("predictions", f"scoring_date={scoring_date}", "predictions.parquet")
     previous = _previous(out)  # before any work: an unreadable file stops the run here
-    store = registry.resolve_store(settings, local=args.local)
+    store = resolve_store(settings, local=args.local)
     source, manifest = _conditioned(folder)
     keys = tuple(settings.partition.keys)
     combos = scan(source, keys)
@@ -374,16 +376,30 @@ def _write_snapshot(files: dict, path: Path, settings, *, partitions: int, keys,
         total = 0
     series, last = 0, None
     for part in parts:
-        t = pq.read_table(part, columns=["store_id", "product_id", "week", "units"]).to_pandas()
-        series += int(t.groupby(["store_id", "product_id"], observed=True).ngroups)
-        known = t.loc[t["units"].notna(), "week"]
-        if len(known):
-            last = max(last, known.max()) if last is not None else known.max()
+        n, week = _series_and_last(part)
+        series += n
+        if week is not None:
+            last = max(last, week) if last is not None else week
     write_manifest(
         path, rows=total, partitions=partitions, series=series, history_weeks=history,
         last_actual_week=None if last is None else f"{last:%F}",
         min_history_weeks=settings.data.min_history_weeks, keys=keys, class_changes=changes,
     )  # fmt: skip
+
+
+def _series_and_last(part: Path) -> tuple[int, pd.Timestamp | None]:
+    """A snapshot part's store x product series and its last week with known units (Arrow
+    group-by and filter: no frame)."""
+    t = pq.read_table(part, columns=["store_id", "product_id", "week", "units"])
+    keyed = pc.and_(pc.is_valid(t.column("store_id")), pc.is_valid(t.column("product_id")))
+    series = t.filter(keyed).group_by(["store_id", "product_id"]).aggregate([]).num_rows
+    units = t.column("units")
+    known = pc.is_valid(units)
+    if pa.types.is_floating(units.type):
+        known = pc.and_(known, pc.invert(pc.fill_null(pc.is_nan(units), True)))
+    weeks = pc.filter(t.column("week"), known)
+    last = pc.max(weeks).as_py() if len(weeks) else None
+    return int(series), None if last is None else pd.Timestamp(last)
 
 
 def _note_lifecycle(s: dict, summary: dict) -> None:

@@ -350,6 +350,8 @@ def test_blocks_give_the_forecasts_and_snapshot_of_scoring_each_partition_whole(
     manifest = json.loads((ws.work / "serving" / "snapshot.json").read_text())
     assert manifest["partitions"] == len(parts) and manifest["rows"] == len(snapshot)
     assert manifest["series"] == snapshot.groupby(["store_id", "product_id"]).ngroups
+    last = snapshot.loc[snapshot["units"].notna(), "week"].max()
+    assert manifest["last_actual_week"] == f"{last:%F}"
     # many small blocks in worker processes: the same forecasts
     assert ws.run("--set", "scoring.block_size=2", "--workers", "2") == 0
     pd.testing.assert_frame_equal(_forecasts(ws.out), got)
