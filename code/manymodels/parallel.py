@@ -48,7 +48,10 @@ def effective_workers(workers: int, tasks: int) -> int:
 
 
 def run_partitions(
-    fn: Callable[..., Any], tasks: dict[str, tuple], workers: int = 0
+    fn: Callable[..., Any],
+    tasks: dict[str, tuple],
+    workers: int = 0,
+    on_done: Callable[[str, Outcome], None] | None = None,
 ) -> dict[str, Outcome]:
     """Call ``fn(*tasks[key])`` for every key; returns ``{key: Outcome}`` in the order of ``tasks``.
 
@@ -60,24 +63,40 @@ def run_partitions(
         fn: a module-level function (it is pickled by reference for the worker processes).
         tasks: positional arguments per partition; keep them small (paths, settings), not frames.
         workers: processes to use; 0 means one per core, 1 runs in this process.
+        on_done: called in this process with each task's final outcome as soon as it is known
+            (in the order the tasks finish), while the others still run: the caller's own work
+            per result (MLflow logging) overlaps the fits. If it raises, the tasks not started
+            are cancelled and the error propagates.
     """
     n = effective_workers(workers, len(tasks))
+    done = on_done or _ignore
     if n == 1:
-        return {key: call_partition(fn, key, args) for key, args in tasks.items()}
+        outcomes = {}
+        for key, args in tasks.items():
+            outcomes[key] = call_partition(fn, key, args)
+            done(key, outcomes[key])
+        return outcomes
     outcomes: dict[str, Outcome] = {}
     pending = list(tasks)
     with tempfile.TemporaryDirectory(prefix="manymodels-pool-") as markers:
+        kw = {"outcomes": outcomes, "markers": markers, "done": done}
         while pending:
-            in_flight = _pool_round(fn, tasks, pending, n, outcomes=outcomes, markers=markers)
+            in_flight = _pool_round(fn, tasks, pending, n, **kw)
             for key in in_flight:  # alone, so a second death is this partition's own
-                if _pool_round(fn, tasks, [key], 1, outcomes=outcomes, markers=markers):
+                if _pool_round(fn, tasks, [key], 1, **kw):
                     outcomes[key] = Outcome(key, False, error=_DIED)
                     log.info("  %-40s FAILED (%s)", key, _DIED)
+                    done(key, outcomes[key])
             stuck = not in_flight and not any(k in outcomes for k in pending)
             for key in pending if stuck else ():  # died before any task started
                 outcomes[key] = Outcome(key, False, error=f"{_DIED} (before starting)")
+                done(key, outcomes[key])
             pending = [k for k in pending if k not in outcomes]
     return {key: outcomes[key] for key in tasks}
+
+
+def _ignore(key: str, outcome: Outcome) -> None:  # noqa: ARG001 (no on_done given)
+    pass
 
 
 _DIED = "worker process died (killed, or out of memory?)"
@@ -91,8 +110,10 @@ def _pool_round(
     *,
     outcomes: dict[str, Outcome],
     markers: str,
+    done: Callable[[str, Outcome], None],
 ) -> list[str]:
-    """Run ``keys`` in one fresh pool into ``outcomes``; the keys in flight if a worker died."""
+    """Run ``keys`` in one fresh pool into ``outcomes`` (``done`` with each); the keys in
+    flight if a worker died."""
     context = multiprocessing.get_context("spawn")
     marker = {key: os.path.join(markers, str(i)) for i, key in enumerate(keys)}
     broken = False
@@ -100,19 +121,24 @@ def _pool_round(
         futures = {
             pool.submit(call_partition, fn, key, tasks[key], marker[key]): key for key in keys
         }
-        for future in as_completed(futures):
-            key = futures[future]
-            try:
-                outcomes[key] = future.result()
-            except BrokenProcessPool:  # a worker died: every unfinished future fails with it
-                broken = True
-                continue
-            log.info(
-                "  %-40s %s (%.1f s)",
-                key,
-                "ok" if outcomes[key].ok else "FAILED",
-                outcomes[key].seconds,
-            )
+        try:
+            for future in as_completed(futures):
+                key = futures[future]
+                try:
+                    outcomes[key] = future.result()
+                except BrokenProcessPool:  # a worker died: every unfinished future fails with it
+                    broken = True
+                    continue
+                log.info(
+                    "  %-40s %s (%.1f s)",
+                    key,
+                    "ok" if outcomes[key].ok else "FAILED",
+                    outcomes[key].seconds,
+                )
+                done(key, outcomes[key])
+        except BaseException:  # the caller's on_done failed (or Ctrl-C): start nothing more
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     if not broken:
         return []
     # a started task's marker stays when its worker dies (or is stopped with the broken pool)

@@ -37,6 +37,7 @@ def run(
     backend: str,
     settings: Settings,
     workers: int = 0,
+    on_done: Callable[[str, Outcome], None] | None = None,
 ) -> dict[str, Outcome]:
     """Call ``fn(*tasks[key])`` for every key on ``backend``; ``{key: Outcome}`` in task order.
 
@@ -47,13 +48,19 @@ def run(
         backend: ``local`` or ``spark``.
         settings: the run's settings (``spark`` section: session, staging folder).
         workers: local processes (0: one per core, 1: in this process); Spark ignores it.
+        on_done: ``on_done(key, outcome)`` in this process for each task: on the local
+            backend as each one finishes (the caller's logging overlaps the fits), on Spark
+            once the job has returned them all.
     """
     if backend == "local":
-        return local.run(fn, tasks, workers)
+        return local.run(fn, tasks, workers, on_done)
     if backend == "spark":
         from manymodels.backends import spark  # noqa: PLC0415 (pyspark is an optional extra)
 
-        return spark.run(fn, tasks, settings)
+        outcomes = spark.run(fn, tasks, settings)
+        for key, outcome in outcomes.items() if on_done else ():
+            on_done(key, outcome)
+        return outcomes
     raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
 
 

@@ -12,6 +12,7 @@ to later steps is ``<workdir>/runs/training.json``, with each partition's backte
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -22,7 +23,7 @@ import os
 import pickle
 import time
 import traceback
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -181,11 +182,14 @@ def run_blocks(
     stage: str,
     workers: int,
     plot: Collection[str] | None = None,
+    *,
+    on_done: Callable[[str, Outcome], None] | None = None,
 ) -> dict[str, Outcome]:
     """Train ``files`` (``{partition: path}``) in blocks of about ``training.block_size``
     partitions (of similar size, so little padding), one block per worker task; returns one
     :class:`~manymodels.parallel.Outcome` per partition, as ``run_partitions`` does. ``plot``:
-    the partitions to plot (None: :func:`plotted_partitions` of ``files``)."""
+    the partitions to plot (None: :func:`plotted_partitions` of ``files``); ``on_done``: called
+    with each partition's outcome as soon as its block has finished."""
     blocks = make_blocks(files, settings.training.block_size, workers)
     plot = plotted_partitions(list(files), settings) if plot is None else set(plot)
     tasks = {
@@ -193,26 +197,32 @@ def run_blocks(
         for name, paths in blocks.items()
     }
     outcomes: dict[str, Outcome] = {}
+
+    def block_done(name: str, block: Outcome) -> None:
+        share = block.seconds / max(len(blocks[name]), 1)
+        for pid in blocks[name]:
+            if not block.ok:  # the whole task failed (e.g. its worker died)
+                outcomes[pid] = Outcome(pid, False, error=block.error, traceback=block.traceback)
+            elif isinstance(value := block.value[pid], Exception):
+                notes = "".join(getattr(value, "__notes__", []))
+                error = f"{type(value).__name__}: {value}"
+                outcomes[pid] = Outcome(pid, False, error=error, traceback=notes, seconds=share)
+            else:
+                outcomes[pid] = Outcome(pid, True, value=value, seconds=share)
+            if on_done:
+                on_done(pid, outcomes[pid])
+
     ran = backends.run(
         fit_block_and_stage,
         tasks,
         backend=settings.training.backend,
         settings=settings,
         workers=workers,
+        on_done=block_done,
     )
-    for name, block in ran.items():
-        share = block.seconds / max(len(blocks[name]), 1)
-        for pid in blocks[name]:
-            if not block.ok:  # the whole task failed (e.g. its worker died)
-                outcomes[pid] = Outcome(pid, False, error=block.error, traceback=block.traceback)
-                continue
-            value = block.value[pid]
-            if isinstance(value, Exception):
-                notes = "".join(getattr(value, "__notes__", []))
-                error = f"{type(value).__name__}: {value}"
-                outcomes[pid] = Outcome(pid, False, error=error, traceback=notes, seconds=share)
-            else:
-                outcomes[pid] = Outcome(pid, True, value=value, seconds=share)
+    for name, block in ran.items():  # a backend that did not report it as it finished
+        if any(pid not in outcomes for pid in blocks[name]):
+            block_done(name, block)
     return {pid: outcomes[pid] for pid in files}
 
 
@@ -352,21 +362,31 @@ def main(argv: list[str] | None = None) -> int:
         plot = plotted_partitions(chosen, settings)  # plots are for people: a few per run
         tasks = {p: (files[p], p, settings, stage, p in plot) for p in chosen}
         log.info("train: %d partitions on the %s backend", len(tasks), backend)
-        start = time.perf_counter()
-        if settings.training.block_size > 1:  # networks of a block trained as one program
-            outcomes = run_blocks(files, settings, stage, workers, plot)
-        else:
-            outcomes = backends.run(
-                fit_and_stage, tasks, backend=backend, settings=settings, workers=workers
-            )
-        fit_seconds = time.perf_counter() - start
         store = registry.resolve_store(settings, local=args.local)
+        # each partition's run is logged as soon as its fit (or block) is back, while the
+        # workers fit the next ones: at 10,000 partitions the logging would otherwise be a
+        # long serial tail after the fits (docs/benchmarks.md, "Scale")
+        with _run_logger(store, settings, index, Path(stage), local=args.local) as logger:
+            start = time.perf_counter()
+            if settings.training.block_size > 1:  # networks of a block trained as one program
+                outcomes = run_blocks(files, settings, stage, workers, plot, on_done=logger)
+            else:
+                outcomes = backends.run(
+                    fit_and_stage,
+                    tasks,
+                    backend=backend,
+                    settings=settings,
+                    workers=workers,
+                    on_done=logger,
+                )
+            fit_seconds = time.perf_counter() - start
+        handoff = logger.handoff
+        handoff["partitions"] = {p: handoff["partitions"][p] for p in outcomes}  # task order
         start = time.perf_counter()
-        handoff = _log_runs(store, settings, index, outcomes, Path(stage), local=args.local)
         handoff["data"] = registry.data_tags(index)  # the register step tags versions with it
         runs = [handoff["parent_run_id"], *(p["run_id"] for p in handoff["partitions"].values())]
         registry.log_data_inputs(store, runs, index)
-        log_seconds = time.perf_counter() - start
+        log_seconds = logger.seconds + time.perf_counter() - start
     failed = [p for p, o in outcomes.items() if not o.ok]
     registry.log_metrics(
         store,
@@ -381,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(handoff, settings.path("runs", "training.json"))
     log.info("\n%s", _table(handoff))
     log.info(
-        "train: %d trained, %d failed; fitting %.1f s, MLflow logging %.1f s; run %s in %s",
+        "train: %d trained, %d failed; fitting %.1f s, MLflow logging %.1f s (overlapping the"
+        " fits); run %s in %s",
         len(outcomes) - len(failed),
         len(failed),
         fit_seconds,
@@ -396,6 +417,84 @@ def _log_runs(
     store, settings: Settings, index: dict, outcomes: dict, stage: Path, *, local: bool
 ) -> dict:
     """The parent run and one nested run per partition; returns the hand-off for later steps."""
+    with _run_logger(store, settings, index, stage, local=local) as logger:
+        for pid, outcome in outcomes.items():
+            logger(pid, outcome)
+    return logger.handoff
+
+
+class _RunLogger:
+    """Logs one partition's nested run per call, under the parent run, into ``handoff``."""
+
+    def __init__(self, store, settings: Settings, index: dict, stage: Path, *, tags: dict, parent):
+        self.store, self.settings, self.index, self.stage = store, settings, index, stage
+        self.tags, self.parent_id = tags, parent.info.run_id
+        self.seconds = 0.0  # spent logging
+        self.handoff = {
+            "store": redact(store.tracking_uri),
+            "env": settings.env,
+            "local": tags["local"] == "True",
+            "data_version": index["data_version"],
+            "parent_run_id": self.parent_id,
+            "partitions": {},
+        }
+
+    def __call__(self, pid: str, outcome: Outcome) -> None:
+        start = time.perf_counter()
+        try:
+            self._log(pid, outcome)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def _log(self, pid: str, outcome: Outcome) -> None:
+        keys = self.index["partitions"][pid]["keys"]
+        run_tags = {"partition": pid, **keys, **self.tags}
+        if not outcome.ok:
+            log.error("train: partition %s failed: %s", pid, outcome.error)
+            logged = registry.log_partition(
+                self.store,
+                self.parent_id,
+                pid,
+                params={},
+                metrics={},
+                tags=run_tags | {"error": outcome.error[:5000]},
+                failed=True,
+            )
+            self.handoff["partitions"][pid] = {
+                "status": "failed",
+                "error": outcome.error,
+                "keys": keys,
+                **logged,
+            }
+            return
+        fit: PartitionFit = outcome.value
+        logged = registry.log_partition(
+            self.store,
+            self.parent_id,
+            pid,
+            params=_params(self.settings, fit, keys),
+            metrics=fit.metrics,
+            tags=run_tags,
+            model_dirs={k: self.stage / pid / k for k in ("ensemble", "baseline")},
+            artifacts_dir=self.stage / pid / "artifacts",
+        )
+        self.handoff["partitions"][pid] = {
+            "status": "trained",
+            "keys": keys,
+            "metrics": fit.metrics,
+            "weights": fit.weights,
+            "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "backtest_file": str(backtest_path(self.settings, pid)),
+            **fit.info,
+            **logged,
+        }
+
+
+@contextlib.contextmanager
+def _run_logger(
+    store, settings: Settings, index: dict, stage: Path, *, local: bool
+) -> Iterator[_RunLogger]:
+    """The training's parent run, open while the partitions' runs are logged into it."""
     tags = registry.git_tags() | {
         "pipeline": "training",
         "env": settings.env,
@@ -403,58 +502,8 @@ def _log_runs(
         **registry.data_tags(index),
         "config_hash": config_hash(settings),
     }
-    handoff = {
-        "store": redact(store.tracking_uri),
-        "env": settings.env,
-        "local": local,
-        "data_version": index["data_version"],
-        "partitions": {},
-    }
     with registry.pipeline_run(store, settings.mlflow.experiment, "training", tags) as parent:
-        handoff["parent_run_id"] = parent.info.run_id
-        for pid, outcome in outcomes.items():
-            keys = index["partitions"][pid]["keys"]
-            run_tags = {"partition": pid, **keys, **tags}
-            if not outcome.ok:
-                log.error("train: partition %s failed: %s", pid, outcome.error)
-                logged = registry.log_partition(
-                    store,
-                    parent.info.run_id,
-                    pid,
-                    params={},
-                    metrics={},
-                    tags=run_tags | {"error": outcome.error[:5000]},
-                    failed=True,
-                )
-                handoff["partitions"][pid] = {
-                    "status": "failed",
-                    "error": outcome.error,
-                    "keys": keys,
-                    **logged,
-                }
-                continue
-            fit: PartitionFit = outcome.value
-            logged = registry.log_partition(
-                store,
-                parent.info.run_id,
-                pid,
-                params=_params(settings, fit, keys),
-                metrics=fit.metrics,
-                tags=run_tags,
-                model_dirs={k: stage / pid / k for k in ("ensemble", "baseline")},
-                artifacts_dir=stage / pid / "artifacts",
-            )
-            handoff["partitions"][pid] = {
-                "status": "trained",
-                "keys": keys,
-                "metrics": fit.metrics,
-                "weights": fit.weights,
-                "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "backtest_file": str(backtest_path(settings, pid)),
-                **fit.info,
-                **logged,
-            }
-    return handoff
+        yield _RunLogger(store, settings, index, stage, tags=tags, parent=parent)
 
 
 def _table(handoff: dict) -> str:
