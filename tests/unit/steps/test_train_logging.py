@@ -68,3 +68,22 @@ def test_each_nested_run_logs_the_members_and_weighting_its_partition_used(tmp_p
     assert params["slow-one"]["weighting"] == "mape"
     assert params["fast-one"]["members"] == "fourier,nn"
     assert params["fast-one"]["weighting"] == "nnls"
+
+
+def test_a_partition_is_logged_into_the_open_parent_run_and_its_staged_files_go(tmp_path, _staged):
+    settings = load_settings("pipelines", "dev", [f"project.workdir={tmp_path / 'work'}"])
+    store = registry.resolve_store(settings, local=True)
+    with train._run_logger(store, settings, INDEX, _staged, local=True) as logger:
+        logger("fast-one", Outcome("fast-one", True, value=_fit("fast-one")))
+        # logged while the parent is still open (the other partitions are still fitting)
+        run_id = logger.handoff["partitions"]["fast-one"]["run_id"]
+        run = store.client().get_run(run_id)
+        assert run.data.tags["mlflow.parentRunId"] == logger.handoff["parent_run_id"]
+        assert "marker.txt" in {a.path for a in store.client().list_artifacts(run_id)}
+        assert not (_staged / "fast-one").exists()  # its staged files went once logged
+        assert (_staged / "slow-one").exists()  # the others' wait for their turn
+        logger("slow-one", Outcome("slow-one", False, error="ValueError: no weeks"))
+    assert logger.handoff["partitions"]["slow-one"]["status"] == "failed"
+    assert logger.seconds > 0
+    parent = store.client().get_run(logger.handoff["parent_run_id"])
+    assert parent.info.status == "FINISHED"
