@@ -77,6 +77,7 @@ __all__ = [
     "load",
     "load_version",
     "log_artifact",
+    "data_inputs",
     "log_data_inputs",
     "log_metrics",
     "log_partition",
@@ -688,11 +689,24 @@ def code_version() -> str:
 def log_data_inputs(store: Store, run_ids: list[str], index: dict) -> int:
     """Record the data a training used as MLflow dataset inputs of each run in ``run_ids``: the
     conditioned table (name ``demand``, digest = the data version, source = the data URI) and
-    each raw source (its URI and content hash) from the partition ``index``.
+    each raw source (its URI and content hash) from the partition ``index``; the first run
+    also gets ``data/partitions.json``.
 
     Returns:
         How many dataset inputs each run got.
     """
+    inputs = data_inputs(index)
+    client = store.client()
+    for run_id in run_ids:
+        client.log_inputs(run_id, datasets=inputs)
+    if run_ids:  # the partition membership (speed per product) and sources, with the run
+        keep = ("data_version", "data_uri", "sources", "membership", "membership_changes")
+        client.log_dict(run_ids[0], {k: index.get(k) for k in keep}, "data/partitions.json")
+    return len(inputs)
+
+
+def data_inputs(index: dict) -> list:
+    """:func:`log_data_inputs`' MLflow ``DatasetInput`` entities for the partition ``index``."""
     from mlflow.data.dataset_source_registry import (  # noqa: PLC0415
         CodeDatasetSource,
         resolve_dataset_source,
@@ -714,20 +728,13 @@ def log_data_inputs(store: Store, run_ids: list[str], index: dict) -> int:
         (name, s["uri"], s["sha256"], s.get("kind", "source"))
         for name, s in sorted(index.get("sources", {}).items())
     ]
-    inputs = [
+    return [
         DatasetInput(
             MetaDataset(source_of(uri), name=name, digest=digest)._to_mlflow_entity(),
             [InputTag("mlflow.data.context", context)],
         )
         for name, uri, digest, context in data
     ]
-    client = store.client()
-    for run_id in run_ids:
-        client.log_inputs(run_id, datasets=inputs)
-    if run_ids:  # the partition membership (speed per product) and sources, with the run
-        keep = ("data_version", "data_uri", "sources", "membership", "membership_changes")
-        client.log_dict(run_ids[0], {k: index.get(k) for k in keep}, "data/partitions.json")
-    return len(inputs)
 
 
 def data_tags(index: dict) -> dict[str, str]:

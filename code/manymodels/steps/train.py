@@ -385,8 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         handoff["partitions"] = {p: handoff["partitions"][p] for p in outcomes}  # task order
         start = time.perf_counter()
         handoff["data"] = registry.data_tags(index)  # the register step tags versions with it
-        runs = [handoff["parent_run_id"], *(p["run_id"] for p in handoff["partitions"].values())]
-        registry.log_data_inputs(store, runs, index)
+        registry.log_data_inputs(store, [handoff["parent_run_id"]], index)  # and the partitions
         log_seconds = logger.seconds + time.perf_counter() - start
     failed = [p for p, o in outcomes.items() if not o.ok]
     registry.log_metrics(
@@ -431,6 +430,7 @@ class _RunLogger:
         self.store, self.settings, self.index, self.stage = store, settings, index, stage
         self.tags, self.parent_id = tags, parent.info.run_id
         self.seconds = 0.0  # spent logging
+        self._inputs: list = []  # the data's MLflow dataset inputs, built once
         self.handoff = {
             "store": redact(store.tracking_uri),
             "env": settings.env,
@@ -444,6 +444,10 @@ class _RunLogger:
         start = time.perf_counter()
         try:
             self._log(pid, outcome)
+            self._inputs = self._inputs or registry.data_inputs(self.index)
+            self.store.client().log_inputs(
+                self.handoff["partitions"][pid]["run_id"], datasets=self._inputs
+            )
             # logged: its staged files go now, not all at once (10,000 partitions' files took
             # minutes to remove at the end of the step)
             shutil.rmtree(self.stage / pid, ignore_errors=True)

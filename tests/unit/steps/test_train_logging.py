@@ -80,6 +80,8 @@ def test_a_partition_is_logged_into_the_open_parent_run_and_its_staged_files_go(
         run = store.client().get_run(run_id)
         assert run.data.tags["mlflow.parentRunId"] == logger.handoff["parent_run_id"]
         assert "marker.txt" in {a.path for a in store.client().list_artifacts(run_id)}
+        data = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
+        assert data == {"demand": "v1"}  # the data it was trained on, logged with it
         assert not (_staged / "fast-one").exists()  # its staged files went once logged
         assert (_staged / "slow-one").exists()  # the others' wait for their turn
         logger("slow-one", Outcome("slow-one", False, error="ValueError: no weeks"))
