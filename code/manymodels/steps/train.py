@@ -191,7 +191,9 @@ def run_blocks(
     :class:`~manymodels.parallel.Outcome` per partition, as ``run_partitions`` does. ``plot``:
     the partitions to plot (None: :func:`plotted_partitions` of ``files``); ``on_done``: called
     with each partition's outcome as soon as its block has finished."""
-    blocks = make_blocks(files, settings.training.block_size, workers)
+    backend = settings.training.backend  # blocks cut by the tasks it runs at once (on a
+    slots = backends.slots(settings, backend, workers)  # cluster: its executors' cores)
+    blocks = make_blocks(files, settings.training.block_size, slots)
     plot = plotted_partitions(list(files), settings) if plot is None else set(plot)
     tasks = {
         name: (paths, settings, stage, tuple(p for p in paths if p in plot))
@@ -216,7 +218,7 @@ def run_blocks(
     ran = backends.run(
         fit_block_and_stage,
         tasks,
-        backend=settings.training.backend,
+        backend=backend,
         settings=settings,
         workers=workers,
         on_done=block_done,

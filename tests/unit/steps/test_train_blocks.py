@@ -135,3 +135,22 @@ def test_models_made_from_the_blocks_template_load_and_predict_like_saved_ones(
                 mlflow.models.Model.load(str(tmp_path / first / kind)).get_input_schema()
             )
     assert len(uuids) == 2 * len(good)
+
+
+def test_blocks_are_cut_by_the_backends_task_slots_not_the_drivers_workers(
+    _files, _settings, monkeypatch
+):
+    # a cluster of 4 executor cores: 5 partitions become 4 blocks although workers=1 here
+    monkeypatch.setattr(train.backends, "slots", lambda settings, backend, workers: 4)
+    sent = {}
+
+    def fake_run(fn, tasks, **_):
+        sent.update(tasks)
+        return {name: Outcome(name, True, value=dict.fromkeys(args[0], "fit"))
+                for name, args in tasks.items()}  # fmt: skip
+
+    monkeypatch.setattr(train.backends, "run", fake_run)
+    outcomes = run_blocks(_files, _settings, "unused", workers=1)
+    assert len(sent) == 4
+    assert sorted(p for args in sent.values() for p in args[0]) == sorted(_files)
+    assert {o.value for o in outcomes.values()} == {"fit"}  # the fake backend streamed nothing
