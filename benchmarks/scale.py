@@ -307,10 +307,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
         "tracking": "server" if args.tracking_uri else "sqlite (embedded)",
         "bytecode_cached": bytecode_cached(),
         "data": data,
+        "git": _git(),  # at the start: a long run's checkout may move on under it
     }
     stages = []
     for name in wanted:
+        sha = _git()["sha"]  # the code this stage's process imports
         stage = run_stage(name, [sys.executable, "-m", "manymodels", *steps[name]], env, logs)
+        stage["git_sha"] = sha
         stage["mlflow_store_mb"] = folder_mb(workdir / "mlflow")
         stage |= _counts(name, workdir)
         stages.append(stage)
@@ -355,7 +358,6 @@ def _record(stages: list[dict], n: int) -> dict:
             "platform": platform.platform(),
         },
         "versions": _versions(),
-        "git": _git(),
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
