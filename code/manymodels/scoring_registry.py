@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"  # manymodels.registry.CHAMPION (that module imports MLflow)
 _DELETED = "Deleted_Internal"  # MLflow's stage of a version being deleted: never listed
 _DEFAULT_WORKSPACE = "default"  # MLflow's only workspace unless MLFLOW_ENABLE_WORKSPACES
+# the schema revisions (alembic heads) whose tables this module was checked against, MLflow
+# 3.17-3.18 (tests/unit/test_scoring_registry.py): a store MLflow has migrated since is read
+# through MLflow, where a renamed or re-meant column cannot give a wrong champion
+KNOWN_SCHEMAS = frozenset({"dc11669786a5"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ def champions(store: Store, prefix: str, names: Iterable[str]) -> dict:
 def _read_champions(path: Path, names: set[str]) -> dict[str, Champion]:
     """The champion versions of ``names`` from MLflow's registry tables in the sqlite file."""
     with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        revision = db.execute("SELECT version_num FROM alembic_version").fetchall()
+        if {r[0] for r in revision} - KNOWN_SCHEMAS or not revision:
+            raise sqlite3.DatabaseError(f"{path}: MLflow schema {revision} is not one this reads")
         spaces = {r[1] for r in db.execute("PRAGMA table_info(model_versions)")}
         if not {"name", "version", "creation_time", "source", "current_stage"} <= spaces:
             raise sqlite3.DatabaseError(f"{path}: not an MLflow registry schema this reads")

@@ -80,9 +80,19 @@ def test_other_stores_and_schemas_go_through_mlflow(store, tmp_path, monkeypatch
     sqlite3.connect(other).close()  # an empty file: no MLflow tables
     odd = Store("dev", f"sqlite:///{other}", f"sqlite:///{other}")
     assert scoring_registry.champions(odd, "demand", ["demand.a"]) == {"demand.a": "v"}
+    monkeypatch.setattr(scoring_registry, "KNOWN_SCHEMAS", frozenset({"a-later-mlflow"}))
+    assert scoring_registry.champions(store, "demand", ["demand.a"]) == {"demand.a": "v"}
     monkeypatch.setenv("MLFLOW_ENABLE_WORKSPACES", "true")  # MLflow picks the workspace
     assert scoring_registry.embedded_db(store) is None
-    assert calls == ["http://127.0.0.1:9", f"sqlite:///{other}"]
+    assert calls == ["http://127.0.0.1:9", f"sqlite:///{other}", store.registry_uri]
+
+
+def test_the_known_schema_is_the_installed_mlflows_head(store):
+    # fails when an MLflow upgrade moves the schema: check the queries, then add its head
+    db = scoring_registry.embedded_db(store)
+    with sqlite3.connect(db) as conn:
+        (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert revision in scoring_registry.KNOWN_SCHEMAS
 
 
 def test_a_local_compact_form_is_read_without_mlflow(tmp_path, monkeypatch):
