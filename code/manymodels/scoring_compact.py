@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from manymodels.features import HISTORY_PREFIXES
+from manymodels.kernels import fourier_terms, interval_bounds, signed_expm1, signed_log1p
 
 __all__ = [
     "COMPACT_FILE",
@@ -49,37 +50,6 @@ FORMAT = 1  # bumped when the classes below change shape: an older file is compi
 
 class NotCompact(ValueError):
     """The model (or one of its members) has no compact form: score it with the model."""
-
-
-# The estimators' numeric kernels (``manymodels.models``), the same expressions repeated here:
-# importing that package imports scikit-learn and SciPy (~0.8 CPU-s at the start of every
-# scoring process), which scoring with compact forms never needs. tests/unit/
-# test_scoring_compact.py checks them against the originals bit for bit.
-def _signed_log1p(values: np.ndarray) -> np.ndarray:
-    """:func:`manymodels.models._input.signed_log1p`."""
-    return np.sign(values) * np.log1p(np.abs(values))
-
-
-def _signed_expm1(values: np.ndarray) -> np.ndarray:
-    """:func:`manymodels.models._input.signed_expm1`."""
-    return np.sign(values) * np.expm1(np.abs(values))
-
-
-def _interval_bounds(y_pred, names, quantiles) -> dict[str, np.ndarray]:
-    """:func:`manymodels.models.intervals.interval_bounds`."""
-    p = np.clip(np.asarray(y_pred, dtype=float), 0, None)
-    s = np.sqrt(1.0 + p)
-    return {name: np.clip(p + q * s, 0, None) for name, q in zip(names, quantiles, strict=True)}
-
-
-def _fourier_terms(year_sin, year_cos, harmonics: int) -> dict[str, np.ndarray]:
-    """:func:`manymodels.models.fourier.fourier_terms`."""
-    z = np.asarray(year_cos, dtype=float) + 1j * np.asarray(year_sin, dtype=float)
-    terms, power = {}, np.ones_like(z)
-    for k in range(1, harmonics + 1):
-        power = power * z
-        terms[f"sin{k}"], terms[f"cos{k}"] = power.imag, power.real
-    return terms
 
 
 def _finite(matrix: np.ndarray, columns: list, partition: str) -> None:
@@ -182,7 +152,7 @@ class Linear:
             x[:, self.fx] = np.where(
                 level[:, None] == self.fx_level[None, :], base[:, self.fx_term], 0.0
             )
-        x[:, self.logged] = _signed_log1p(x[:, self.logged])
+        x[:, self.logged] = signed_log1p(x[:, self.logged])
         raw = ((x - self.mean) / self.scale) @ self.coef + self.intercept
         for column, categories, coef in self.categorical:
             code = categories.get_indexer(frame.obj(column))
@@ -190,14 +160,14 @@ class Linear:
         if self.poisson:
             return np.exp(raw)
         raw = raw * self.target_scale
-        return np.clip(_signed_expm1(raw) if self.log_target else raw, 0.0, None)
+        return np.clip(signed_expm1(raw) if self.log_target else raw, 0.0, None)
 
 
 def _fourier_base(frame: Rows, harmonics: int, interact: list) -> np.ndarray:
     terms = []
     if harmonics and frame.has(("year_sin", "year_cos")):
         terms = list(
-            _fourier_terms(frame.num("year_sin"), frame.num("year_cos"), harmonics).values()
+            fourier_terms(frame.num("year_sin"), frame.num("year_cos"), harmonics).values()
         )
     terms += [frame.num(c) for c in interact]
     return np.column_stack(terms) if terms else np.empty((len(frame), 0))
@@ -229,7 +199,7 @@ class Net:
             numeric[:, self.history] = numeric[:, self.history] / level[:, None]
             numeric = np.column_stack([numeric, np.log(level)])
         elif self.log_target:
-            numeric[:, self.history] = _signed_log1p(numeric[:, self.history])
+            numeric[:, self.history] = signed_log1p(numeric[:, self.history])
         parts = [
             table[cats.get_indexer(frame.obj(col)) + 1]
             for (col, cats), table in zip(self.categorical, self.embeddings, strict=True)
@@ -243,7 +213,7 @@ class Net:
         if self.poisson:
             return np.exp(np.minimum(out + log_level, 30.0))
         pred = out * self.target_scale + self.target_mean
-        return np.clip(_signed_expm1(pred) if self.log_target else pred, 0.0, None)
+        return np.clip(signed_expm1(pred) if self.log_target else pred, 0.0, None)
 
     def _log_level(self, frame: Rows) -> np.ndarray:
         if not self.poisson:
@@ -383,7 +353,7 @@ class CompactModel:
         point = self.predict(frame)
         out = {"prediction": point}
         if self.intervals is not None:
-            out |= _interval_bounds(point, *self.intervals)
+            out |= interval_bounds(point, *self.intervals)
         return pd.DataFrame(out)
 
 

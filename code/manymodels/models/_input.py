@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_consistent_length, column_or_1d, validate_data
 
+from manymodels.kernels import signed_expm1, signed_log1p  # noqa: F401 (the members' names)
+
 __all__ = [
     "TARGET_TRANSFORMS",
     "check_model_input",
@@ -18,16 +20,6 @@ __all__ = [
 ]
 
 TARGET_TRANSFORMS = ("auto", "log1p", "none")
-
-
-def signed_log1p(values: np.ndarray) -> np.ndarray:
-    """``sign(x) * log1p(|x|)``: log1p for counts that stays defined for negative units."""
-    return np.sign(values) * np.log1p(np.abs(values))
-
-
-def signed_expm1(values: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`signed_log1p`."""
-    return np.sign(values) * np.expm1(np.abs(values))
 
 
 def choose_target_transform(target_transform: str, y: np.ndarray) -> str:

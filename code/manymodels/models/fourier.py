@@ -38,6 +38,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from manymodels.features import HISTORY_PREFIXES
+from manymodels.kernels import fourier_terms
 from manymodels.models._input import (
     check_model_input,
     choose_target_transform,
@@ -51,17 +52,6 @@ from manymodels.models.lasso import linear_columns
 __all__ = ["LOSSES", "FourierForecaster", "fourier_terms"]
 
 LOSSES = ("lasso", "poisson")
-
-
-def fourier_terms(year_sin, year_cos, harmonics: int) -> dict[str, np.ndarray]:
-    """``sin(k theta)`` and ``cos(k theta)`` for ``k = 1..harmonics`` from ``sin``/``cos`` of
-    ``theta`` (the week's angle in the year), by complex powers: no calendar needed."""
-    z = np.asarray(year_cos, dtype=float) + 1j * np.asarray(year_sin, dtype=float)
-    terms, power = {}, np.ones_like(z)
-    for k in range(1, harmonics + 1):
-        power = power * z
-        terms[f"sin{k}"], terms[f"cos{k}"] = power.imag, power.real
-    return terms
 
 
 class FourierForecaster(RegressorMixin, BaseEstimator):

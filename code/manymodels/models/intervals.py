@@ -20,6 +20,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from manymodels.kernels import interval_bounds, interval_scale
+
 __all__ = ["ConformalIntervals", "interval_bounds", "origin_coverage", "quantile_names"]
 
 
@@ -75,14 +77,6 @@ class ConformalIntervals:
         return pd.DataFrame(interval_bounds(y_pred, quantile_names(self.coverage), self.quantiles_))
 
 
-def interval_bounds(y_pred, names, quantiles) -> dict[str, np.ndarray]:
-    """``{name: bound}`` for point forecasts ``y_pred`` and the standardised residual
-    ``quantiles`` a :class:`ConformalIntervals` fitted (one per name)."""
-    p = np.clip(np.asarray(y_pred, dtype=float), 0, None)
-    s = _scale(p)
-    return {name: np.clip(p + q * s, 0, None) for name, q in zip(names, quantiles, strict=True)}
-
-
 def origin_coverage(
     scored: pd.DataFrame, forecast: str, coverage: float, origin_col: str = "origin"
 ) -> dict[str, float]:
@@ -109,5 +103,4 @@ def origin_coverage(
     }
 
 
-def _scale(p: np.ndarray) -> np.ndarray:
-    return np.sqrt(1.0 + p)
+_scale = interval_scale
