@@ -62,7 +62,7 @@ class ConformalIntervals:
             )
         if np.isnan(y).any() or np.isnan(p).any():
             raise ValueError("intervals: actuals or forecasts contain NaN")
-        e = np.sort((y - p) / _scale(p))
+        e = np.sort((y - p) / interval_scale(p))
         n = e.size
         alpha = (1 - self.coverage) / 2
         # split conformal: the ceil((n + 1)(1 - alpha))-th smallest is the upper bound
@@ -101,6 +101,3 @@ def origin_coverage(
         "coverage": float(np.concatenate(inside).mean()),
         "width": float(np.concatenate(width).mean()),
     }
-
-
-_scale = interval_scale

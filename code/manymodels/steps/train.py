@@ -428,15 +428,17 @@ def _log_runs(
 class _RunLogger:
     """Logs one partition's nested run per call, under the parent run, into ``handoff``."""
 
-    def __init__(self, store, settings: Settings, index: dict, stage: Path, *, tags: dict, parent):
+    def __init__(
+        self, store, settings: Settings, index: dict, stage: Path, *, tags: dict, parent, local
+    ):
         self.store, self.settings, self.index, self.stage = store, settings, index, stage
         self.tags, self.parent_id = tags, parent.info.run_id
         self.seconds = 0.0  # spent logging
-        self._inputs: list = []  # the data's MLflow dataset inputs, built once
+        self._inputs = registry.data_inputs(index)  # the data's MLflow dataset inputs
         self.handoff = {
             "store": redact(store.tracking_uri),
             "env": settings.env,
-            "local": tags["local"] == "True",
+            "local": local,
             "data_version": index["data_version"],
             "parent_run_id": self.parent_id,
             "partitions": {},
@@ -446,7 +448,6 @@ class _RunLogger:
         start = time.perf_counter()
         try:
             self._log(pid, outcome)
-            self._inputs = self._inputs or registry.data_inputs(self.index)
             self.store.client().log_inputs(
                 self.handoff["partitions"][pid]["run_id"], datasets=self._inputs
             )
@@ -513,7 +514,7 @@ def _run_logger(
         "config_hash": config_hash(settings),
     }
     with registry.pipeline_run(store, settings.mlflow.experiment, "training", tags) as parent:
-        yield _RunLogger(store, settings, index, stage, tags=tags, parent=parent)
+        yield _RunLogger(store, settings, index, stage, tags=tags, parent=parent, local=local)
 
 
 def _table(handoff: dict) -> str:
