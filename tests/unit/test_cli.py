@@ -142,3 +142,14 @@ def test_setup_logging_adds_one_stdout_handler(monkeypatch):
     assert isinstance(handler, logging.StreamHandler)
     assert handler.stream is sys.stdout
     assert logging.getLogger("mlflow").level == logging.WARNING
+
+
+def test_setup_logging_turns_off_mlflow_download_bars_unless_asked(monkeypatch):
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR  # noqa: PLC0415
+
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    setup_logging()
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is False  # what MLflow's downloads read
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    setup_logging()
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is True  # a user's own choice is kept

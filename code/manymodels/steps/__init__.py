@@ -129,5 +129,7 @@ def setup_logging(level: int = logging.INFO) -> None:
         root.addHandler(handler)
     root.setLevel(level)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow resets its logger on import
+    # MLflow draws a tqdm bar per artifact download from a server: noise in a step's log
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for noisy in ("mlflow", "alembic", "urllib3", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
