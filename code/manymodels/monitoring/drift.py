@@ -18,7 +18,9 @@ either alone is noisy on the few hundred rows a partition has per window.
 from __future__ import annotations
 
 import math
+import os
 from json.encoder import encode_basestring_ascii
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -352,8 +354,12 @@ def write_profile(frame: pd.DataFrame, fit, folder) -> None:
     built = getattr(fit, "features", None)  # the frame training built, not built again
     data = training_profile(frame, fit.ensemble.features, fit.info["test_weeks"], built)
     text = _profile_text(data)  # encoded once for the three files
-    for sub in ("artifacts", "ensemble", "baseline"):
-        write_text(text, folder / sub / PROFILE_FILE)
+    first = write_text(text, Path(folder) / "artifacts" / PROFILE_FILE)
+    for sub in ("ensemble", "baseline"):
+        try:  # the same bytes: a hard link where the file system has them
+            os.link(first, Path(folder) / sub / PROFILE_FILE)
+        except OSError:
+            write_text(text, Path(folder) / sub / PROFILE_FILE)
 
 
 def current_window(frame: pd.DataFrame, ref: dict, weeks: int) -> pd.DataFrame:
