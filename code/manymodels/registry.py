@@ -973,12 +973,6 @@ def save_pyfunc_like(
         _link(template / name, path / name)
     (path / "artifacts").mkdir()
     packed.save(str(path / "artifacts" / "packed.joblib"))
-    example = example.assign(
-        **{
-            c: example[c].astype(example[c].cat.categories.dtype)
-            for c in example.select_dtypes("category")
-        }
-    )
     model = like.model
     model.saved_input_example_info = None
     if shared:  # the same example saved for another model: the same files
@@ -986,6 +980,12 @@ def save_pyfunc_like(
             _link(shared["folder"] / name, path / name)
         model.saved_input_example_info = shared["info"]
     else:
+        example = example.assign(
+            **{
+                c: example[c].astype(example[c].cat.categories.dtype)
+                for c in example.select_dtypes("category")
+            }
+        )
         _save_example(model, example, path)
         if shared is not None:
             info = model.saved_input_example_info or {}

@@ -220,7 +220,8 @@ def _round(values: np.ndarray) -> np.ndarray:
     out = values.ravel().copy()
     with np.errstate(invalid="ignore"):
         odd = np.flatnonzero(~((np.abs(out) < 1e6) & (out == np.trunc(out))))
-    out[odd] = [float(f"{v:.6g}") for v in out[odd].tolist()]
+    distinct, back = np.unique(out[odd], return_inverse=True)  # quantiles repeat: each once
+    out[odd] = np.array([float(f"{v:.6g}") for v in distinct.tolist()])[back]
     return out.reshape(values.shape)
 
 
