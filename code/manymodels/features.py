@@ -49,7 +49,7 @@ CATEGORICAL = ("store_id", "product_id", "week_of_year")
 HISTORY_PREFIXES = ("lag_", "rmean_")
 # a fixed origin, not the data's first week, so a row's trend does not depend on the frame
 TREND_ORIGIN = pd.Timestamp("2017-01-02")
-CHUNK = 2048  # columns of running means computed together (their temporaries' width)
+CHUNK = 1024  # columns of running means computed together (their temporaries' width)
 
 
 def feature_columns(
@@ -251,46 +251,58 @@ def _means(grids: Sequence[tuple[np.ndarray, int | None]]) -> list[np.ndarray]:
     all-positive or all-negative windows keep their sign). Only the sums are stepped through the
     weeks, for all grids' columns at once; counts, runs and guards are whole-array operations."""
     out: list[np.ndarray | None] = [g.copy() if w == 1 else None for g, w in grids]
-    todo = [(g, w) for g, w in grids if w != 1]  # window 1: every window is its own value
+    # window 1: every window is its own value; the rolling grids' columns first, so the weeks
+    # leaving a window are taken out of those columns only
+    todo = sorted(
+        (i for i, (_, w) in enumerate(grids) if w != 1), key=lambda i: grids[i][1] is None
+    )
     if not todo:
         return out
-    values = np.hstack([g for g, _ in todo])
-    gone = np.hstack([_shift(g, len(g)) if w is None else _shift(g, w) for g, w in todo])
+    values = np.hstack([grids[i][0] for i in todo])
+    rolling = [grids[i] for i in todo if grids[i][1] is not None]
+    gone = np.hstack([_shift(g, w) for g, w in rolling]) if rolling else values[:, :0]
     mean = np.empty_like(values)
     for lo in range(0, values.shape[1], CHUNK):  # columns are independent: bounded temporaries
         part = slice(lo, lo + CHUNK)
         mean[:, part] = _window_means(values[:, part], gone[:, part])
-    parts = iter(np.split(mean, np.cumsum([g.shape[1] for g, _ in todo])[:-1], axis=1))
-    return [next(parts) if o is None else o for o in out]
+    widths = np.cumsum([grids[i][0].shape[1] for i in todo])[:-1]
+    for i, part in zip(todo, np.split(mean, widths, axis=1), strict=True):
+        out[i] = part
+    return out
 
 
 def _window_means(values: np.ndarray, gone: np.ndarray) -> np.ndarray:
-    """The means of :func:`_means` for grids of the values added and of those leaving the window
-    each week (NaN: none)."""
+    """The means of :func:`_means` for a grid of the values added each week and one of those
+    leaving the window (its first columns'; NaN: none)."""
+    r = gone.shape[1]
     added, removed = ~np.isnan(values), ~np.isnan(gone)
     total = _running_sums(values, added, gone, removed)
     count = np.cumsum(added, axis=0)
-    nobs = count - np.cumsum(removed, axis=0)
+    nobs = count.copy()
+    nobs[:, :r] -= np.cumsum(removed, axis=0)
     negative = np.cumsum(added & np.signbit(values), axis=0)
-    negative -= np.cumsum(removed & np.signbit(gone), axis=0)
+    negative[:, :r] -= np.cumsum(removed & np.signbit(gone), axis=0)
     previous = _fill(values)  # the latest value added
     # the run of equal values ending at the latest one added (pandas counts it as it goes)
-    before = np.vstack([np.full((1, values.shape[1]), np.nan), previous[:-1]])
-    starts = np.where(added & (values != before), count, 0)
-    same = count - np.maximum.accumulate(starts, axis=0) + 1
+    starts = added  # not needed after this: marked in place where a new run starts
+    starts[1:] &= values[1:] != previous[:-1]
+    same = count - np.maximum.accumulate(np.where(starts, count, 0), axis=0) + 1
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / nobs
     sign_kept = ((negative == 0) & (mean < 0)) | ((negative == nobs) & (mean > 0))
-    mean = np.where(same >= nobs, previous, np.where(sign_kept, 0.0, mean))
-    return np.where(nobs > 0, mean, np.nan)
+    mean[sign_kept] = 0.0
+    np.copyto(mean, previous, where=same >= nobs)
+    mean[nobs == 0] = np.nan
+    return mean
 
 
 def _running_sums(values, added, gone, removed) -> np.ndarray:
     """Each column's Kahan-compensated sum after each week, as pandas' rolling sums run: the
-    week leaving the window (``gone``, where ``removed``) taken out, then the week's value (where
-    ``added``) put in, each with its own compensation."""
-    n = values.shape[1]
-    total, add, remove = np.zeros(n), np.zeros(n), np.zeros(n)
+    week leaving the window (``gone``, where ``removed``: the first columns) taken out, then the
+    week's value (where ``added``) put in, each with its own compensation."""
+    n, r = values.shape[1], gone.shape[1]
+    total, add, remove = np.zeros(n), np.zeros(n), np.zeros(r)
+    head = total[:r]  # a view: the rolling columns' sums, updated in place with the rest
     out = np.empty_like(values)
     negated = -gone
     any_removed = removed.any(axis=1)
@@ -298,9 +310,9 @@ def _running_sums(values, added, gone, removed) -> np.ndarray:
         for i in range(len(values)):
             if any_removed[i]:
                 y = negated[i] - remove
-                t = total + y
-                np.copyto(remove, t - total - y, where=removed[i])
-                np.copyto(total, t, where=removed[i])
+                t = head + y
+                np.copyto(remove, t - head - y, where=removed[i])
+                np.copyto(head, t, where=removed[i])
             y = values[i] - add
             t = total + y
             np.copyto(add, t - total - y, where=added[i])
