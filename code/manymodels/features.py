@@ -49,6 +49,7 @@ CATEGORICAL = ("store_id", "product_id", "week_of_year")
 HISTORY_PREFIXES = ("lag_", "rmean_")
 # a fixed origin, not the data's first week, so a row's trend does not depend on the frame
 TREND_ORIGIN = pd.Timestamp("2017-01-02")
+CHUNK = 1024  # columns of running means computed together (their temporaries' width)
 
 
 def feature_columns(
@@ -140,11 +141,19 @@ def build_features(
     out = frame[keep].take(order).reset_index(drop=True)
     cells = (days // 7)[week_pos], series  # each input row's cell in the grid
     units = _grid(frame["units"], shape, cells)
-    history, filled = _history(units, where, horizon_weeks, lags, rolling_windows)
-    for name, mode in covariates.items():
-        if mode != "known":
-            grid = _grid(frame[name], shape, cells)
-            out[name] = _as_known(grid, horizon_weeks, mode)[where]
+    known = _shift(units, horizon_weeks)  # what is known at the row's forecast origin
+    later = {n: _grid(frame[n], shape, cells) for n, mode in covariates.items() if mode != "known"}
+    later = {n: (grid, _shift(grid, horizon_weeks)) for n, grid in later.items()}
+    # every running mean in one pass over the weeks: the units' expanding and rolling means,
+    # then each covariate's expanding mean as known at the origin
+    means = _means(
+        [(known, None), *((known, w) for w in rolling_windows)]
+        + [(k, None) for _, k in later.values()]
+    )
+    n = 1 + len(rolling_windows)
+    history, filled = _history(units, where, horizon_weeks, lags, rolling_windows, means=means[:n])
+    for (name, (grid, k)), mean in zip(later.items(), means[n:], strict=True):
+        out[name] = _as_known(grid, k, mean, covariates[name])[where]
     week = pd.Series(weeks)  # the calendar of each distinct week, taken per row
     angle = 2 * np.pi * week.dt.day_of_year.to_numpy() / 365.25
     taken = week_pos[order]
@@ -177,17 +186,17 @@ def _shift(grid: np.ndarray, weeks: int) -> np.ndarray:
     return out
 
 
-def _history(grid, where, horizon, lags, windows) -> tuple[pd.DataFrame, np.ndarray]:
+def _history(grid, where, horizon, lags, windows, *, means) -> tuple[pd.DataFrame, np.ndarray]:
     """Lags and rolling means per series, computed on a weeks x series grid so shifts are in time
-    (not rows) even where a series has rows missing; ``where``: the output rows' cells."""
-    known = _shift(grid, horizon)  # what is known at the row's forecast origin
-    fallback = _means(known)[where]
+    (not rows) even where a series has rows missing; ``where``: the output rows' cells;
+    ``means``: the expanding mean, then each window's, of the units known at the origin."""
+    fallback = means[0][where]
     fallback[np.isnan(fallback)] = 0.0
     columns, n_filled = {}, np.zeros(len(where[0]))
     for lag in lags:
         columns[f"lag_{horizon + lag}"] = _shift(grid, horizon + lag)[where]
-    for w in windows:
-        columns[f"rmean_{w}"] = _means(known, w)[where]
+    for w, mean in zip(windows, means[1:], strict=True):
+        columns[f"rmean_{w}"] = mean[where]
     for name, taken in columns.items():
         gap = np.isnan(taken)
         n_filled += gap
@@ -195,11 +204,10 @@ def _history(grid, where, horizon, lags, windows) -> tuple[pd.DataFrame, np.ndar
     return pd.DataFrame(columns), n_filled / len(columns)
 
 
-def _as_known(frame: np.ndarray, horizon: int, mode: str) -> np.ndarray:
+def _as_known(frame: np.ndarray, known: np.ndarray, mean: np.ndarray, mode: str) -> np.ndarray:
     """A covariate not known in advance (a weeks x series grid), as known at each row's
-    forecast origin."""
-    known = _shift(frame, horizon)
-    fallback = _fill(_means(known), backward=True)  # backward: only the first weeks
+    forecast origin (``known``: the grid ``horizon`` weeks later; ``mean``: its expanding mean)."""
+    fallback = _fill(mean, backward=True)  # backward: only the first weeks
     if mode == "lag":
         values = _fill(known)
     else:  # the mean of the same week in earlier years (52 weeks apart)
@@ -236,47 +244,80 @@ def _kahan_mean(grids: list[np.ndarray]) -> np.ndarray:
         return np.where(count > 0, total / count, np.nan)
 
 
-def _means(grid: np.ndarray, window: int | None = None) -> np.ndarray:
-    """pandas' ``rolling(window, min_periods=1).mean()`` of every column of ``grid`` (``None``:
-    ``expanding(min_periods=1).mean()``), bit for bit: the same Kahan-compensated running sum,
-    the same guards (a run of equal values gives that value; all-positive or all-negative
-    windows keep their sign), stepped through the weeks for all series at once."""
-    if window == 1:  # every window is its own value
-        return grid.copy()
-    n = grid.shape[1]
-    out = np.empty_like(grid)
-    total, add, remove = np.zeros(n), np.zeros(n), np.zeros(n)
-    nobs, negative, same = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
-    previous = grid[0].copy()
+def _means(grids: Sequence[tuple[np.ndarray, int | None]]) -> list[np.ndarray]:
+    """pandas' ``rolling(window, min_periods=1).mean()`` of every column of each ``(grid,
+    window)`` (``None``: ``expanding(min_periods=1).mean()``), bit for bit: the same
+    Kahan-compensated running sum, the same guards (a run of equal values gives that value;
+    all-positive or all-negative windows keep their sign). Only the sums are stepped through the
+    weeks, for all grids' columns at once; counts, runs and guards are whole-array operations."""
+    out: list[np.ndarray | None] = [g.copy() if w == 1 else None for g, w in grids]
+    # window 1: every window is its own value; the rolling grids' columns first, so the weeks
+    # leaving a window are taken out of those columns only
+    todo = sorted(
+        (i for i, (_, w) in enumerate(grids) if w != 1), key=lambda i: grids[i][1] is None
+    )
+    if not todo:
+        return out
+    values = np.hstack([grids[i][0] for i in todo])
+    rolling = [grids[i] for i in todo if grids[i][1] is not None]
+    gone = np.hstack([_shift(g, w) for g, w in rolling]) if rolling else values[:, :0]
+    mean = np.empty_like(values)
+    for lo in range(0, values.shape[1], CHUNK):  # columns are independent: bounded temporaries
+        part = slice(lo, lo + CHUNK)
+        mean[:, part] = _window_means(values[:, part], gone[:, part])
+    widths = np.cumsum([grids[i][0].shape[1] for i in todo])[:-1]
+    for i, part in zip(todo, np.split(mean, widths, axis=1), strict=True):
+        out[i] = part
+    return out
+
+
+def _window_means(values: np.ndarray, gone: np.ndarray) -> np.ndarray:
+    """The means of :func:`_means` for a grid of the values added each week and one of those
+    leaving the window (its first columns'; NaN: none)."""
+    r = gone.shape[1]
+    added, removed = ~np.isnan(values), ~np.isnan(gone)
+    total = _running_sums(values, added, gone, removed)
+    count = np.cumsum(added, axis=0)
+    nobs = count.copy()
+    nobs[:, :r] -= np.cumsum(removed, axis=0)
+    negative = np.cumsum(added & np.signbit(values), axis=0)
+    negative[:, :r] -= np.cumsum(removed & np.signbit(gone), axis=0)
+    previous = _fill(values)  # the latest value added
+    # the run of equal values ending at the latest one added (pandas counts it as it goes)
+    starts = added  # not needed after this: marked in place where a new run starts
+    starts[1:] &= values[1:] != previous[:-1]
+    same = count - np.maximum.accumulate(np.where(starts, count, 0), axis=0) + 1
     with np.errstate(invalid="ignore", divide="ignore"):
-        for i, values in enumerate(grid):
-            if window is not None and i >= window:  # the week leaving the window
-                gone = grid[i - window]
-                ok = ~np.isnan(gone)
-                y = -gone - remove
-                t = total + y
-                remove = np.where(ok, t - total - y, remove)
-                total = np.where(ok, t, total)
-                nobs -= ok
-                negative -= ok & np.signbit(gone)
-            ok = ~np.isnan(values)
-            y = values - add
+        mean = total / nobs
+    sign_kept = ((negative == 0) & (mean < 0)) | ((negative == nobs) & (mean > 0))
+    mean[sign_kept] = 0.0
+    np.copyto(mean, previous, where=same >= nobs)
+    mean[nobs == 0] = np.nan
+    return mean
+
+
+def _running_sums(values, added, gone, removed) -> np.ndarray:
+    """Each column's Kahan-compensated sum after each week, as pandas' rolling sums run: the
+    week leaving the window (``gone``, where ``removed``: the first columns) taken out, then the
+    week's value (where ``added``) put in, each with its own compensation."""
+    n, r = values.shape[1], gone.shape[1]
+    total, add, remove = np.zeros(n), np.zeros(n), np.zeros(r)
+    head = total[:r]  # a view: the rolling columns' sums, updated in place with the rest
+    out = np.empty_like(values)
+    negated = -gone
+    any_removed = removed.any(axis=1)
+    with np.errstate(invalid="ignore"):
+        for i in range(len(values)):
+            if any_removed[i]:
+                y = negated[i] - remove
+                t = head + y
+                np.copyto(remove, t - head - y, where=removed[i])
+                np.copyto(head, t, where=removed[i])
+            y = values[i] - add
             t = total + y
-            add = np.where(ok, t - total - y, add)
-            total = np.where(ok, t, total)
-            nobs += ok
-            negative += ok & np.signbit(values)
-            same = np.where(ok, np.where(values == previous, same + 1, 1), same)
-            previous = np.where(ok, values, previous)
-            mean = total / nobs
-            mean = np.where(
-                same >= nobs,
-                previous,
-                np.where(
-                    ((negative == 0) & (mean < 0)) | ((negative == nobs) & (mean > 0)), 0.0, mean
-                ),
-            )
-            out[i] = np.where(nobs > 0, mean, np.nan)
+            np.copyto(add, t - total - y, where=added[i])
+            np.copyto(total, t, where=added[i])
+            out[i] = total
     return out
 
 

@@ -36,6 +36,7 @@ from importlib import metadata
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import requests
 from mlflow import MlflowClient
@@ -963,32 +964,29 @@ def save_pyfunc_like(
     are written once and copied for the others.
     """
     import datetime as dt  # noqa: PLC0415
-    import shutil  # noqa: PLC0415
     import uuid  # noqa: PLC0415
-
-    from mlflow.models.utils import _save_example  # noqa: PLC0415
 
     template, path = Path(template), Path(path)
     like = _template_of(template)
     path.mkdir(parents=True)
     for name in like.files:
-        shutil.copy2(template / name, path / name)
+        _link(template / name, path / name)
     (path / "artifacts").mkdir()
     packed.save(str(path / "artifacts" / "packed.joblib"))
-    example = example.assign(
-        **{
-            c: example[c].astype(example[c].cat.categories.dtype)
-            for c in example.select_dtypes("category")
-        }
-    )
     model = like.model
     model.saved_input_example_info = None
     if shared:  # the same example saved for another model: the same files
         for name in shared["files"]:
-            shutil.copy2(shared["folder"] / name, path / name)
+            _link(shared["folder"] / name, path / name)
         model.saved_input_example_info = shared["info"]
     else:
-        _save_example(model, example, str(path))
+        example = example.assign(
+            **{
+                c: example[c].astype(example[c].cat.categories.dtype)
+                for c in example.select_dtypes("category")
+            }
+        )
+        _save_example(model, example, path)
         if shared is not None:
             info = model.saved_input_example_info or {}
             files = [info[k] for k in ("artifact_path", "serving_input_path") if k in info]
@@ -1174,3 +1172,68 @@ def _template_of(template: Path) -> _Template:
             del _TEMPLATES[next(iter(_TEMPLATES))]
         _TEMPLATES[key] = _Template(model, files, info, model.to_yaml())
     return _TEMPLATES[key]
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source`` (files written once and never changed: the
+    same bytes without copying them), else a copy (another file system, no links)."""
+    import shutil  # noqa: PLC0415
+
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+# the MLflow releases whose input-example files _save_example was checked to write as MLflow
+# does (tests/unit/test_registry_save.py); any other writes them with MLflow's own code
+_EXAMPLE_CHECKED = ("3.17.",)
+_EXAMPLE_INFO = {
+    "artifact_path": "input_example.json",
+    "type": "dataframe",
+    "pandas_orient": "split",
+    "serving_input_path": "serving_input_example.json",
+}
+
+
+def _save_example(model, example: pd.DataFrame, path: Path) -> None:
+    """What ``mlflow.models.utils._save_example`` writes for a frame of plain columns (numbers,
+    booleans, text, dates; none missing) and sets on ``model``, without its pandas round trips (a
+    ``where``/``to_dict`` of the frame, two deep copies: ~6 ms per two-row example). Any other
+    frame, or another MLflow release, is saved by MLflow."""
+    import json  # noqa: PLC0415
+
+    from mlflow.models.utils import _save_example as mlflow_save_example  # noqa: PLC0415
+
+    rows = _example_rows(example) if mlflow.__version__.startswith(_EXAMPLE_CHECKED) else None
+    if rows is None:
+        mlflow_save_example(model, example, str(path))
+        return
+    split = {"columns": list(example.columns), "data": rows}
+    (path / _EXAMPLE_INFO["artifact_path"]).write_text(json.dumps(split))
+    serving = json.dumps({"dataframe_split": split}, indent=2)
+    (path / _EXAMPLE_INFO["serving_input_path"]).write_text(serving)
+    model.saved_input_example_info = dict(_EXAMPLE_INFO)
+
+
+def _example_rows(example: pd.DataFrame) -> list[list] | None:
+    """The rows MLflow writes for ``example`` (``to_dict(orient="split")``, dates in ISO
+    format), or None where a column is not plain or has missing values (how MLflow writes those
+    depends on the pandas release)."""
+    names = list(example.columns)
+    if not names or len(set(names)) < len(names) or any(type(c) is not str for c in names):
+        return None
+    columns = []
+    for name, kind in zip(names, example.dtypes.tolist(), strict=True):
+        values = example[name].tolist()  # a few rows: checked value by value
+        if isinstance(kind, np.dtype) and kind.kind in "fib":
+            plain = all(v == v for v in values)  # noqa: PLR0124 (NaN)
+        elif isinstance(kind, np.dtype) and kind.kind == "M":  # tz-naive dates
+            plain = not any(v is pd.NaT for v in values)
+            values = [v.isoformat() for v in values] if plain else values
+        else:
+            plain = pd.api.types.is_string_dtype(kind) and all(type(v) is str for v in values)
+        if not plain:
+            return None
+        columns.append(values)
+    return [list(row) for row in zip(*columns, strict=True)]

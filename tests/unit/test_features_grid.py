@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from manymodels import features
 from manymodels.features import (
     ID_COLUMNS,
     KEYS,
@@ -214,3 +215,29 @@ def test_an_empty_week_is_an_error_naming_the_column():
     table.loc[3, "week"] = pd.NaT
     with pytest.raises(ValueError, match="column 'week' has empty values"):
         build_features(table)
+
+
+def test_running_means_in_one_pass_are_pandas_rolling_and_expanding_means_bit_for_bit(
+    monkeypatch,
+):
+    """Several grids and windows at once (and split into column chunks) give each grid's own
+    pandas mean: gaps, leading NaN, runs of equal values, signed and tiny values, windows
+    longer than the grid."""
+    rng = np.random.default_rng(3)
+    weeks = 90
+    grid = rng.normal(0, 5, (weeks, 7))
+    grid[:, 1] = np.abs(grid[:, 1]) + 1e-12  # all positive
+    grid[:, 2] = -np.abs(grid[:, 2])  # all negative
+    grid[20:60, 3] = 2.5  # a run of equal values
+    grid[:15, 4] = np.nan  # a late start
+    grid[rng.random((weeks, 7)) < 0.2] = np.nan  # gaps
+    grid[:, 5] = np.nan  # nothing known
+    grid[:, 6] = np.round(grid[:, 6]) * 1e8  # large, integral
+    other = rng.gamma(1.0, 3.0, (weeks, 3))
+    wanted = [(grid, None), (grid, 1), (grid, 3), (grid, 13), (other, None), (other, 200)]
+    monkeypatch.setattr(features, "CHUNK", 4)  # chunks that cut through the grids
+    got = features._means(wanted)
+    for (values, window), mean in zip(wanted, got, strict=True):
+        frame = pd.DataFrame(values)
+        rolled = frame.expanding(1) if window is None else frame.rolling(window, min_periods=1)
+        np.testing.assert_array_equal(mean, rolled.mean().to_numpy(), strict=True)

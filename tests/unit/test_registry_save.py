@@ -125,3 +125,77 @@ def test_models_sharing_an_example_write_its_files_once_and_the_same(_packed, tm
         }
         got = mlflow.pyfunc.load_model(str(folder)).predict(example)
         np.testing.assert_array_equal(np.asarray(got).ravel(), second.predict(example))
+
+
+def _mlflow_example(example: pd.DataFrame, folder) -> tuple[dict, dict]:
+    from mlflow.models.utils import _save_example  # noqa: PLC0415
+
+    folder.mkdir()
+    model = Model()
+    _save_example(model, example, str(folder))
+    return model.saved_input_example_info, {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize(
+    "example",
+    [
+        pd.DataFrame(
+            {
+                "week": pd.to_datetime(
+                    ["2024-01-01", "2023-12-31", "2024-01-15 12:30:00.000001"], format="ISO8601"
+                ),
+                "store_id": pd.Series(["S1", "S\u00e92", 'a "b"'], dtype="str"),
+                "plain": pd.Series(["x", "y", "z"], dtype=object),
+                "week_of_year": np.array([1, 2, 53], dtype="int64"),
+                "flag": [True, False, True],
+                "lag_4": [0.1, 1e-7, -2.5e-300],
+                "big": [1e300, np.inf, 3.0],
+                "small": np.array([0.1, 2.0, -0.0], dtype="float32"),
+            }
+        ),
+        pd.DataFrame({"store_id": pd.Series(["S1", None], dtype="str"), "x": [1.0, 2.0]}),
+        pd.DataFrame({"x": [1.0, np.nan], "when": pd.to_datetime(["2024-01-01", None])}),
+        pd.DataFrame({"kind": pd.Categorical(["a", "b"]), "x": [1.0, 2.0]}),
+        pd.DataFrame({"when": pd.to_datetime(["2024-01-01"]).tz_localize("UTC"), "x": [1.0]}),
+        pd.DataFrame([[1.0, 2.0]]),  # unnamed columns
+    ],
+    ids=["plain-columns", "missing-text", "missing-numbers", "categorical", "tz-aware", "unnamed"],
+)
+def test_the_input_example_files_are_the_ones_mlflow_writes(example, tmp_path):
+    want_info, want_files = _mlflow_example(example, tmp_path / "mlflow")
+    (tmp_path / "ours").mkdir()
+    model = Model()
+    registry._save_example(model, example, tmp_path / "ours")
+    assert model.saved_input_example_info == want_info
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ours").iterdir()} == want_files
+
+
+def test_the_real_example_is_written_without_mlflow_and_as_mlflow_does(
+    _packed, tmp_path, monkeypatch
+):
+    import mlflow.models.utils  # noqa: PLC0415
+
+    _, example = _packed[0]
+    want_info, want_files = _mlflow_example(example, tmp_path / "mlflow")
+    monkeypatch.setattr(mlflow.models.utils, "_save_example", None)  # not called
+    (tmp_path / "ours").mkdir()
+    model = Model()
+    registry._save_example(model, example, tmp_path / "ours")
+    assert model.saved_input_example_info == want_info
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ours").iterdir()} == want_files
+
+
+def test_files_are_linked_else_copied(tmp_path, monkeypatch):
+    source = tmp_path / "a.txt"
+    source.write_text("same bytes")
+    registry._link(source, tmp_path / "linked.txt")
+    assert (tmp_path / "linked.txt").read_text() == "same bytes"
+    assert (tmp_path / "linked.txt").stat().st_ino == source.stat().st_ino
+
+    def refuse(*_args):
+        raise OSError("no links here")
+
+    monkeypatch.setattr(registry.os, "link", refuse)
+    registry._link(source, tmp_path / "copied.txt")
+    assert (tmp_path / "copied.txt").read_text() == "same bytes"
+    assert (tmp_path / "copied.txt").stat().st_ino != source.stat().st_ino

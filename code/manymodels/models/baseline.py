@@ -115,7 +115,10 @@ def _factorized(frame: pd.DataFrame, columns: list) -> tuple[list, list]:
     same sorted factorisation of the same plain objects; a missing key gets code -1)."""
     codes, uniques = [], []
     for c in columns:
-        code, unique = pd.factorize(_objects(frame[c]), sort=True)
+        column = frame[c]
+        # integers and text sort and compare as their plain objects do: factorised as they are
+        plain = column.dtype.kind in "iu" or pd.api.types.is_string_dtype(column.dtype)
+        code, unique = pd.factorize(column if plain else _objects(column), sort=True)
         codes.append(code.astype(np.int64))
         uniques.append(pd.Index(unique.tolist()))  # its dtype inferred, as groupby's levels
     return codes, uniques
@@ -138,7 +141,10 @@ def _group_means(y: np.ndarray, codes: list, uniques: list, names: list, *, size
     if len(names) == 1:
         index = uniques[0].take(level_codes[0]).rename(names[0])
     else:
-        index = pd.MultiIndex(levels=uniques, codes=level_codes[::-1], names=names)
+        # valid by construction (distinct levels, codes within them): not checked again
+        index = pd.MultiIndex(
+            levels=uniques, codes=level_codes[::-1], names=names, verify_integrity=False
+        )
     out = pd.Series(means.to_numpy(), index=index, name="_y" if not sizes else "mean")
     if not sizes:
         return out

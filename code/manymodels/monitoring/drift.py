@@ -18,6 +18,9 @@ either alone is noisy on the few hundred rows a partition has per window.
 from __future__ import annotations
 
 import math
+import os
+from json.encoder import encode_basestring_ascii
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -210,8 +213,71 @@ def _status(alert: bool, warn: bool) -> str:
     return "alert" if alert else "warn" if warn else "ok"
 
 
-def _round(values: np.ndarray) -> list[float]:
-    return [float(f"{v:.6g}") for v in np.asarray(values).tolist()]
+def _round(values: np.ndarray) -> np.ndarray:
+    """``values`` to 6 significant digits as ``float(f"{v:.6g}")`` gives them; whole numbers
+    under a million (most quantiles of counts and flags) are their own rounding, unformatted."""
+    values = np.asarray(values, dtype=float)
+    out = values.ravel().copy()
+    with np.errstate(invalid="ignore"):
+        odd = np.flatnonzero(~((np.abs(out) < 1e6) & (out == np.trunc(out))))
+    distinct, back = np.unique(out[odd], return_inverse=True)  # quantiles repeat: each once
+    out[odd] = np.array([float(f"{v:.6g}") for v in distinct.tolist()])[back]
+    return out.reshape(values.shape)
+
+
+class _NotPlain(TypeError):
+    """A value :func:`_profile_text` leaves to the JSON module."""
+
+
+def _profile_text(data: dict) -> str:
+    """:func:`manymodels.io.json_text` of a profile (indent 2, sorted keys), by the same rules
+    but with each list of floats joined at once: the JSON module's indented encoder is pure
+    Python, one call per value. Any value other than dicts with text keys, lists, text,
+    numbers, booleans and None goes to :func:`json_text` whole."""
+    try:
+        return _plain(data, "\n") + "\n"
+    except _NotPlain:
+        return json_text(data)
+
+
+def _plain(value, pad: str) -> str:
+    kind = type(value)
+    if kind in _SCALARS:
+        return _SCALARS[kind](value)
+    inner = pad + "  "
+    if kind is dict:
+        if not set(map(type, value)) <= {str}:
+            raise _NotPlain(value)
+        brackets = "{}"
+        parts = [
+            f"{encode_basestring_ascii(k)}: {_plain(v, inner)}" for k, v in sorted(value.items())
+        ]
+    elif kind is list or kind is tuple:
+        brackets = "[]"
+        if set(map(type, value)) <= {float} and all(map(math.isfinite, value)):
+            parts = list(map(float.__repr__, value))
+        else:
+            parts = [_plain(v, inner) for v in value]
+    else:
+        raise _NotPlain(value)
+    if not parts:
+        return brackets
+    return brackets[0] + inner + ("," + inner).join(parts) + pad + brackets[1]
+
+
+def _json_float(value: float) -> str:
+    if math.isfinite(value):
+        return float.__repr__(value)
+    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+
+
+_SCALARS = {
+    str: encode_basestring_ascii,
+    float: _json_float,
+    int: int.__repr__,
+    bool: lambda v: "true" if v else "false",
+    type(None): lambda _: "null",
+}
 
 
 def _numeric_profiles(features: pd.DataFrame, cols: list[str], buckets: np.ndarray) -> dict:
@@ -232,21 +298,21 @@ def _numeric_profiles(features: pd.DataFrame, cols: list[str], buckets: np.ndarr
         seasons: dict = {j: {} for j in whole}
         for b in np.unique(buckets):
             rows = buckets == b
-            q = np.quantile(block[rows], LEVELS, axis=0)
+            q = _round(np.quantile(block[rows], LEVELS, axis=0)).T.tolist()
             n = int(rows.sum())
             for i, j in enumerate(whole):
-                seasons[j][str(b)] = {"n": n, "q": _round(q[:, i])}
+                seasons[j][str(b)] = {"n": n, "q": q[i]}
         for i, j in enumerate(whole):
-            out[j] = {"edges": _round(np.unique(edges[:, i])), "seasons": seasons[j]}
+            out[j] = {"edges": _round(np.unique(edges[:, i])).tolist(), "seasons": seasons[j]}
     for j in (j for j in range(len(cols)) if missing[j]):
         column = values[:, j]
         ok = ~np.isnan(column)
         out[j] = {
-            "edges": _round(np.unique(np.quantile(column[ok], np.linspace(0, 1, 11)))),
+            "edges": _round(np.unique(np.quantile(column[ok], np.linspace(0, 1, 11)))).tolist(),
             "seasons": {
                 str(b): {
                     "n": int((ok & (buckets == b)).sum()),
-                    "q": _round(np.quantile(column[ok & (buckets == b)], LEVELS)),
+                    "q": _round(np.quantile(column[ok & (buckets == b)], LEVELS)).tolist(),
                 }
                 for b in np.unique(buckets[ok])
             },
@@ -288,9 +354,13 @@ def write_profile(frame: pd.DataFrame, fit, folder) -> None:
     the profile travels with a registered version (also into prod)."""
     built = getattr(fit, "features", None)  # the frame training built, not built again
     data = training_profile(frame, fit.ensemble.features, fit.info["test_weeks"], built)
-    text = json_text(data)  # the indented encoder is pure Python: encode once, write three
-    for sub in ("artifacts", "ensemble", "baseline"):
-        write_text(text, folder / sub / PROFILE_FILE)
+    text = _profile_text(data)  # encoded once for the three files
+    first = write_text(text, Path(folder) / "artifacts" / PROFILE_FILE)
+    for sub in ("ensemble", "baseline"):
+        try:  # the same bytes: a hard link where the file system has them
+            os.link(first, Path(folder) / sub / PROFILE_FILE)
+        except OSError:
+            write_text(text, Path(folder) / sub / PROFILE_FILE)
 
 
 def current_window(frame: pd.DataFrame, ref: dict, weeks: int) -> pd.DataFrame:

@@ -59,10 +59,12 @@ def test_the_averages_are_the_former_groupbys_bit_for_bit(categorical, min_years
         assert mine.tolist() == theirs.tolist()
 
 
-def test_a_missing_key_drops_its_row_as_the_groupby_did():
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_a_missing_key_drops_its_row_as_the_groupby_did(dtype):
     X, y = _data(1, n=400)
-    X["store_id"] = X["store_id"].astype(object)
+    X["store_id"] = X["store_id"].astype(dtype)
     X.loc[[3, 50, 51], "store_id"] = None
+    assert X["store_id"].dtype == dtype and X["store_id"].isna().sum() == 3
     model = HistoricalAverageBaseline().fit(X, y)
     groups, seasonal = _former(X, y)
     pd.testing.assert_series_equal(model.group_means_, groups, check_exact=True)

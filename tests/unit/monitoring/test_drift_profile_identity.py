@@ -124,3 +124,35 @@ def test_a_partitions_written_profile_is_the_one_computed_before(_conditioned, t
     text = json.dumps(expected, indent=2, sort_keys=True, default=str) + "\n"
     for sub in ("artifacts", "ensemble", "baseline"):
         assert (tmp_path / sub / drift.PROFILE_FILE).read_text() == text
+
+
+def test_the_profile_text_is_the_json_modules_indented_text():
+    """Floats of every kind (NaN, infinities, -0.0, tiny, huge), text needing escapes, empty and
+    nested containers, booleans and None; a value JSON does not know goes to ``default=str``."""
+    data = {
+        "numeric": {"a": {"edges": [0.0, -0.0, 1e-300, 1.5e300, 0.1, 123456.0], "seasons": {}}},
+        "z": [float("nan"), float("inf"), -float("inf"), 2.5],
+        "text": ["plain", 'quote " and \\ slash', "tab\tnew\nline", "café ☃", ""],
+        "mixed": [1, True, False, None, [], {}, [[0.5]], {"b": 1, "a": [2, "x"]}],
+        "rows": 12,
+        "feature_settings": {"lags": (0, 1, 48), "covariates": {}},
+    }
+    expected = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    assert drift._profile_text(data) == expected
+    odd = data | {"when": pd.Timestamp("2024-01-01"), "n": np.int64(3)}
+    assert drift._profile_text(odd) == json.dumps(odd, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def test_rounding_to_six_digits_is_the_formatted_one():
+    rng = np.random.default_rng(0)
+    values = np.concatenate(
+        [
+            rng.normal(0, 1e4, 500),
+            np.round(rng.normal(0, 1e6, 500)),  # whole numbers, some of 7 digits
+            [0.0, -0.0, 999_999.0, 1_000_000.0, -999_999.0, 1234567.0, np.nan, np.inf, -np.inf],
+            [0.5, -0.5, 1e-7, 500_000.5, 2.0**60, 3.0],
+        ]
+    )
+    got = drift._round(values.reshape(-1, 7)).ravel().tolist()
+    expected = [float(f"{v:.6g}") for v in values.tolist()]
+    assert [repr(v) for v in got] == [repr(v) for v in expected]
