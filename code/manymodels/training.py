@@ -54,6 +54,7 @@ from manymodels.models.ensemble import fixed_weights, learn_weights
 from manymodels.models.fourier import FourierForecaster
 from manymodels.models.intermittent import IntermittentForecaster
 from manymodels.models.intervals import ConformalIntervals, origin_coverage
+from manymodels.models.level import SeriesLevelForecaster
 from manymodels.pyfunc import PackedModel
 
 __all__ = [
@@ -180,6 +181,7 @@ def make_members(settings: Settings, categorical, numeric, keys: dict | None = N
         ),
         "seasonal": HistoricalAverageBaseline,
         **_fourier_factories(settings, common),
+        "level": lambda: SeriesLevelForecaster(_fourier_factories(settings, common)["fourier"]()),
         "gbm": lambda: BoostingForecaster(
             max_iter=t.gbm.max_iter,
             learning_rate=t.gbm.learning_rate,

@@ -68,7 +68,7 @@ def test_overrides_pick_members_by_partition_key(_settings):
         "intermittent",
     ]
     default = list(settings.training.ensemble.members)  # no override matches: the default
-    assert default == ["fourier", "nn", "gbm", "seasonal"]
+    assert default == ["level", "nn", "seasonal"]
     assert list(make_members(settings, *feature_columns(), {"speed": "fast"})) == default
     assert list(make_members(settings, *feature_columns())) == default
 

@@ -16,7 +16,7 @@ def test_lean_profile_sets_every_key_it_names(config_dir):
     t = lean.training
     assert t.backtest.origins == 1 and t.refit is False and t.plots is False
     assert t.nn.epochs == 10 and t.block_size == 64
-    assert t.ensemble.members_for({"speed": "fast"}) == ("fourier", "nn")
+    assert t.ensemble.members_for({"speed": "fast"}) == ("level", "nn")
     defaults = load_settings(config_dir, "dev").training
     assert defaults.refit is True and defaults.backtest.origins == 2  # the defaults are intact
 
