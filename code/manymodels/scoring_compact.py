@@ -284,6 +284,23 @@ class Levels:
         return np.clip(np.where(np.isnan(pred), self.default, pred), 0.0, None)
 
 
+@dataclass
+class Leveled:
+    """The ``level`` member: its base member's forecast times each series' factor
+    (``exp`` of its log-scale offset; series it did not see keep the base's)."""
+
+    base: Any  # the base member's compact form
+    series_cols: list
+    series: pd.Index  # "store\x1fproduct" per offset
+    offsets: np.ndarray
+
+    def predict(self, frame: Rows) -> np.ndarray:
+        base = np.clip(np.asarray(self.base.predict(frame), float), 0.0, None)
+        at = self.series.get_indexer(_joined(frame, self.series_cols))
+        offset = np.where(at >= 0, self.offsets[np.maximum(at, 0)], 0.0)
+        return np.clip(np.expm1(np.log1p(base) + offset), 0.0, None)
+
+
 def _joined(frame: Rows, cols: list) -> np.ndarray:
     text = [frame.text(c) for c in cols]
     out = text[0]
@@ -401,6 +418,7 @@ def _member(est):
         IntermittentForecaster,
         LassoForecaster,
     )
+    from manymodels.models.level import SeriesLevelForecaster  # noqa: PLC0415
 
     compilers = {
         LassoForecaster: _lasso,
@@ -409,6 +427,7 @@ def _member(est):
         BoostingForecaster: _trees,
         IntermittentForecaster: _levels,
         HistoricalAverageBaseline: _averages,
+        SeriesLevelForecaster: _leveled,
     }
     compiler = compilers.get(type(est))
     if compiler is None:
@@ -579,6 +598,19 @@ def _levels(est) -> Levels:
         weeks=np.asarray(est.weeks_),
         levels=np.asarray(est.levels_),
         default=float(est.default_level_),
+    )
+
+
+def _leveled(est) -> Leveled:
+    index = est.offsets_.index
+    keys = index.tolist() if isinstance(index, pd.MultiIndex) else [(k,) for k in index]
+    if any(len(k) != len(est.series_cols) for k in keys):
+        raise NotCompact("level offsets keyed by other columns than series_cols")
+    return Leveled(
+        base=_member(est.base_),
+        series_cols=list(est.series_cols),
+        series=pd.Index(["\x1f".join(str(v) for v in k) for k in keys]),
+        offsets=est.offsets_.to_numpy(dtype=float),
     )
 
 

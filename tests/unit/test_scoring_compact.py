@@ -25,7 +25,7 @@ from manymodels.scoring_compact import (
 )
 from manymodels.training import feature_settings, train_partition
 
-ALL = ["lasso", "fourier", "glm", "nn", "gbm", "intermittent", "seasonal"]
+ALL = ["lasso", "fourier", "glm", "nn", "gbm", "intermittent", "seasonal", "level"]
 # float64 members agree to rounding; the float32 network as numpy and torch round it
 RTOL, ATOL = 1e-5, 1e-8
 
