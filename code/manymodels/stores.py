@@ -120,10 +120,10 @@ def fast_commits(*uris: str) -> None:
     files = {f for f in map(sqlite_file, uris) if f}
     if not files - _FAST_FILES:
         return
-    if not _FAST_FILES:
-        from sqlalchemy import event  # noqa: PLC0415 (MLflow's engines are SQLAlchemy's)
-        from sqlalchemy.pool import Pool  # noqa: PLC0415
+    from sqlalchemy import event  # noqa: PLC0415 (MLflow's engines are SQLAlchemy's)
+    from sqlalchemy.pool import Pool  # noqa: PLC0415
 
+    if not event.contains(Pool, "connect", _on_connect):
         event.listen(Pool, "connect", _on_connect)
     _FAST_FILES.update(files)
 
