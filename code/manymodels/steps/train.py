@@ -480,6 +480,7 @@ class _RunLogger:
             tags=run_tags,
             model_dirs={k: self.stage / pid / k for k in ("ensemble", "baseline")},
             artifacts_dir=self.stage / pid / "artifacts",
+            move=True,  # staged for this run only: removed once logged
         )
         self.handoff["partitions"][pid] = {
             "status": "trained",
