@@ -92,6 +92,7 @@ __all__ = [
     "run_tags",
     "set_alias",
     "tag_version",
+    "versions_at",
     "versions_of",
 ]
 
@@ -316,6 +317,13 @@ def _name_in(names: Iterable[str], more: str = "") -> Iterator[str]:
             chunk = []
     if chunk:
         yield f"name IN ({','.join(chunk)}){more}"
+
+
+def versions_at(store: Store, numbers: dict[str, str]) -> dict[str, ModelVersion]:
+    """``{name: ModelVersion}`` for ``{name: version number}`` (e.g. from
+    :func:`alias_numbers`): a search per version number and chunk of names (plain MLflow)."""
+    with _talking(store, f"reading {len(numbers)} model version(s) by number"):
+        return _versions_at(store.client(), numbers)
 
 
 def _versions_at(client: MlflowClient, numbers: dict[str, str]) -> dict[str, ModelVersion]:
