@@ -14,7 +14,8 @@ The registry is grown in two ways:
   the steps make for a partition (the same columns, tags and aliases: checked through the server
   after seeding), except that its run's artifacts are not copied (no step here reads them);
 * **measured**: per stage, ``--new`` more partitions go the steps' way through the server
-  (``log_partition``: one ``log_batch``; ``register`` of a new model; the ``challenger`` alias),
+  (``log_partition``: one ``log_batch``, and the run's dataset inputs as the train step logs
+  them; ``register`` of a new model; the ``challenger`` alias),
   and ``--retrains`` existing models get a new version the same way (``register`` of a known
   model), all under a new training parent run, then:
 
@@ -183,7 +184,15 @@ class Partitions:
         self.metrics = {f"metric_{i}": i / 10 for i in range(20)}
         self.metrics |= {"ensemble_mape": 0.12, "baseline_mape": 0.2}
         self.lineage = registry.git_tags() | {"code_version": "bench", "config_hash": "bench"}
+        self.inputs = registry.data_inputs({"data_version": "bench-data-1", "data_uri": "bench"})
         self.times: dict[str, list[float]] = {}
+
+    def _log_run(self, parent_run_id: str, pid: str, **kwargs) -> dict:
+        """What the train step's logger calls per partition: ``log_partition``, then the run's
+        dataset inputs (``log_inputs``: a round trip and a commit of its own)."""
+        logged = self.registry.log_partition(self.store, parent_run_id, pid, **kwargs)
+        self.store.client().log_inputs(logged["run_id"], datasets=self.inputs)
+        return logged
 
     def _time(self, what: str, fn: Callable, *args, **kwargs):
         took, out = _timed(fn, *args, **kwargs)
@@ -200,8 +209,7 @@ class Partitions:
         upload = self.uploads > 0 or not self.source
         logged = self._time(
             "log_run with a pyfunc model upload" if upload else "log_run (log_batch, no upload)",
-            reg.log_partition,
-            self.store,
+            self._log_run,
             parent_run_id,
             pid,
             params=self.params,

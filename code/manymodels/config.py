@@ -186,6 +186,9 @@ class MlflowSettings:
     # Unity Catalog (databricks-uc registry) names are <catalog>.<schema>.<model>: see platforms.py
     catalog: str = ""
     schema: str = ""
+    # a sqlite store in WAL mode with synchronous=NORMAL: commits wait on no fsync; the file on a
+    # local disk only, the last commits lost on a power cut (manymodels.stores, docs/scale-out.md)
+    sqlite_wal: Flag = False
 
 
 @dataclass(frozen=True)

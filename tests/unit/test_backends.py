@@ -77,6 +77,27 @@ def test_block_outcomes_become_one_per_partition():
     assert out["d"].traceback == "tb"
 
 
+def test_a_failed_blocks_partitions_are_charged_its_seconds():
+    failed = Outcome("block-1", False, error="RuntimeError: died", traceback="tb", seconds=4.0)
+    out = backends.split_block("block-1", failed, ["a", "b"])
+    assert [(o.ok, o.seconds, o.error, o.traceback) for o in out.values()] == [
+        (False, 2.0, "RuntimeError: died", "tb")
+    ] * 2
+
+
+def test_a_partitions_exception_keeps_its_notes_as_the_traceback():
+    bad = ValueError("bad rows")
+    bad.add_note("Traceback (most recent call last):\n")
+    bad.add_note('  File "training.py", line 1\n')
+    block = Outcome("block-0", True, value={"a": bad, "b": 2}, seconds=2.0)
+    out = backends.per_partition({"block-0": block}, {"block-0": ["a", "b"]})
+    assert (
+        out["a"].traceback == 'Traceback (most recent call last):\n  File "training.py", line 1\n'
+    )
+    assert out["a"].error == "ValueError: bad rows" and out["a"].seconds == 1.0
+    assert out["b"].ok and out["b"].traceback == ""
+
+
 def test_no_tasks_need_no_spark_session(settings):
     assert backends.run(halve, {}, backend="spark", settings=settings) == {}
 

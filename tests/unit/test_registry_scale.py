@@ -151,6 +151,35 @@ def test_register_calls_per_partition_do_not_grow_with_the_registry(tmp_path, ca
     assert "get_model_version_by_alias" not in few
 
 
+def test_kept_champions_are_found_in_one_search_not_one_look_up_each(tmp_path, calls):
+    """The stale trap's re-validation (register.revalidate) of champions the gate kept: their
+    versions from one search, then only the version tags it sets, in a crowded registry too."""
+    counts = []
+    for others in (0, 40):
+        root = tmp_path / f"with-{others}"
+        settings = _settings(root)
+        store = registry.resolve_store(settings, "dev")
+        crowd(store, others, tmp_path)
+        fake_training(store, settings, root)
+        assert _register(store, settings, root) == 0 and _promote(store, settings, root) == 0
+        fake_training(store, settings, root)  # a retrain whose challengers all lose
+        gate = json.loads(settings.path("reports", "gate.json").read_text())
+        for verdict in gate["partitions"].values():
+            verdict |= {"decision": "keep_champion", "champion_mape": 0.1}
+        write_json(gate, settings.path("reports", "gate.json"))
+        calls.clear()
+        assert _register(store, settings, root) == 0
+        counts.append(collections.Counter(calls))
+        for pid in PIDS:
+            champion = registry.get_alias(store, registry.model_name(settings, pid), CHAMPION)
+            assert champion.tags["last_validated_run_id"] == gate["parent_run_id"]
+    few, many = counts
+    assert few == many
+    assert "get_model_version_by_alias" not in few
+    assert few["set_model_version_tag"] == 4 * len(PIDS)  # the re-validation's four tags
+    assert "create_model_version" not in few and "set_registered_model_alias" not in few
+
+
 def test_register_of_a_known_model_is_one_call(tmp_path, calls):
     root = tmp_path / "w"
     settings = _settings(root)

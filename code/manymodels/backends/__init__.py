@@ -7,8 +7,9 @@ with its traceback, per task. A failed task fails only itself. Everything that t
 stays in the caller (the driver): the tasks only write files under the staging folder.
 
 Tasks of a block return ``{partition: value}`` (an exception as a value fails that partition
-alone); :func:`per_partition` turns their outcomes into one per partition, so a block-level
-function drops in where a per-partition one was (docs/scale-out.md).
+alone); :func:`per_partition` (:func:`split_block` for one block, as it finishes) turns their
+outcomes into one per partition, so a block-level function drops in where a per-partition one
+was (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,15 @@ from manymodels.backends import local
 from manymodels.config import Settings
 from manymodels.parallel import Outcome, effective_workers
 
-__all__ = ["BACKENDS", "per_partition", "run", "slots", "staging", "staging_root"]
+__all__ = [
+    "BACKENDS",
+    "per_partition",
+    "run",
+    "slots",
+    "split_block",
+    "staging",
+    "staging_root",
+]
 
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "spark")
@@ -102,27 +111,41 @@ def staging(settings: Settings, backend: str) -> Iterator[str]:
 
 
 def per_partition(outcomes: dict[str, Outcome], blocks: dict[str, list[str]]) -> dict[str, Outcome]:
-    """One outcome per partition from the outcomes of block tasks, in the order of ``blocks``.
+    """One outcome per partition from the outcomes of block tasks, in the order of ``blocks``
+    (each block split by :func:`split_block`).
 
     Args:
         outcomes: per block; a block's value is ``{partition: value}``, where an exception as a
             value fails that partition alone.
-        blocks: the partitions of each block. A failed block fails each of them with the
-            block's error; a partition missing from a block's value fails too.
+        blocks: the partitions of each block.
     """
     out: dict[str, Outcome] = {}
     for block, members in blocks.items():
-        outcome = outcomes[block]
-        share = outcome.seconds / max(1, len(members))
-        for pid in members:
-            if not outcome.ok:
-                out[pid] = Outcome(pid, False, error=outcome.error, traceback=outcome.traceback,
-                                   seconds=share)  # fmt: skip
-                continue
-            value = outcome.value.get(pid, KeyError(f"block {block} returned no result for {pid}"))
-            if isinstance(value, BaseException):
-                out[pid] = Outcome(pid, False, error=f"{type(value).__name__}: {value}",
-                                   seconds=share)  # fmt: skip
-            else:
-                out[pid] = Outcome(pid, True, value=value, seconds=share)
+        out |= split_block(block, outcomes[block], members)
+    return out
+
+
+def split_block(block: str, outcome: Outcome, members: Iterable[str]) -> dict[str, Outcome]:
+    """The outcome of one block task as one outcome per partition of ``members``, in order.
+
+    Each partition is charged an even share of the block's seconds, whether it failed or not. A
+    failed block fails each of them with the block's error and traceback; an exception as a
+    partition's value fails it alone, its traceback the exception's notes (where a worker put
+    it: ``steps.train._portable``); a partition missing from the block's value fails too.
+    """
+    members = list(members)
+    share = outcome.seconds / max(1, len(members))
+    out: dict[str, Outcome] = {}
+    for pid in members:
+        if not outcome.ok:
+            out[pid] = Outcome(pid, False, error=outcome.error, traceback=outcome.traceback,
+                               seconds=share)  # fmt: skip
+            continue
+        value = outcome.value.get(pid, KeyError(f"block {block} returned no result for {pid}"))
+        if isinstance(value, BaseException):
+            out[pid] = Outcome(pid, False, error=f"{type(value).__name__}: {value}",
+                               traceback="".join(getattr(value, "__notes__", ())),
+                               seconds=share)  # fmt: skip
+        else:
+            out[pid] = Outcome(pid, True, value=value, seconds=share)
     return out

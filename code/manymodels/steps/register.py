@@ -20,6 +20,8 @@ import datetime as dt
 import logging
 import math
 
+from mlflow.entities.model_registry import ModelVersion
+
 from manymodels import registry
 from manymodels.io import read_json, write_json
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
@@ -92,21 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     lineage["config_hash"] = registry.run_tags(store, training["parent_run_id"]).get(
         "config_hash", "unknown"
     )
+    prefix = settings.mlflow.model_prefix
     names = None  # plain MLflow: searched by pattern; else by the hand-off's partitions
     if registry.by_name_only(store):
         names = [registry.model_name(settings, pid) for pid in training["partitions"]]
     known = _known_versions(store, training, lineage, names)
     registered = {}
-    for pid, verdict in gate["partitions"].items():
-        if verdict["decision"] == "keep_champion":  # the stale trap (issue 10): see revalidate
-            if revalidate(store, registry.model_name(settings, pid), verdict, training):
-                wanted[pid] = "baseline"  # a baseline champion is refit on the latest data
+    kept = {
+        pid: registry.model_name(settings, pid)
+        for pid, verdict in gate["partitions"].items()
+        if verdict["decision"] == "keep_champion"  # the stale trap (issue 10): see revalidate
+    }
+    serving = _kept_champions(store, prefix, list(kept.values()))
+    for pid, name in kept.items():
+        if revalidate(store, name, gate["partitions"][pid], training, serving.get(name)):
+            wanted[pid] = "baseline"  # a baseline champion is refit on the latest data
     # after the stale trap added its refits: their champions must be known too
     wanted_names = [registry.model_name(settings, pid) for pid in wanted]
     # version numbers only (one search, not a look-up per partition): all this step compares
-    champions = registry.alias_numbers(
-        store, settings.mlflow.model_prefix, registry.CHAMPION, names or wanted_names
-    )
+    champions = registry.alias_numbers(store, prefix, registry.CHAMPION, names or wanted_names)
     for pid, kind in wanted.items():
         part = training["partitions"][pid] | {"partition": pid}
         name = registry.model_name(settings, pid)
@@ -150,6 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _kept_champions(store, prefix: str, names: list[str]) -> dict:
+    """``{name: champion version}`` of the models whose champion the gate kept: on plain MLflow
+    their alias numbers (by name up to 200 names, else one listing) and the versions by number,
+    a search per chunk of names, not a look-up per partition; by name where the backend needs
+    it (:func:`manymodels.registry.aliased`)."""
+    if not names:
+        return {}
+    if registry.by_name_only(store):
+        return registry.aliased(store, prefix, registry.CHAMPION, names)
+    numbers = registry.alias_numbers(store, prefix, registry.CHAMPION, names)
+    return registry.versions_at(store, numbers)
+
+
 def _known_versions(store, training: dict, lineage: dict[str, str], names=None) -> dict:
     """``{(name, kind): version}`` already registered for this training run, or by an identical
     run (same code, settings and data; not when the commit is unknown)."""
@@ -185,15 +204,27 @@ def _drop_duplicates(store, training: dict, registered: dict, names=None) -> dic
     return removed
 
 
-def revalidate(store: registry.Store, name: str, verdict: dict, training: dict) -> str | None:
+_LOOK_UP = object()
+
+
+def revalidate(
+    store: registry.Store,
+    name: str,
+    verdict: dict,
+    training: dict,
+    champion: ModelVersion | None | object = _LOOK_UP,
+) -> str | None:
     """A champion the gate kept: a baseline is refit, an ensemble is recorded as re-validated.
 
     A baseline champion is replaced by this run's baseline, fit on the latest data (returns
     ``"baseline"``: register it). An ensemble champion that was scored on this run's held-out
     weeks gets ``last_validated_at`` (and the run, data version and its MAPE there), which
-    scoring's age rule counts from (returns None: register nothing).
+    scoring's age rule counts from (returns None: register nothing). ``champion``: the version
+    holding the alias where the caller has searched for it (None: there is none); else it is
+    looked up.
     """
-    champion = registry.get_alias(store, name, registry.CHAMPION)
+    if champion is _LOOK_UP:
+        champion = registry.get_alias(store, name, registry.CHAMPION)
     if champion is None:
         return None
     if champion.tags.get("model_kind") == "baseline":

@@ -202,18 +202,10 @@ def run_blocks(
     outcomes: dict[str, Outcome] = {}
 
     def block_done(name: str, block: Outcome) -> None:
-        share = block.seconds / max(len(blocks[name]), 1)
-        for pid in blocks[name]:
-            if not block.ok:  # the whole task failed (e.g. its worker died)
-                outcomes[pid] = Outcome(pid, False, error=block.error, traceback=block.traceback)
-            elif isinstance(value := block.value[pid], Exception):
-                notes = "".join(getattr(value, "__notes__", []))
-                error = f"{type(value).__name__}: {value}"
-                outcomes[pid] = Outcome(pid, False, error=error, traceback=notes, seconds=share)
-            else:
-                outcomes[pid] = Outcome(pid, True, value=value, seconds=share)
+        for pid, outcome in backends.split_block(name, block, blocks[name]).items():
+            outcomes[pid] = outcome
             if on_done:
-                on_done(pid, outcomes[pid])
+                on_done(pid, outcome)
 
     ran = backends.run(
         fit_block_and_stage,
@@ -488,6 +480,7 @@ class _RunLogger:
             tags=run_tags,
             model_dirs={k: self.stage / pid / k for k in ("ensemble", "baseline")},
             artifacts_dir=self.stage / pid / "artifacts",
+            move=True,  # staged for this run only: removed once logged
         )
         self.handoff["partitions"][pid] = {
             "status": "trained",

@@ -93,6 +93,41 @@ def test_a_block_that_dies_fails_each_of_its_partitions(_files, _settings, monke
     assert {o.error for o in outcomes.values()} == {died.error}
 
 
+def test_run_blocks_splits_a_block_as_backends_per_partition_does(_files, _settings, monkeypatch):
+    """One piece of code for both (backends.split_block): a partition a block did not return
+    fails alone (not a KeyError for the step), a failed block's seconds are shared out, and an
+    exception's notes are its traceback."""
+    bad = ValueError("bad rows")
+    bad.add_note("Traceback: in the worker\n")
+
+    def run(fn, tasks, **kw):
+        out = {}
+        for name, (paths, *_rest) in tasks.items():
+            pids = list(paths)
+            if "missing" in pids:  # this block failed whole
+                out[name] = Outcome(name, False, error="RuntimeError: died", seconds=len(pids))
+            else:  # its first partition left out, its second failed
+                value = {p: i for i, p in enumerate(pids[2:])} | {pids[1]: bad}
+                out[name] = Outcome(name, True, value=value, seconds=len(pids))
+        return out
+
+    monkeypatch.setattr(train.backends, "run", run)
+    settings = _settings.replace({"training.block_size": 3})
+    blocks = make_blocks(_files, 3, 1)  # 3 and 2 partitions
+    seen = {}
+    outcomes = run_blocks(_files, settings, "unused", 1, on_done=seen.__setitem__)
+    assert list(outcomes) == list(_files) and seen == outcomes
+    for members in blocks.values():
+        pids = list(members)
+        assert {outcomes[p].seconds for p in pids} == {1.0}
+        if "missing" in pids:
+            assert {outcomes[p].error for p in pids} == {"RuntimeError: died"}
+            continue
+        assert "returned no result for" in outcomes[pids[0]].error
+        assert outcomes[pids[1]].traceback == "Traceback: in the worker\n"
+        assert all(outcomes[p].ok for p in pids[2:])
+
+
 def test_an_unpicklable_error_is_sent_back_as_a_runtime_error():
     class Odd(Exception):
         def __init__(self, a, b):

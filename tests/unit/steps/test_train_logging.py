@@ -3,6 +3,8 @@ settings that partition was actually trained with (its override's members and we
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -89,3 +91,57 @@ def test_a_partition_is_logged_into_the_open_parent_run_and_its_staged_files_go(
     assert logger.seconds > 0
     parent = store.client().get_run(logger.handoff["parent_run_id"])
     assert parent.info.status == "FINISHED"
+
+
+def _tree(root) -> dict:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_staged_folders_are_moved_into_a_local_store_as_the_copy_would_make_them(tmp_path):
+    settings = load_settings("pipelines", "dev", [f"project.workdir={tmp_path / 'work'}"])
+    store = registry.resolve_store(settings, local=True)
+    for move in (False, True):
+        stage = tmp_path / f"stage-{move}" / "p"
+        for sub in ("ensemble/artifacts", "baseline", "artifacts"):
+            (stage / sub).mkdir(parents=True)
+            (stage / sub / "f.txt").write_text(sub)
+        staged = {
+            str(Path(k).relative_to("artifacts")) if k.startswith("artifacts/") else k: v
+            for k, v in _tree(stage).items()
+        }  # where the run keeps each file
+        with registry.pipeline_run(store, "exp", "training", {}) as parent:
+            logged = registry.log_partition(
+                store, parent.info.run_id, "p", params={"a": 1}, metrics={"m": 1.0}, tags={},
+                model_dirs={k: stage / k for k in ("ensemble", "baseline")},
+                artifacts_dir=stage / "artifacts", move=move,
+            )  # fmt: skip
+        assert (stage / "ensemble").exists() is not move  # moved, not copied: the source went
+        root = Path(store.client().download_artifacts(logged["run_id"], ""))  # a local store
+        assert _tree(root) == staged  # the same files, contents and times, copied or moved
+        assert set(staged) == {"ensemble/artifacts/f.txt", "baseline/f.txt", "f.txt"}
+        assert logged["ensemble_uri"] == f"runs:/{logged['run_id']}/ensemble"
+
+
+def test_a_move_the_file_system_refuses_is_a_copy(tmp_path, monkeypatch):
+    settings = load_settings("pipelines", "dev", [f"project.workdir={tmp_path / 'work'}"])
+    store = registry.resolve_store(settings, local=True)
+    stage = tmp_path / "stage"
+    (stage / "model").mkdir(parents=True)
+    (stage / "model" / "MLmodel").write_text("x")
+
+    def refuse(self, target):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(Path, "rename", refuse)
+    with registry.pipeline_run(store, "exp", "training", {}) as parent:
+        logged = registry.log_partition(
+            store, parent.info.run_id, "p", params={}, metrics={}, tags={},
+            model_dirs={"model": stage / "model"}, move=True,
+        )  # fmt: skip
+    listed = store.client().list_artifacts(logged["run_id"], "model")
+    assert [a.path for a in listed] == ["model/MLmodel"]
+    assert (stage / "model" / "MLmodel").exists()  # copied: the caller removes its own files
