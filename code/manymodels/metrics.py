@@ -29,11 +29,7 @@ def mape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     Raises:
         ValueError: the inputs differ in length, are not 1-D, or contain NaN.
     """
-    y, p = _check(y_true, y_pred)
-    nonzero = y != 0
-    if not nonzero.any():
-        return float("nan")
-    return float(np.mean(np.abs(y[nonzero] - p[nonzero]) / np.abs(y[nonzero])))
+    return _mape(*_check(y_true, y_pred))
 
 
 def wape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -42,11 +38,7 @@ def wape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     Raises:
         ValueError: the inputs differ in length, are not 1-D, or contain NaN.
     """
-    y, p = _check(y_true, y_pred)
-    total = np.abs(y).sum()
-    if total == 0:
-        return float("nan")
-    return float(np.abs(y - p).sum() / total)
+    return _wape(*_check(y_true, y_pred))
 
 
 def rmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -65,9 +57,7 @@ def rmse_zero(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     Raises:
         ValueError: the inputs differ in length, are not 1-D, or contain NaN.
     """
-    y, p = _check(y_true, y_pred)
-    zero = y == 0
-    return _rmse(y[zero], p[zero])
+    return _rmse_zero(*_check(y_true, y_pred))
 
 
 def evaluate(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
@@ -83,13 +73,32 @@ def evaluate(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
     Raises:
         ValueError: the inputs differ in length, are not 1-D, or contain NaN.
     """
-    y, p = _check(y_true, y_pred)
+    y, p = _check(y_true, y_pred)  # once for the four
     return {
-        "mape": mape(y, p),
-        "wape": wape(y, p),
-        "rmse": rmse(y, p),
-        "rmse_zero": rmse_zero(y, p),
+        "mape": _mape(y, p),
+        "wape": _wape(y, p),
+        "rmse": _rmse(y, p),
+        "rmse_zero": _rmse_zero(y, p),
     }
+
+
+def _mape(y: np.ndarray, p: np.ndarray) -> float:
+    nonzero = y != 0
+    if not nonzero.any():
+        return float("nan")
+    return float(np.mean(np.abs(y[nonzero] - p[nonzero]) / np.abs(y[nonzero])))
+
+
+def _wape(y: np.ndarray, p: np.ndarray) -> float:
+    total = np.abs(y).sum()
+    if total == 0:
+        return float("nan")
+    return float(np.abs(y - p).sum() / total)
+
+
+def _rmse_zero(y: np.ndarray, p: np.ndarray) -> float:
+    zero = y == 0
+    return _rmse(y[zero], p[zero])
 
 
 def _rmse(y: np.ndarray, p: np.ndarray) -> float:

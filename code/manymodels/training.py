@@ -416,7 +416,7 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
     info = {
         "train_rows": len(known),
         "test_rows": len(scored),
-        "series": int(frame.groupby(["store_id", "product_id"]).ngroups),
+        "series": _series_count(frame),
         "train_weeks": f"{pd.Timestamp(weeks[0]).date()} .. {through}",
         "test_weeks": sorted({str(pd.Timestamp(w).date()) for win in windows for w in win}),
         "origins": [
@@ -441,11 +441,40 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
 def _link_packs(packs: dict, known: pd.DataFrame) -> None:
     """Give both packed models the series they were trained on (scoring reports the series a
     model never saw) and the ensemble its baseline fallback (new series, short histories)."""
-    trained = known[["store_id", "product_id"]].drop_duplicates().astype(str)
-    series = sorted(trained["store_id"] + "/" + trained["product_id"])
+    series = _series_names(known)
     for pack in packs.values():
         pack.series = series
     packs["ensemble"].fallback = packs["baseline"]
+
+
+def _series_codes(frame: pd.DataFrame) -> tuple[np.ndarray, list]:
+    """One code per row for its store x product pair (-1: a key missing), and each key
+    column's distinct values (the codes are ``store * len(products) + product``)."""
+    (stores, s_values), (products, p_values) = (
+        pd.factorize(frame[key]) for key in ("store_id", "product_id")
+    )
+    codes = stores.astype(np.int64) * len(p_values) + products
+    codes[(stores < 0) | (products < 0)] = -1
+    return codes, [s_values, p_values]
+
+
+def _series_count(frame: pd.DataFrame) -> int:
+    """``frame.groupby(["store_id", "product_id"]).ngroups`` (pairs without a missing key)."""
+    codes, _ = _series_codes(frame)
+    return int(np.unique(codes[codes >= 0]).size)
+
+
+def _series_names(known: pd.DataFrame) -> list[str]:
+    """The sorted ``"<store>/<product>"`` of every pair in ``known``, as strings."""
+    keys = known[["store_id", "product_id"]]
+    if keys.isna().to_numpy().any():  # how astype(str) spells a missing key: as it did
+        trained = keys.drop_duplicates().astype(str)
+        return sorted(trained["store_id"] + "/" + trained["product_id"])
+    codes, (stores, products) = _series_codes(keys)
+    pairs = np.unique(codes)
+    stores = pd.Index(stores).astype(str)[pairs // len(products)]
+    products = pd.Index(products).astype(str)[pairs % len(products)]
+    return sorted(f"{s}/{p}" for s, p in zip(stores, products, strict=True))
 
 
 def _deployed(members: dict, latest: tuple, weights: dict, known, columns: list):

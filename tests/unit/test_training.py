@@ -125,3 +125,23 @@ def test_without_refit_the_latest_origins_fits_are_deployed(_partition, _setting
     # the deployed ensemble is the latest origin's: it forecasts that window as the backtest did
     assert latest["deployed_ensemble"].to_numpy() == pytest.approx(latest["ensemble"].to_numpy())
     assert fit.info["train_rows"] == int(_partition[1]["units"].notna().sum())
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"store_id": ["S2", "S1", "S2", "S10"], "product_id": ["P1", "P1", "P1", "P2"]},
+        {"store_id": [3, 1, 3, 20], "product_id": [7, 7, 8, 7]},  # numbers: sorted as strings
+        {"store_id": ["S1", None, "S1", "S2"], "product_id": ["P1", "P1", None, "P1"]},
+        {"store_id": pd.Series(["S1", "S1"], dtype="category"), "product_id": ["P1", "P2"]},
+    ],
+)
+def test_series_names_and_count_are_the_group_bys(keys):
+    from manymodels.training import _series_count, _series_names
+
+    frame = pd.DataFrame(keys)
+    assert _series_count(frame) == frame.groupby(["store_id", "product_id"]).ngroups
+    if frame.isna().to_numpy().any():
+        return  # a missing key is the former code's (it fails to sort, as it did)
+    trained = frame[["store_id", "product_id"]].drop_duplicates().astype(str)
+    assert _series_names(frame) == sorted(trained["store_id"] + "/" + trained["product_id"])

@@ -138,7 +138,7 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
         self.categorical_features_, self.numeric_features_ = cat, num
         self.categories_ = [_categories(frame[c]) for c in cat]
         self.level_ = 1.0 + float(np.mean(y))  # the level when there is no scale_feature
-        codes, numeric = self._inputs(frame)
+        codes, numeric, log_level = self._inputs(frame)
         self.numeric_mean_ = numeric.mean(axis=0)
         self.numeric_scale_ = np.where(numeric.std(axis=0) > 0, numeric.std(axis=0), 1.0)
         target = self._forward_target(y)
@@ -148,17 +148,17 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
             self.target_mean_ = float(target.mean())
             self.target_scale_ = float(target.std() or 1.0)
         target = ((target - self.target_mean_) / self.target_scale_).astype(np.float32)
-        train = (codes, self._scale(numeric), target, self._log_level(frame))
+        train = (codes, self._scale(numeric), target, log_level)
         if eval_set is not None:
             X_val, y_val = eval_set
             val_frame, y_val = check_model_input(self, X_val, y_val, reset=False)
-            val_codes, val_numeric = self._inputs(val_frame)
+            val_codes, val_numeric, val_level = self._inputs(val_frame)
             target_val = (self._forward_target(y_val) - self.target_mean_) / self.target_scale_
             val = (
                 val_codes,
                 self._scale(val_numeric),
                 target_val.astype(np.float32),
-                self._log_level(val_frame),
+                val_level,
             )
         else:
             n_val = round(self.validation_fraction * len(y))
@@ -172,14 +172,14 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
 
         check_is_fitted(self)
         frame, _ = check_model_input(self, X, reset=False)
-        codes, numeric = self._inputs(frame)
+        codes, numeric, log_level = self._inputs(frame)
         self.module_.eval()
         with torch.no_grad():
             out = _forward(
                 self.module_, torch.as_tensor(codes), torch.as_tensor(self._scale(numeric))
             )
         if getattr(self, "loss", "mse") == "poisson":
-            return np.exp(np.minimum(out.double().numpy() + self._log_level(frame), 30.0))
+            return np.exp(np.minimum(out.double().numpy() + log_level, 30.0))
         pred = out.double().numpy() * self.target_scale_ + self.target_mean_
         if self.target_transform_ == "log1p":
             pred = signed_expm1(pred)
@@ -263,31 +263,36 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
         self.n_epochs_ = epoch
         self.module_ = module.cpu().eval()
 
-    def _inputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _inputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The network's input of ``frame``: category codes, numbers, and the log level
+        (:meth:`_log_level`)."""
         cats = zip(self.categorical_features_, self.categories_, strict=True)
         # index 0 is the embedding row of categories unseen in training (get_indexer gives -1)
-        codes = [
-            pd.Index(c).get_indexer(frame[col].astype(object).to_numpy()) + 1 for col, c in cats
-        ]
+        codes = [_codes(frame[col], c) + 1 for col, c in cats]
         codes = np.stack(codes, axis=1) if codes else np.zeros((len(frame), 0), dtype=np.int64)
         numeric = numeric_matrix(frame, self.numeric_features_)
+        log_level = self._log_level(frame, numeric)
         history = [str(c).startswith(HISTORY_PREFIXES) for c in self.numeric_features_]
         if getattr(self, "loss", "mse") == "poisson":
             # history as multiples of the row's level, and the level itself on a log scale
-            level = np.exp(self._log_level(frame).astype(float))
+            level = np.exp(log_level.astype(float))
             numeric[:, history] = numeric[:, history] / level[:, None]
-            return codes, np.column_stack([numeric, np.log(level)])
+            return codes, np.column_stack([numeric, np.log(level)]), log_level
         if self.target_transform_ == "log1p":
             numeric[:, history] = signed_log1p(numeric[:, history])
-        return codes, numeric
+        return codes, numeric, log_level
 
-    def _log_level(self, frame: pd.DataFrame) -> np.ndarray:
-        """log of each row's sales level (see ``scale_feature``); zeros unless Poisson."""
+    def _log_level(self, frame: pd.DataFrame, numeric: np.ndarray | None = None) -> np.ndarray:
+        """log of each row's sales level (see ``scale_feature``); zeros unless Poisson.
+        ``numeric``: ``frame``'s numeric features as floats, if at hand (the same values)."""
         if getattr(self, "loss", "mse") != "poisson":
             return np.zeros(len(frame), dtype=np.float32)
         if self.scale_feature is None:
             return np.full(len(frame), np.log(self.level_), dtype=np.float32)
-        values = numeric_matrix(frame, [self.scale_feature])[:, 0]
+        if numeric is not None and self.scale_feature in self.numeric_features_:
+            values = numeric[:, list(self.numeric_features_).index(self.scale_feature)]
+        else:
+            values = numeric_matrix(frame, [self.scale_feature])[:, 0]
         return np.log1p(np.clip(values, 0, None)).astype(np.float32)
 
     def _scale(self, numeric: np.ndarray) -> np.ndarray:
@@ -314,6 +319,18 @@ class EmbeddingNetForecaster(RegressorMixin, BaseEstimator):
 
 def _categories(values: pd.Series) -> np.ndarray:
     return pd.unique(values.dropna().astype(object).to_numpy())
+
+
+def _codes(values: pd.Series, categories: np.ndarray) -> np.ndarray:
+    """Each value's position in ``categories`` (-1: missing or unseen): what
+    ``pd.Index(categories).get_indexer(values.astype(object))`` gives, looked up once per
+    distinct value instead of per row."""
+    codes, uniques = pd.factorize(values)
+    found = pd.Index(categories).get_indexer(np.asarray(uniques, dtype=object))
+    out = np.full(len(codes), -1, dtype=np.intp)
+    known = codes >= 0
+    out[known] = found[codes[known]]
+    return out
 
 
 def _device(name: str):

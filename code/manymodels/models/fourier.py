@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from manymodels.features import HISTORY_PREFIXES
 from manymodels.kernels import fourier_terms
+from manymodels.models import _design
 from manymodels.models._input import (
     check_model_input,
     choose_target_transform,
@@ -125,8 +126,9 @@ class FourierForecaster(RegressorMixin, BaseEstimator):
             counts = frame[self.by].astype(str).value_counts(sort=True)
             self.levels_ = sorted(counts.index[: self.max_levels])
         self.interact_ = _time_varying(frame, [c for c in self.interact or () if c in frame])
-        expanded, extra = self._expand(frame)
-        self.extra_features_ = extra
+        values = numeric_matrix(frame, num)  # clear errors for missing/NaN columns
+        terms = self._terms(frame)
+        self.extra_features_ = extra = list(terms)
         if self.loss == "poisson" and (y < 0).any():
             raise ValueError("FourierForecaster(loss='poisson') needs y >= 0: clip returns first")
         self.target_transform_ = (
@@ -155,10 +157,21 @@ class FourierForecaster(RegressorMixin, BaseEstimator):
             target = signed_log1p(y) if self.target_transform_ == "log1p" else y
             self.target_scale_ = float(np.std(target)) or 1.0
             target = target / self.target_scale_
-        self.model_ = Pipeline([("columns", columns), ("model", model)])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self.model_.fit(expanded, target)
+        if _design.supported(columns):  # the same design from NumPy blocks (models/_design.py)
+            parts = {"history": history, "numeric": numeric, "categorical": cat}
+            blocks = _blocks(frame, _source(values, num, terms), parts)
+            matrix, columns = _design.fit_design(columns, [*cat, *num, *extra], blocks)
+            if self.loss == "poisson":  # its solver's products follow the matrix's order
+                matrix = np.ascontiguousarray(matrix)
+            self.model_ = Pipeline([("columns", columns), ("model", model)])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(matrix, target)
+        else:
+            self.model_ = Pipeline([("columns", columns), ("model", model)])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                self.model_.fit(self._expand(frame, terms), target)
         self.n_iter_ = int(np.max(model.n_iter_))
         return self
 
@@ -166,8 +179,18 @@ class FourierForecaster(RegressorMixin, BaseEstimator):
         """Forecast units for each row of ``X``, >= 0."""
         check_is_fitted(self)
         frame, _ = check_model_input(self, X, reset=False)
-        expanded, _ = self._expand(frame)
-        pred = self.model_.predict(expanded)
+        values = numeric_matrix(frame, self.numeric_features_)
+        terms = self._terms(frame)
+        columns, model = self.model_.named_steps["columns"], self.model_.named_steps["model"]
+        if _design.supported(columns):
+            parts = {name: cols for name, _, cols in columns.transformers_}
+            missing = [c for c in parts["categorical"] if c not in frame.columns]
+            if missing:
+                raise ValueError(f"X lacks feature column(s) {missing} the model was fitted with")
+            blocks = _blocks(frame, _source(values, self.numeric_features_, terms), parts)
+            pred = model.predict(_design.design(columns, blocks))
+        else:
+            pred = self.model_.predict(self._expand(frame, terms))
         if self.loss == "lasso":
             pred = pred * self.target_scale_
             if self.target_transform_ == "log1p":
@@ -179,26 +202,54 @@ class FourierForecaster(RegressorMixin, BaseEstimator):
         tags.target_tags.positive_only = True
         return tags
 
-    def _expand(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """The model columns plus the per-level terms (named ``fx_<level>_<term>``)."""
-        used = [*self.categorical_features_, *self.numeric_features_]
-        numeric_matrix(frame, self.numeric_features_)  # clear errors for missing/NaN columns
+    def _terms(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The per-level terms ``{fx_<level>_<term>: values}`` (none without levels or a base:
+        Fourier terms need year_sin/year_cos, a response needs ``interact_`` columns)."""
         base = {}
         if self.harmonics and {"year_sin", "year_cos"} <= set(frame.columns):
             base = fourier_terms(frame["year_sin"], frame["year_cos"], int(self.harmonics))
         for c in self.interact_:
             base[c] = frame[c].to_numpy(dtype=float)
         if not self.levels_ or not base:
-            return frame[used], []
+            return {}
         level = frame[self.by].astype(str).to_numpy()
         rows = {lv: level == lv for lv in self.levels_}  # each level's rows, compared once
-        extra = {
+        return {
             f"fx_{lv}_{name}": np.where(rows[lv], values, 0.0)
             for lv in self.levels_
             for name, values in base.items()
         }
-        terms = pd.DataFrame(extra, index=frame.index)
-        return pd.concat([frame[used], terms], axis=1), list(extra)
+
+    def _expand(self, frame: pd.DataFrame, terms: dict) -> pd.DataFrame:
+        """The model columns plus the per-level ``terms``: the frame the design is fitted on
+        when :mod:`manymodels.models._design` does not apply."""
+        used = [*self.categorical_features_, *self.numeric_features_]
+        if not terms:
+            return frame[used]
+        return pd.concat([frame[used], pd.DataFrame(terms, index=frame.index)], axis=1)
+
+
+def _source(values: np.ndarray, num: list, terms: dict) -> dict:
+    """Each numeric column by name: ``values`` (``frame[num]`` as floats) and the ``terms``."""
+    return {**{c: values[:, i] for i, c in enumerate(num)}, **terms}
+
+
+def _blocks(frame: pd.DataFrame, source: dict, parts: dict) -> dict:
+    """The design's blocks (:func:`manymodels.models._design.fit_design`) of ``frame``: the
+    ``parts`` (``{transformer: columns}``) of numeric columns from ``source``, in Fortran order
+    as pandas hands a frame's floats to scikit-learn; the categorical columns as a frame."""
+
+    def matrix(cols):
+        out = np.empty((len(cols), len(frame))).T
+        for j, c in enumerate(cols):
+            out[:, j] = source[c]
+        return out
+
+    return {
+        "history": matrix(parts["history"]),
+        "numeric": matrix(parts["numeric"]),
+        "categorical": frame[parts["categorical"]],
+    }
 
 
 def _time_varying(frame: pd.DataFrame, columns: list[str]) -> list[str]:

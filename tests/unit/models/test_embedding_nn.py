@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -138,3 +139,29 @@ def test_a_diverging_network_is_an_error_not_nan_forecasts(split, features):
         _net(features, loss="poisson", learning_rate=1e6, epochs=3, validation_fraction=0.0).fit(
             split.X, split.y
         )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series(["S1", "S2", None, "S9", "S1"], dtype="string"),  # missing, unseen
+        pd.Series(["S1", "S2", "S1"], dtype=object),
+        pd.Series(["S2", "S1"], dtype="category"),
+        pd.Series([3, 1, 7, 3]),  # numbers: 3 and 1 seen
+        pd.Series([1.0, np.nan, 3.0]),
+        pd.Series([], dtype="string"),
+        pd.Series([None, None], dtype=object),
+    ],
+)
+def test_category_codes_by_distinct_value_are_the_per_row_look_up(values):
+    from manymodels.models.embedding_nn import _categories, _codes
+
+    for categories in (
+        _categories(pd.Series(["S1", "S2", "S3"])),
+        _categories(pd.Series([1, 3])),
+        _categories(pd.Series([], dtype=object)),
+    ):
+        before = pd.Index(categories).get_indexer(values.astype(object).to_numpy())
+        after = _codes(values, categories)
+        assert after.dtype == before.dtype
+        np.testing.assert_array_equal(after, before)
