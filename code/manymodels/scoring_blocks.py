@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from manymodels import scoring_registry
 from manymodels.features import KEYS, build_features
@@ -34,7 +33,7 @@ from manymodels.scoring import (
     series_codes,
 )
 from manymodels.scoring_compact import CompactModel, Rows
-from manymodels.scoring_files import partition_ids
+from manymodels.scoring_files import STAGED, partition_ids, read_table, write_staged
 from manymodels.serve.snapshot import SNAPSHOT_COLUMNS
 from manymodels.stores import Store
 
@@ -87,8 +86,9 @@ def forecasts_path(rows: str | Path, name: str = "") -> Path:
 
 
 def snapshot_part(rows: str | Path) -> Path:
-    """Where the block whose rows are in ``rows`` writes its rows of the serving snapshot."""
-    return Path(rows).with_suffix(".snapshot.parquet")
+    """Where the block whose rows are in ``rows`` writes its rows of the serving snapshot (a
+    staging file: :data:`~manymodels.scoring_files.STAGED`)."""
+    return Path(rows).with_suffix(f".snapshot{STAGED}")
 
 
 def score_block(job: BlockJob) -> dict[str, object]:
@@ -101,7 +101,7 @@ def score_block(job: BlockJob) -> dict[str, object]:
     grid (its own settings, a series in two partitions, no future rows) is forecast alone by
     :func:`~manymodels.scoring.predict_future`, which gives the same forecasts.
     """
-    arrow = pq.read_table(Path(job.rows))
+    arrow = read_table(job.rows)
     table = arrow.to_pandas()
     owner = partition_ids(table, job.keys).to_numpy() if len(table) else np.array([], object)
     present = set(pd.unique(owner))
@@ -153,9 +153,10 @@ def _write_snapshot(job: BlockJob, arrow: pa.Table, table: pd.DataFrame, owner, 
     """The members' rows of the serving snapshot to :func:`snapshot_part`."""
     with atomic_path(snapshot_part(job.rows)) as tmp:
         if job.history_weeks:
-            block_snapshot(table, owner, order, job.history_weeks).to_parquet(tmp, index=False)
+            rows = block_snapshot(table, owner, order, job.history_weeks)
+            write_staged(pa.Table.from_pandas(rows, preserve_index=False), tmp)
         else:  # all the history (the default): in Arrow, no frame converted back
-            pq.write_table(block_snapshot_table(arrow, table, owner, order), tmp)
+            write_staged(block_snapshot_table(arrow, table, owner, order), tmp)
 
 
 def _forecast_alone(frame, packed, m: Member, job: BlockJob, out: dict) -> pd.DataFrame | None:

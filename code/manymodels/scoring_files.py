@@ -23,9 +23,41 @@ import pyarrow.parquet as pq
 
 from manymodels.data.partition import partition_id
 
-__all__ = ["BATCH_ROWS", "merge_parts", "partition_ids", "read_part", "scan", "split"]
+__all__ = [
+    "BATCH_ROWS",
+    "STAGED",
+    "merge_parts",
+    "partition_ids",
+    "read_part",
+    "read_table",
+    "scan",
+    "split",
+    "staged_writer",
+    "write_staged",
+]
 
 BATCH_ROWS = 1 << 18  # rows per record batch read: bounds the parent's memory, not N
+STAGED = ".arrow"  # the suffix of a staging file: Arrow IPC, LZ4-compressed buffers
+_IPC = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+def staged_writer(path: str | Path, schema: pa.Schema) -> pa.ipc.RecordBatchFileWriter:
+    """A writer of the staging file ``path`` (Arrow IPC, LZ4); close it when done."""
+    return pa.ipc.new_file(str(path), schema, options=_IPC)
+
+
+def write_staged(table: pa.Table, path: str | Path) -> None:
+    """``table`` as the staging file ``path``."""
+    with staged_writer(path, table.schema) as writer:
+        writer.write_table(table)
+
+
+def read_table(path: str | Path) -> pa.Table:
+    """A staging file (:data:`STAGED`) or a parquet file, whole."""
+    if Path(path).suffix == STAGED:
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.open_file(source).read_all()
+    return pq.read_table(path)
 
 
 def _batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
@@ -52,7 +84,10 @@ def scan(path: Path, keys: Iterable[str]) -> pd.DataFrame:
     for batch in _batches(path, wanted):
         for key in keys:
             empty[key] += batch.column(key).null_count
-        seen.append(batch.to_pandas().astype(str).drop_duplicates())
+        # distinct in Arrow first (in order of appearance), as text after: the same rows as
+        # the batch's frame made text and deduplicated, at a fraction of the cost
+        distinct = pa.Table.from_batches([batch]).group_by(wanted, use_threads=False)
+        seen.append(distinct.aggregate([]).select(wanted).to_pandas().astype(str))
     for key, count in empty.items():
         if count:
             raise ValueError(
@@ -108,7 +143,8 @@ def split(
     folder: Path,
     routed: dict[str, str] | None = None,
 ) -> dict[str, Path]:
-    """Write the rows of each block (``block_of``: partition id -> block) to ``folder/<block>``.
+    """Write the rows of each block (``block_of``: partition id -> block) to the staging file
+    ``folder/<block>.arrow`` (:data:`STAGED`).
 
     Args:
         routed: ``{product: speed}`` set on those products' rows first (class changes routed
@@ -121,7 +157,7 @@ def split(
     schema = pq.ParquetFile(path).schema_arrow
     if routed:  # the speed becomes plain text, as route_class_changes makes it
         schema = schema.set(schema.get_field_index("speed"), pa.field("speed", pa.string()))
-    writers: dict[str, pq.ParquetWriter] = {}
+    writers: dict[str, pa.ipc.RecordBatchFileWriter] = {}
     files: dict[str, Path] = {}
     names: list[str] = []  # the distinct key values joined, in the order of ``numbers``
     numbers: list[int] = []  # their block's number in ``order``
@@ -146,8 +182,8 @@ def split(
                 block = order[number]
                 rows = table.filter(pc.fill_null(pc.equal(where, number), False))
                 if block not in writers:
-                    files[block] = folder / f"{block}.parquet"
-                    writers[block] = pq.ParquetWriter(files[block], schema)
+                    files[block] = folder / f"{block}{STAGED}"
+                    writers[block] = staged_writer(files[block], schema)
                 writers[block].write_table(rows.cast(schema))
     finally:
         for writer in writers.values():
@@ -174,7 +210,7 @@ def _route(table: pa.Table, routed: dict[str, str]) -> pa.Table:
 
 def read_part(path: Path) -> pd.DataFrame:
     """A block file as a frame."""
-    return pq.read_table(path).to_pandas()
+    return read_table(path).to_pandas()
 
 
 def merge_parts(
@@ -184,6 +220,7 @@ def merge_parts(
     keep: Path | None = None,
     dropped: Callable[[pa.Table], pa.Array] | None = None,
     columns: Iterable[str] | None = None,
+    each: Callable[[pa.Table], None] | None = None,
 ) -> int:
     """Write ``parts`` (and the rows of ``keep`` that ``dropped`` does not mark) into ``target``.
 
@@ -196,6 +233,8 @@ def merge_parts(
         parts: parquet files with the same columns (their order: ``columns``, else the first's).
         keep: an earlier file of the same columns.
         dropped: a boolean mask per row of a ``keep`` row group: the rows to leave out.
+        each: called with each part's rows as written (what the caller counts in them, without
+            reading the parts again).
 
     Returns:
         The rows written.
@@ -205,13 +244,15 @@ def merge_parts(
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     writer, schema, rows = None, None, 0
     try:
-        for found in _tables(parts, keep, dropped):
+        for found, is_part in _tables(parts, keep, dropped):
             if schema is None:
                 schema = _plain(found.schema, columns)
                 writer = pq.ParquetWriter(tmp, schema)
             table = _conform(found, schema)
             writer.write_table(table)
             rows += table.num_rows
+            if each is not None and is_part:
+                each(table)
         if writer is None:
             raise ValueError(f"nothing to write to {target}")
         writer.close()
@@ -224,9 +265,9 @@ def merge_parts(
     return rows
 
 
-def _tables(parts, keep, dropped) -> Iterator[pa.Table]:
+def _tables(parts, keep, dropped) -> Iterator[tuple[pa.Table, bool]]:
     for part in parts:  # first: the new rows set the columns' types
-        yield pq.read_table(part)
+        yield read_table(part), True
     if keep is not None and Path(keep).exists():
         earlier = pq.ParquetFile(keep)
         for i in range(earlier.num_row_groups):
@@ -234,7 +275,7 @@ def _tables(parts, keep, dropped) -> Iterator[pa.Table]:
             if dropped is not None:
                 table = table.filter(pc.invert(dropped(table)))
             if table.num_rows:
-                yield table
+                yield table, False
 
 
 def _plain(schema: pa.Schema, columns: Iterable[str] | None) -> pa.Schema:
