@@ -151,7 +151,7 @@ def split(
             back to the partition they were trained in).
 
     Returns:
-        ``{block: parquet file}`` for the blocks that got rows.
+        ``{block: staging file}`` for the blocks that got rows.
     """
     keys, routed = list(keys), routed or {}
     schema = pq.ParquetFile(path).schema_arrow
@@ -159,28 +159,26 @@ def split(
         schema = schema.set(schema.get_field_index("speed"), pa.field("speed", pa.string()))
     writers: dict[str, pa.ipc.RecordBatchFileWriter] = {}
     files: dict[str, Path] = {}
-    names: list[str] = []  # the distinct key values joined, in the order of ``numbers``
-    numbers: list[int] = []  # their block's number in ``order``
     order = sorted(set(block_of.values()))
+    number = {block: i for i, block in enumerate(order)}
+    block_number: dict[str, int] = {}  # key values joined -> their block's number (-1: none)
     try:
         for batch in _batches(path):
             table = pa.Table.from_batches([batch])
             if routed:
                 table = _route(table, routed)
-            joined = _joined(table, keys)
-            known = set(names)
-            new = [v for v in pc.unique(joined).to_pylist() if v not in known]
-            if new:  # key values not met in earlier batches
-                frame = pd.DataFrame([v.split(_SEP) for v in new], columns=keys)
-                for value, pid in zip(new, partition_ids(frame, keys), strict=True):
-                    if pid in block_of:
-                        names.append(value)
-                        numbers.append(order.index(block_of[pid]))
-            lookup = pa.array(names, pa.string())
-            where = pc.take(pa.array(numbers, pa.int64()), pc.index_in(joined, value_set=lookup))
-            for number in pc.unique(where.drop_null()).to_pylist():
-                block = order[number]
-                rows = table.filter(pc.fill_null(pc.equal(where, number), False))
+            where = _block_numbers(table, keys, block_of, number, block_number)
+            # the batch's rows grouped by block (one copy, when they are not already), each
+            # block's rows a slice of it: a batch holds the rows of many blocks' partitions
+            if (np.diff(where) < 0).any():
+                by = np.argsort(where, kind="stable")
+                table, where = table.take(pa.array(by)), where[by]
+            found = np.unique(where[where >= 0])
+            starts = np.searchsorted(where, found, side="left")
+            stops = np.searchsorted(where, found, side="right")
+            for n, start, stop in zip(found.tolist(), starts, stops, strict=True):
+                block = order[n]
+                rows = table.slice(int(start), int(stop - start))
                 if block not in writers:
                     files[block] = folder / f"{block}{STAGED}"
                     writers[block] = staged_writer(files[block], schema)
@@ -194,10 +192,36 @@ def split(
 _SEP = "\x1f"  # joins key values: a character no key value holds
 
 
-def _joined(table: pa.Table, keys: list[str]) -> pa.Array:
-    """Each row's key values as one string (computed in Arrow, not row by row in Python)."""
-    columns = [pc.cast(table.column(k), pa.string()) for k in keys]
-    return pc.binary_join_element_wise(*columns, _SEP).combine_chunks()
+def _block_numbers(table: pa.Table, keys, block_of, number, block_number) -> np.ndarray:
+    """Each row's block number (-1: none, or a null key). Each key column dictionary-encoded
+    in Arrow, the distinct combinations of their codes (a few partitions' worth a batch) named
+    and looked up in Python (``block_number``: joined key values -> block number, filled here
+    for the values not met before): no string hashed per row more than once per column."""
+    combined = np.zeros(table.num_rows, np.int64)
+    valid = np.ones(table.num_rows, bool)
+    names = []
+    for key in keys:
+        encoded = pc.dictionary_encode(table.column(key).combine_chunks())
+        valid &= encoded.indices.is_valid().to_numpy(zero_copy_only=False)
+        index = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)
+        values = pc.cast(encoded.dictionary, pa.string()).to_pylist()
+        combined = combined * max(len(values), 1) + index
+        names.append(values)
+    combos, inverse = np.unique(combined, return_inverse=True)
+    joined = []
+    for combo in combos.tolist():
+        parts, rest = [], combo
+        for values in reversed(names):
+            rest, at = divmod(rest, max(len(values), 1))
+            parts.append(values[at] if values else "")
+        joined.append(_SEP.join(reversed(parts)))
+    new = [v for v in dict.fromkeys(joined) if v not in block_number]
+    if new:  # key values not met in earlier batches
+        frame = pd.DataFrame([v.split(_SEP) for v in new], columns=list(keys))
+        for value, pid in zip(new, partition_ids(frame, keys), strict=True):
+            block_number[value] = number[block_of[pid]] if pid in block_of else -1
+    codes = np.array([block_number[v] for v in joined], np.int64)
+    return np.where(valid, codes[inverse.ravel()], -1)
 
 
 def _route(table: pa.Table, routed: dict[str, str]) -> pa.Table:
