@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from manymodels import scoring_registry
 from manymodels.features import KEYS, build_features
@@ -38,6 +39,7 @@ from manymodels.serve.snapshot import SNAPSHOT_COLUMNS
 from manymodels.stores import Store
 
 __all__ = [
+    "BlockCodes",
     "BlockJob",
     "Member",
     "block_features",
@@ -79,6 +81,85 @@ class BlockJob:
     snapshot: bool = True  # write the members' snapshot rows
 
 
+class BlockCodes:
+    """A block's rows as integer codes, computed once from its Arrow table: each row's
+    partition (``code``, an index into ``ids``) and its store and product. Dictionary-encoding
+    the key columns in Arrow costs a fraction of factorising the frame's text columns, and
+    every step of the block (its partitions' rows, their grid, the snapshot) reads them."""
+
+    def __init__(self, arrow: pa.Table, table: pd.DataFrame, keys: tuple[str, ...]) -> None:
+        self.table, self.n = table, arrow.num_rows
+        self.code, self.ids = _partition_codes(arrow, table, keys)
+        self._keys = _text_codes(arrow, KEYS)  # None where a key is not text, or has nulls
+
+    def owner(self) -> np.ndarray:
+        """Each row's partition id."""
+        return self.ids[self.code]
+
+    def index_in(self, pids) -> np.ndarray:
+        """Each row's partition's place in ``pids`` (-1: not there)."""
+        if not self.n:
+            return np.zeros(0, np.intp)
+        return pd.Index(pids).get_indexer(self.ids)[self.code]
+
+    def rows_of(self, pid: str) -> np.ndarray:
+        """The rows of partition ``pid`` (a mask)."""
+        return self.index_in([pid]) == 0
+
+    def key_codes(self) -> list[np.ndarray] | None:
+        """Per row, a code for each of the series keys (store, product); -1: empty."""
+        return None if self._keys is None else [c for c, _ in self._keys]
+
+    def series_codes(self, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """:func:`~manymodels.scoring.series_codes` of the rows ``rows`` (a mask)."""
+        if self._keys is None:
+            part = self.table[rows]
+            return series_codes(part["store_id"].to_numpy(), part["product_id"].to_numpy())
+        (store, stores), (product, products) = self._keys
+        n = max(len(products), 1)
+        codes, pairs = pd.factorize(store[rows] * n + product[rows])
+        return codes, [f"{stores[c // n]}/{products[c % n]}" for c in pairs.tolist()]
+
+
+def _encoded(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    array = column.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.cast(array.type.value_type)
+    return pc.dictionary_encode(array, null_encoding="encode")
+
+
+def _partition_codes(arrow: pa.Table, table: pd.DataFrame, keys) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's code among the block's distinct key combinations, and each one's partition
+    id (:func:`~manymodels.scoring_files.partition_ids` of those combinations: the same ids,
+    the same check that two combinations do not give one id)."""
+    if not arrow.num_rows:
+        return np.zeros(0, np.intp), np.array([], object)
+    combined = np.zeros(arrow.num_rows, np.int64)
+    dictionaries = []
+    for key in keys:
+        encoded = _encoded(arrow.column(key))
+        combined = combined * len(encoded.dictionary) + encoded.indices.to_numpy()
+        dictionaries.append(encoded.dictionary)
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    distinct = table[list(keys)].iloc[first].reset_index(drop=True)  # as the frame has them
+    ids = partition_ids(distinct, keys).to_numpy()
+    return inverse.ravel(), ids
+
+
+def _text_codes(arrow: pa.Table, keys) -> list[tuple[np.ndarray, list[str]]] | None:
+    """Per key: each row's code and the text of each code; None when a key is not a text
+    column or has empty values (the frame's own factorising decides there)."""
+    out = []
+    for key in keys:
+        column = arrow.column(key)
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)) or column.null_count:
+            return None
+        encoded = _encoded(column)
+        out.append((encoded.indices.to_numpy().astype(np.int64), encoded.dictionary.to_pylist()))
+    return out
+
+
 def forecasts_path(rows: str | Path, name: str = "") -> Path:
     """Where the block whose rows are in ``rows`` writes its forecasts."""
     rows = Path(rows)
@@ -103,8 +184,8 @@ def score_block(job: BlockJob) -> dict[str, object]:
     """
     arrow = read_table(job.rows)
     table = arrow.to_pandas()
-    owner = partition_ids(table, job.keys).to_numpy() if len(table) else np.array([], object)
-    present = set(pd.unique(owner))
+    codes = BlockCodes(arrow, table, job.keys)
+    present = set(codes.ids[np.unique(codes.code)])
     out: dict[str, object] = {}
     models = {}
     for m in job.members:
@@ -126,7 +207,7 @@ def score_block(job: BlockJob) -> dict[str, object]:
     alone = [p for p in members if p not in grouped]
     for pids in shared:
         try:
-            got, left = _forecast_shared(table, owner, pids, models, members, job, out)
+            got, left = _forecast_shared(table, codes, pids, models, members, job, out)
         except ValueError:
             log.debug("score: block features failed; per partition", exc_info=True)
             alone += pids
@@ -135,7 +216,7 @@ def score_block(job: BlockJob) -> dict[str, object]:
         alone += left
     scored_alone = set(alone)
     for pid in (p for p in members if p in scored_alone):
-        value = _forecast_alone(table[owner == pid].reset_index(drop=True), models[pid],
+        value = _forecast_alone(table[codes.rows_of(pid)].reset_index(drop=True), models[pid],
                                 members[pid], job, out)  # fmt: skip
         if value is not None:
             frames[pid] = value
@@ -145,18 +226,19 @@ def score_block(job: BlockJob) -> dict[str, object]:
             pd.concat(ordered, ignore_index=True).to_parquet(tmp, index=False)
     if job.snapshot and present:
         order = [m.partition for m in job.members if m.partition in present]
-        _write_snapshot(job, arrow, table, owner, order)
+        _write_snapshot(job, arrow, table, codes, order)
     return out
 
 
-def _write_snapshot(job: BlockJob, arrow: pa.Table, table: pd.DataFrame, owner, order) -> None:
+def _write_snapshot(job: BlockJob, arrow: pa.Table, table: pd.DataFrame, codes, order) -> None:
     """The members' rows of the serving snapshot to :func:`snapshot_part`."""
     with atomic_path(snapshot_part(job.rows)) as tmp:
         if job.history_weeks:
-            rows = block_snapshot(table, owner, order, job.history_weeks)
+            rows = block_snapshot(table, codes.owner(), order, job.history_weeks)
             write_staged(pa.Table.from_pandas(rows, preserve_index=False), tmp)
         else:  # all the history (the default): in Arrow, no frame converted back
-            write_staged(block_snapshot_table(arrow, table, owner, order), tmp)
+            snapshot = block_snapshot_table(arrow, table, None, order, codes=codes)
+            write_staged(snapshot, tmp)
 
 
 def _forecast_alone(frame, packed, m: Member, job: BlockJob, out: dict) -> pd.DataFrame | None:
@@ -185,7 +267,7 @@ def _shared(models: dict) -> list[list[str]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def _forecast_shared(table, owner, pids, models, members, job, out):  # noqa: PLR0913, PLR0917
+def _forecast_shared(table, codes, pids, models, members, job, out):  # noqa: PLR0913, PLR0917
     """The forecasts of partitions ``pids`` from one features grid, assembled in one frame and
     cut per partition: what :func:`~manymodels.scoring.predict_future` gives each. Returns
     ``({partition: forecasts}, [partitions without future rows: to score alone])``.
@@ -195,7 +277,7 @@ def _forecast_shared(table, owner, pids, models, members, job, out):  # noqa: PL
             data): the caller scores the partitions one by one.
     """
     built, pairs, row_pid, young = _future_rows(
-        table, owner, pids, models[pids[0]].features, job.min_history_weeks
+        table, codes, pids, models[pids[0]].features, job.min_history_weeks
     )
     bounds = np.searchsorted(row_pid, np.arange(len(pids) + 1))
     rows = Rows(built)
@@ -234,15 +316,15 @@ def _forecast_shared(table, owner, pids, models, members, job, out):  # noqa: PL
     return frames, left
 
 
-def _future_rows(table, owner, pids, features: dict, min_history_weeks: int):
+def _future_rows(table, block: BlockCodes, pids, features: dict, min_history_weeks: int):
     """The features of the future rows of partitions ``pids`` (each after its own last week
     with known units) from one grid, grouped by partition in ``pids``' order; per row its
     "store/product", its partition's place in ``pids`` and whether its series is new."""
-    pcode = pd.Index(pids).get_indexer(owner)
+    pcode = block.index_in(pids)
     mine = pcode >= 0
     part = table if mine.all() else table[mine].reset_index(drop=True)
     pcode = pcode[mine]
-    codes, labels = series_codes(part["store_id"].to_numpy(), part["product_id"].to_numpy())
+    codes, labels = block.series_codes(mine)
     pairs = np.unique(codes.astype(np.int64) * len(pids) + pcode)
     if len(pairs) != len(labels):
         raise ValueError("a series in two partitions: each builds its own features")
@@ -349,16 +431,23 @@ def block_snapshot(
 
 
 def block_snapshot_table(
-    arrow: pa.Table, table: pd.DataFrame, owner: np.ndarray, order: list[str]
+    arrow: pa.Table,
+    table: pd.DataFrame,
+    owner: np.ndarray | None,
+    order: list[str],
+    *,
+    codes: BlockCodes | None = None,
 ) -> pa.Table:
     """:func:`block_snapshot` with all the history (``history_weeks`` 0) as an Arrow table:
     ``arrow``'s rows taken as they are (``table``: the same rows as a frame, for the keys), the
     first sale per series from integer codes. The same rows, columns and values as the frame,
-    without its conversion back to Arrow (~5 CPU-ms per partition of ~4,200 rows)."""
-    rank = pd.Index(order).get_indexer(owner)
+    without its conversion back to Arrow (~5 CPU-ms per partition of ~4,200 rows).
+    ``codes``: the block's (then ``owner`` is not read), else made from ``owner``."""
+    rank = codes.index_in(order) if codes is not None else pd.Index(order).get_indexer(owner)
     take = np.flatnonzero(rank >= 0)
     take = take[np.argsort(rank[take], kind="stable")]
-    rows = arrow.take(pa.array(take, pa.int64()))
+    whole = len(take) == arrow.num_rows and (np.diff(take) > 0).all()
+    rows = arrow if whole else arrow.take(pa.array(take, pa.int64()))  # as they are: no copy
     numeric = [
         f.name
         for f in rows.schema
@@ -371,17 +460,24 @@ def block_snapshot_table(
         pa.array(rank[take], pa.int32()), pa.array(order, pa.string())
     ).cast(pa.string())
     columns = [partition if c == "partition" else rows.column(c) for c in names]
-    first = _first_sale(table, rank, take)
+    first = _first_sale(table, rank, take, codes)
     columns.append(pa.array(first, type=rows.schema.field("week").type, from_pandas=True))
     return pa.Table.from_arrays(columns, names=[*names, "first_sale"])
 
 
-def _first_sale(table: pd.DataFrame, rank: np.ndarray, take: np.ndarray) -> np.ndarray:
+def _first_sale(
+    table: pd.DataFrame, rank: np.ndarray, take: np.ndarray, block: BlockCodes | None = None
+) -> np.ndarray:
     """Per row of ``take`` (rows of ``table``), the first week its partition x series sold
-    (NaT: never): ``block_snapshot``'s group-by minimum, from integer codes."""
+    (NaT: never): ``block_snapshot``'s group-by minimum, from integer codes (``block``'s
+    store and product codes when it has them)."""
     codes = [rank[take].astype(np.int64)]
-    for key in KEYS:
-        code, _ = pd.factorize(table[key].to_numpy()[take])
+    known = block.key_codes() if block is not None else None
+    for i, key in enumerate(KEYS):
+        if known is not None:
+            code = known[i][take]
+        else:
+            code, _ = pd.factorize(table[key].to_numpy()[take])
         codes.append(code.astype(np.int64))
     group = np.zeros(len(take), np.int64)
     for code in codes:

@@ -168,12 +168,14 @@ def split(
             if routed:
                 table = _route(table, routed)
             where = _block_numbers(table, keys, block_of, number, block_number)
+            found, first = np.unique(where, return_index=True)
+            found = found[np.argsort(first)]  # the blocks in the order their rows come
+            found = found[found >= 0]
             # the batch's rows grouped by block (one copy, when they are not already), each
             # block's rows a slice of it: a batch holds the rows of many blocks' partitions
             if (np.diff(where) < 0).any():
                 by = np.argsort(where, kind="stable")
                 table, where = table.take(pa.array(by)), where[by]
-            found = np.unique(where[where >= 0])
             starts = np.searchsorted(where, found, side="left")
             stops = np.searchsorted(where, found, side="right")
             for n, start, stop in zip(found.tolist(), starts, stops, strict=True):
