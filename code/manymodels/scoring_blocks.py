@@ -47,6 +47,7 @@ __all__ = [
     "block_snapshot_table",
     "forecasts_path",
     "score_block",
+    "snapshot_counts",
     "snapshot_part",
     "summarise",
 ]
@@ -235,10 +236,45 @@ def _write_snapshot(job: BlockJob, arrow: pa.Table, table: pd.DataFrame, codes, 
     with atomic_path(snapshot_part(job.rows)) as tmp:
         if job.history_weeks:
             rows = block_snapshot(table, codes.owner(), order, job.history_weeks)
-            write_staged(pa.Table.from_pandas(rows, preserve_index=False), tmp)
+            snapshot = pa.Table.from_pandas(rows, preserve_index=False)
         else:  # all the history (the default): in Arrow, no frame converted back
             snapshot = block_snapshot_table(arrow, table, None, order, codes=codes)
-            write_staged(snapshot, tmp)
+        series, last = snapshot_counts(snapshot, None if job.history_weeks else codes, order)
+        counted = {COUNTS: json.dumps({"series": series, "last": last})}
+        metadata = (snapshot.schema.metadata or {}) | counted
+        write_staged(snapshot.replace_schema_metadata(metadata), tmp)
+
+
+COUNTS = b"manymodels.snapshot_counts"  # a snapshot part's series and last week (its metadata)
+
+
+def snapshot_counts(
+    part: pa.Table, codes: BlockCodes | None = None, order: list[str] | None = None
+) -> tuple[int, str | None]:
+    """A snapshot part's store x product series and its last week with known units (ISO date;
+    None: none), from the part's metadata when its block wrote them there (the step's own
+    process reads them, rather than counting every part again), else counted: the series from
+    ``codes`` when the part holds all the rows of its block's partitions ``order``, else by an
+    Arrow group-by (no frame)."""
+    written = (part.schema.metadata or {}).get(COUNTS)
+    if written is not None:
+        counts = json.loads(written)
+        return int(counts["series"]), counts["last"]
+    keys = None if codes is None else codes.key_codes()
+    if keys is not None:  # no empty keys there: every row has its series
+        mine = codes.index_in(order) >= 0
+        series = len(np.unique((keys[0] * (int(keys[1].max(initial=0)) + 1) + keys[1])[mine]))
+    else:
+        keyed = [pc.is_valid(part.column(k)) for k in ("store_id", "product_id")]
+        series = part.filter(pc.and_(*keyed)).group_by(["store_id", "product_id"])
+        series = series.aggregate([]).num_rows
+    units = part.column("units")
+    known = pc.is_valid(units)
+    if pa.types.is_floating(units.type):
+        known = pc.and_(known, pc.invert(pc.fill_null(pc.is_nan(units), True)))
+    weeks = pc.filter(part.column("week"), known)
+    last = pc.max(weeks).as_py() if len(weeks) else None
+    return int(series), None if last is None else f"{pd.Timestamp(last):%F}"
 
 
 def _forecast_alone(frame, packed, m: Member, job: BlockJob, out: dict) -> pd.DataFrame | None:
@@ -446,16 +482,18 @@ def block_snapshot_table(
     rank = codes.index_in(order) if codes is not None else pd.Index(order).get_indexer(owner)
     take = np.flatnonzero(rank >= 0)
     take = take[np.argsort(rank[take], kind="stable")]
-    whole = len(take) == arrow.num_rows and (np.diff(take) > 0).all()
-    rows = arrow if whole else arrow.take(pa.array(take, pa.int64()))  # as they are: no copy
     numeric = [
         f.name
-        for f in rows.schema
+        for f in arrow.schema
         if (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
         and f.name not in SNAPSHOT_COLUMNS
         and f.name not in ("shipped", "returns")
     ]
-    names = [c for c in (*SNAPSHOT_COLUMNS, *numeric) if c == "partition" or c in rows.column_names]
+    have = set(arrow.column_names)
+    names = [c for c in (*SNAPSHOT_COLUMNS, *numeric) if c == "partition" or c in have]
+    rows = arrow.select([c for c in names if c != "partition"])  # only these columns taken
+    whole = len(take) == arrow.num_rows and (np.diff(take) > 0).all()
+    rows = rows if whole else rows.take(pa.array(take, pa.int64()))  # as they are: no copy
     partition = pa.DictionaryArray.from_arrays(
         pa.array(rank[take], pa.int32()), pa.array(order, pa.string())
     ).cast(pa.string())

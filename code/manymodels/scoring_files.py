@@ -259,7 +259,7 @@ def merge_parts(
         parts: parquet files with the same columns (their order: ``columns``, else the first's).
         keep: an earlier file of the same columns.
         dropped: a boolean mask per row of a ``keep`` row group: the rows to leave out.
-        each: called with each part's rows as written (what the caller counts in them, without
+        each: called with each part's rows as read (what the caller counts in them, without
             reading the parts again).
 
     Returns:
@@ -278,7 +278,7 @@ def merge_parts(
             writer.write_table(table)
             rows += table.num_rows
             if each is not None and is_part:
-                each(table)
+                each(found)
         if writer is None:
             raise ValueError(f"nothing to write to {target}")
         writer.close()

@@ -10,10 +10,12 @@ import pytest
 
 from manymodels.scoring import series_codes
 from manymodels.scoring_blocks import (
+    COUNTS,
     BlockCodes,
     _summary,
     block_snapshot,
     block_snapshot_table,
+    snapshot_counts,
     summarise,
 )
 from manymodels.scoring_compact import Rows
@@ -105,6 +107,21 @@ def test_the_blocks_codes_are_the_frames_partitions_and_series(tmp_path):
     assert block_snapshot_table(arrow, table, None, whole, codes=codes).equals(
         block_snapshot_table(arrow, table, owner, whole)
     )
+
+
+def test_the_snapshot_counts_from_codes_and_metadata_are_the_counted_ones(tmp_path):
+    table = _block()
+    table.to_parquet(tmp_path / "block.parquet", index=False)
+    arrow = pq.read_table(tmp_path / "block.parquet")
+    table = arrow.to_pandas()
+    codes = BlockCodes(arrow, table, KEYS)
+    order = sorted(set(codes.owner()))[1:]  # one partition (one series) left out
+    part = block_snapshot_table(arrow, table, None, order, codes=codes)
+    counted = snapshot_counts(part)
+    assert counted == (3, "2024-03-18")  # P3 never sold but has rows; week 11 the last known
+    assert snapshot_counts(part, codes, order) == counted
+    written = part.replace_schema_metadata({COUNTS: b'{"series": 7, "last": null}'})
+    assert snapshot_counts(written) == (7, None)  # what the block wrote is not counted again
 
 
 def test_a_negative_snapshot_history_is_an_error():
