@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from manymodels import scoring_registry
 from manymodels.features import KEYS, build_features
@@ -34,11 +34,12 @@ from manymodels.scoring import (
     series_codes,
 )
 from manymodels.scoring_compact import CompactModel, Rows
-from manymodels.scoring_files import partition_ids
+from manymodels.scoring_files import STAGED, partition_ids, read_table, write_staged
 from manymodels.serve.snapshot import SNAPSHOT_COLUMNS
 from manymodels.stores import Store
 
 __all__ = [
+    "BlockCodes",
     "BlockJob",
     "Member",
     "block_features",
@@ -46,6 +47,7 @@ __all__ = [
     "block_snapshot_table",
     "forecasts_path",
     "score_block",
+    "snapshot_counts",
     "snapshot_part",
     "summarise",
 ]
@@ -80,6 +82,85 @@ class BlockJob:
     snapshot: bool = True  # write the members' snapshot rows
 
 
+class BlockCodes:
+    """A block's rows as integer codes, computed once from its Arrow table: each row's
+    partition (``code``, an index into ``ids``) and its store and product. Dictionary-encoding
+    the key columns in Arrow costs a fraction of factorising the frame's text columns, and
+    every step of the block (its partitions' rows, their grid, the snapshot) reads them."""
+
+    def __init__(self, arrow: pa.Table, table: pd.DataFrame, keys: tuple[str, ...]) -> None:
+        self.table, self.n = table, arrow.num_rows
+        self.code, self.ids = _partition_codes(arrow, table, keys)
+        self._keys = _text_codes(arrow, KEYS)  # None where a key is not text, or has nulls
+
+    def owner(self) -> np.ndarray:
+        """Each row's partition id."""
+        return self.ids[self.code]
+
+    def index_in(self, pids) -> np.ndarray:
+        """Each row's partition's place in ``pids`` (-1: not there)."""
+        if not self.n:
+            return np.zeros(0, np.intp)
+        return pd.Index(pids).get_indexer(self.ids)[self.code]
+
+    def rows_of(self, pid: str) -> np.ndarray:
+        """The rows of partition ``pid`` (a mask)."""
+        return self.index_in([pid]) == 0
+
+    def key_codes(self) -> list[np.ndarray] | None:
+        """Per row, a code for each of the series keys (store, product); -1: empty."""
+        return None if self._keys is None else [c for c, _ in self._keys]
+
+    def series_codes(self, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """:func:`~manymodels.scoring.series_codes` of the rows ``rows`` (a mask)."""
+        if self._keys is None:
+            part = self.table[rows]
+            return series_codes(part["store_id"].to_numpy(), part["product_id"].to_numpy())
+        (store, stores), (product, products) = self._keys
+        n = max(len(products), 1)
+        codes, pairs = pd.factorize(store[rows] * n + product[rows])
+        return codes, [f"{stores[c // n]}/{products[c % n]}" for c in pairs.tolist()]
+
+
+def _encoded(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    array = column.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.cast(array.type.value_type)
+    return pc.dictionary_encode(array, null_encoding="encode")
+
+
+def _partition_codes(arrow: pa.Table, table: pd.DataFrame, keys) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's code among the block's distinct key combinations, and each one's partition
+    id (:func:`~manymodels.scoring_files.partition_ids` of those combinations: the same ids,
+    the same check that two combinations do not give one id)."""
+    if not arrow.num_rows:
+        return np.zeros(0, np.intp), np.array([], object)
+    combined = np.zeros(arrow.num_rows, np.int64)
+    dictionaries = []
+    for key in keys:
+        encoded = _encoded(arrow.column(key))
+        combined = combined * len(encoded.dictionary) + encoded.indices.to_numpy()
+        dictionaries.append(encoded.dictionary)
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    distinct = table[list(keys)].iloc[first].reset_index(drop=True)  # as the frame has them
+    ids = partition_ids(distinct, keys).to_numpy()
+    return inverse.ravel(), ids
+
+
+def _text_codes(arrow: pa.Table, keys) -> list[tuple[np.ndarray, list[str]]] | None:
+    """Per key: each row's code and the text of each code; None when a key is not a text
+    column or has empty values (the frame's own factorising decides there)."""
+    out = []
+    for key in keys:
+        column = arrow.column(key)
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)) or column.null_count:
+            return None
+        encoded = _encoded(column)
+        out.append((encoded.indices.to_numpy().astype(np.int64), encoded.dictionary.to_pylist()))
+    return out
+
+
 def forecasts_path(rows: str | Path, name: str = "") -> Path:
     """Where the block whose rows are in ``rows`` writes its forecasts."""
     rows = Path(rows)
@@ -87,8 +168,9 @@ def forecasts_path(rows: str | Path, name: str = "") -> Path:
 
 
 def snapshot_part(rows: str | Path) -> Path:
-    """Where the block whose rows are in ``rows`` writes its rows of the serving snapshot."""
-    return Path(rows).with_suffix(".snapshot.parquet")
+    """Where the block whose rows are in ``rows`` writes its rows of the serving snapshot (a
+    staging file: :data:`~manymodels.scoring_files.STAGED`)."""
+    return Path(rows).with_suffix(f".snapshot{STAGED}")
 
 
 def score_block(job: BlockJob) -> dict[str, object]:
@@ -101,10 +183,10 @@ def score_block(job: BlockJob) -> dict[str, object]:
     grid (its own settings, a series in two partitions, no future rows) is forecast alone by
     :func:`~manymodels.scoring.predict_future`, which gives the same forecasts.
     """
-    arrow = pq.read_table(Path(job.rows))
+    arrow = read_table(job.rows)
     table = arrow.to_pandas()
-    owner = partition_ids(table, job.keys).to_numpy() if len(table) else np.array([], object)
-    present = set(pd.unique(owner))
+    codes = BlockCodes(arrow, table, job.keys)
+    present = set(codes.ids[np.unique(codes.code)])
     out: dict[str, object] = {}
     models = {}
     for m in job.members:
@@ -126,7 +208,7 @@ def score_block(job: BlockJob) -> dict[str, object]:
     alone = [p for p in members if p not in grouped]
     for pids in shared:
         try:
-            got, left = _forecast_shared(table, owner, pids, models, members, job, out)
+            got, left = _forecast_shared(table, codes, pids, models, members, job, out)
         except ValueError:
             log.debug("score: block features failed; per partition", exc_info=True)
             alone += pids
@@ -135,7 +217,7 @@ def score_block(job: BlockJob) -> dict[str, object]:
         alone += left
     scored_alone = set(alone)
     for pid in (p for p in members if p in scored_alone):
-        value = _forecast_alone(table[owner == pid].reset_index(drop=True), models[pid],
+        value = _forecast_alone(table[codes.rows_of(pid)].reset_index(drop=True), models[pid],
                                 members[pid], job, out)  # fmt: skip
         if value is not None:
             frames[pid] = value
@@ -145,17 +227,54 @@ def score_block(job: BlockJob) -> dict[str, object]:
             pd.concat(ordered, ignore_index=True).to_parquet(tmp, index=False)
     if job.snapshot and present:
         order = [m.partition for m in job.members if m.partition in present]
-        _write_snapshot(job, arrow, table, owner, order)
+        _write_snapshot(job, arrow, table, codes, order)
     return out
 
 
-def _write_snapshot(job: BlockJob, arrow: pa.Table, table: pd.DataFrame, owner, order) -> None:
+def _write_snapshot(job: BlockJob, arrow: pa.Table, table: pd.DataFrame, codes, order) -> None:
     """The members' rows of the serving snapshot to :func:`snapshot_part`."""
     with atomic_path(snapshot_part(job.rows)) as tmp:
         if job.history_weeks:
-            block_snapshot(table, owner, order, job.history_weeks).to_parquet(tmp, index=False)
+            rows = block_snapshot(table, codes.owner(), order, job.history_weeks)
+            snapshot = pa.Table.from_pandas(rows, preserve_index=False)
         else:  # all the history (the default): in Arrow, no frame converted back
-            pq.write_table(block_snapshot_table(arrow, table, owner, order), tmp)
+            snapshot = block_snapshot_table(arrow, table, None, order, codes=codes)
+        series, last = snapshot_counts(snapshot, None if job.history_weeks else codes, order)
+        counted = {COUNTS: json.dumps({"series": series, "last": last})}
+        metadata = (snapshot.schema.metadata or {}) | counted
+        write_staged(snapshot.replace_schema_metadata(metadata), tmp)
+
+
+COUNTS = b"manymodels.snapshot_counts"  # a snapshot part's series and last week (its metadata)
+
+
+def snapshot_counts(
+    part: pa.Table, codes: BlockCodes | None = None, order: list[str] | None = None
+) -> tuple[int, str | None]:
+    """A snapshot part's store x product series and its last week with known units (ISO date;
+    None: none), from the part's metadata when its block wrote them there (the step's own
+    process reads them, rather than counting every part again), else counted: the series from
+    ``codes`` when the part holds all the rows of its block's partitions ``order``, else by an
+    Arrow group-by (no frame)."""
+    written = (part.schema.metadata or {}).get(COUNTS)
+    if written is not None:
+        counts = json.loads(written)
+        return int(counts["series"]), counts["last"]
+    keys = None if codes is None else codes.key_codes()
+    if keys is not None:  # no empty keys there: every row has its series
+        mine = codes.index_in(order) >= 0
+        series = len(np.unique((keys[0] * (int(keys[1].max(initial=0)) + 1) + keys[1])[mine]))
+    else:
+        keyed = [pc.is_valid(part.column(k)) for k in ("store_id", "product_id")]
+        series = part.filter(pc.and_(*keyed)).group_by(["store_id", "product_id"])
+        series = series.aggregate([]).num_rows
+    units = part.column("units")
+    known = pc.is_valid(units)
+    if pa.types.is_floating(units.type):
+        known = pc.and_(known, pc.invert(pc.fill_null(pc.is_nan(units), True)))
+    weeks = pc.filter(part.column("week"), known)
+    last = pc.max(weeks).as_py() if len(weeks) else None
+    return int(series), None if last is None else f"{pd.Timestamp(last):%F}"
 
 
 def _forecast_alone(frame, packed, m: Member, job: BlockJob, out: dict) -> pd.DataFrame | None:
@@ -184,7 +303,7 @@ def _shared(models: dict) -> list[list[str]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def _forecast_shared(table, owner, pids, models, members, job, out):  # noqa: PLR0913, PLR0917
+def _forecast_shared(table, codes, pids, models, members, job, out):  # noqa: PLR0913, PLR0917
     """The forecasts of partitions ``pids`` from one features grid, assembled in one frame and
     cut per partition: what :func:`~manymodels.scoring.predict_future` gives each. Returns
     ``({partition: forecasts}, [partitions without future rows: to score alone])``.
@@ -194,7 +313,7 @@ def _forecast_shared(table, owner, pids, models, members, job, out):  # noqa: PL
             data): the caller scores the partitions one by one.
     """
     built, pairs, row_pid, young = _future_rows(
-        table, owner, pids, models[pids[0]].features, job.min_history_weeks
+        table, codes, pids, models[pids[0]].features, job.min_history_weeks
     )
     bounds = np.searchsorted(row_pid, np.arange(len(pids) + 1))
     rows = Rows(built)
@@ -233,15 +352,15 @@ def _forecast_shared(table, owner, pids, models, members, job, out):  # noqa: PL
     return frames, left
 
 
-def _future_rows(table, owner, pids, features: dict, min_history_weeks: int):
+def _future_rows(table, block: BlockCodes, pids, features: dict, min_history_weeks: int):
     """The features of the future rows of partitions ``pids`` (each after its own last week
     with known units) from one grid, grouped by partition in ``pids``' order; per row its
     "store/product", its partition's place in ``pids`` and whether its series is new."""
-    pcode = pd.Index(pids).get_indexer(owner)
+    pcode = block.index_in(pids)
     mine = pcode >= 0
     part = table if mine.all() else table[mine].reset_index(drop=True)
     pcode = pcode[mine]
-    codes, labels = series_codes(part["store_id"].to_numpy(), part["product_id"].to_numpy())
+    codes, labels = block.series_codes(mine)
     pairs = np.unique(codes.astype(np.int64) * len(pids) + pcode)
     if len(pairs) != len(labels):
         raise ValueError("a series in two partitions: each builds its own features")
@@ -348,39 +467,55 @@ def block_snapshot(
 
 
 def block_snapshot_table(
-    arrow: pa.Table, table: pd.DataFrame, owner: np.ndarray, order: list[str]
+    arrow: pa.Table,
+    table: pd.DataFrame,
+    owner: np.ndarray | None,
+    order: list[str],
+    *,
+    codes: BlockCodes | None = None,
 ) -> pa.Table:
     """:func:`block_snapshot` with all the history (``history_weeks`` 0) as an Arrow table:
     ``arrow``'s rows taken as they are (``table``: the same rows as a frame, for the keys), the
     first sale per series from integer codes. The same rows, columns and values as the frame,
-    without its conversion back to Arrow (~5 CPU-ms per partition of ~4,200 rows)."""
-    rank = pd.Index(order).get_indexer(owner)
+    without its conversion back to Arrow (~5 CPU-ms per partition of ~4,200 rows).
+    ``codes``: the block's (then ``owner`` is not read), else made from ``owner``."""
+    rank = codes.index_in(order) if codes is not None else pd.Index(order).get_indexer(owner)
     take = np.flatnonzero(rank >= 0)
     take = take[np.argsort(rank[take], kind="stable")]
-    rows = arrow.take(pa.array(take, pa.int64()))
     numeric = [
         f.name
-        for f in rows.schema
+        for f in arrow.schema
         if (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
         and f.name not in SNAPSHOT_COLUMNS
         and f.name not in ("shipped", "returns")
     ]
-    names = [c for c in (*SNAPSHOT_COLUMNS, *numeric) if c == "partition" or c in rows.column_names]
+    have = set(arrow.column_names)
+    names = [c for c in (*SNAPSHOT_COLUMNS, *numeric) if c == "partition" or c in have]
+    rows = arrow.select([c for c in names if c != "partition"])  # only these columns taken
+    whole = len(take) == arrow.num_rows and (np.diff(take) > 0).all()
+    rows = rows if whole else rows.take(pa.array(take, pa.int64()))  # as they are: no copy
     partition = pa.DictionaryArray.from_arrays(
         pa.array(rank[take], pa.int32()), pa.array(order, pa.string())
     ).cast(pa.string())
     columns = [partition if c == "partition" else rows.column(c) for c in names]
-    first = _first_sale(table, rank, take)
+    first = _first_sale(table, rank, take, codes)
     columns.append(pa.array(first, type=rows.schema.field("week").type, from_pandas=True))
     return pa.Table.from_arrays(columns, names=[*names, "first_sale"])
 
 
-def _first_sale(table: pd.DataFrame, rank: np.ndarray, take: np.ndarray) -> np.ndarray:
+def _first_sale(
+    table: pd.DataFrame, rank: np.ndarray, take: np.ndarray, block: BlockCodes | None = None
+) -> np.ndarray:
     """Per row of ``take`` (rows of ``table``), the first week its partition x series sold
-    (NaT: never): ``block_snapshot``'s group-by minimum, from integer codes."""
+    (NaT: never): ``block_snapshot``'s group-by minimum, from integer codes (``block``'s
+    store and product codes when it has them)."""
     codes = [rank[take].astype(np.int64)]
-    for key in KEYS:
-        code, _ = pd.factorize(table[key].to_numpy()[take])
+    known = block.key_codes() if block is not None else None
+    for i, key in enumerate(KEYS):
+        if known is not None:
+            code = known[i][take]
+        else:
+            code, _ = pd.factorize(table[key].to_numpy()[take])
         codes.append(code.astype(np.int64))
     group = np.zeros(len(take), np.int64)
     for code in codes:

@@ -23,9 +23,41 @@ import pyarrow.parquet as pq
 
 from manymodels.data.partition import partition_id
 
-__all__ = ["BATCH_ROWS", "merge_parts", "partition_ids", "read_part", "scan", "split"]
+__all__ = [
+    "BATCH_ROWS",
+    "STAGED",
+    "merge_parts",
+    "partition_ids",
+    "read_part",
+    "read_table",
+    "scan",
+    "split",
+    "staged_writer",
+    "write_staged",
+]
 
 BATCH_ROWS = 1 << 18  # rows per record batch read: bounds the parent's memory, not N
+STAGED = ".arrow"  # the suffix of a staging file: Arrow IPC, LZ4-compressed buffers
+_IPC = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+def staged_writer(path: str | Path, schema: pa.Schema) -> pa.ipc.RecordBatchFileWriter:
+    """A writer of the staging file ``path`` (Arrow IPC, LZ4); close it when done."""
+    return pa.ipc.new_file(str(path), schema, options=_IPC)
+
+
+def write_staged(table: pa.Table, path: str | Path) -> None:
+    """``table`` as the staging file ``path``."""
+    with staged_writer(path, table.schema) as writer:
+        writer.write_table(table)
+
+
+def read_table(path: str | Path) -> pa.Table:
+    """A staging file (:data:`STAGED`) or a parquet file, whole."""
+    if Path(path).suffix == STAGED:
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.open_file(source).read_all()
+    return pq.read_table(path)
 
 
 def _batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
@@ -52,7 +84,10 @@ def scan(path: Path, keys: Iterable[str]) -> pd.DataFrame:
     for batch in _batches(path, wanted):
         for key in keys:
             empty[key] += batch.column(key).null_count
-        seen.append(batch.to_pandas().astype(str).drop_duplicates())
+        # distinct in Arrow first (in order of appearance), as text after: the same rows as
+        # the batch's frame made text and deduplicated, at a fraction of the cost
+        distinct = pa.Table.from_batches([batch]).group_by(wanted, use_threads=False)
+        seen.append(distinct.aggregate([]).select(wanted).to_pandas().astype(str))
     for key, count in empty.items():
         if count:
             raise ValueError(
@@ -108,46 +143,47 @@ def split(
     folder: Path,
     routed: dict[str, str] | None = None,
 ) -> dict[str, Path]:
-    """Write the rows of each block (``block_of``: partition id -> block) to ``folder/<block>``.
+    """Write the rows of each block (``block_of``: partition id -> block) to the staging file
+    ``folder/<block>.arrow`` (:data:`STAGED`).
 
     Args:
         routed: ``{product: speed}`` set on those products' rows first (class changes routed
             back to the partition they were trained in).
 
     Returns:
-        ``{block: parquet file}`` for the blocks that got rows.
+        ``{block: staging file}`` for the blocks that got rows.
     """
     keys, routed = list(keys), routed or {}
     schema = pq.ParquetFile(path).schema_arrow
     if routed:  # the speed becomes plain text, as route_class_changes makes it
         schema = schema.set(schema.get_field_index("speed"), pa.field("speed", pa.string()))
-    writers: dict[str, pq.ParquetWriter] = {}
+    writers: dict[str, pa.ipc.RecordBatchFileWriter] = {}
     files: dict[str, Path] = {}
-    names: list[str] = []  # the distinct key values joined, in the order of ``numbers``
-    numbers: list[int] = []  # their block's number in ``order``
     order = sorted(set(block_of.values()))
+    number = {block: i for i, block in enumerate(order)}
+    block_number: dict[str, int] = {}  # key values joined -> their block's number (-1: none)
     try:
         for batch in _batches(path):
             table = pa.Table.from_batches([batch])
             if routed:
                 table = _route(table, routed)
-            joined = _joined(table, keys)
-            known = set(names)
-            new = [v for v in pc.unique(joined).to_pylist() if v not in known]
-            if new:  # key values not met in earlier batches
-                frame = pd.DataFrame([v.split(_SEP) for v in new], columns=keys)
-                for value, pid in zip(new, partition_ids(frame, keys), strict=True):
-                    if pid in block_of:
-                        names.append(value)
-                        numbers.append(order.index(block_of[pid]))
-            lookup = pa.array(names, pa.string())
-            where = pc.take(pa.array(numbers, pa.int64()), pc.index_in(joined, value_set=lookup))
-            for number in pc.unique(where.drop_null()).to_pylist():
-                block = order[number]
-                rows = table.filter(pc.fill_null(pc.equal(where, number), False))
+            where = _block_numbers(table, keys, block_of, number, block_number)
+            found, first = np.unique(where, return_index=True)
+            found = found[np.argsort(first)]  # the blocks in the order their rows come
+            found = found[found >= 0]
+            # the batch's rows grouped by block (one copy, when they are not already), each
+            # block's rows a slice of it: a batch holds the rows of many blocks' partitions
+            if (np.diff(where) < 0).any():
+                by = np.argsort(where, kind="stable")
+                table, where = table.take(pa.array(by)), where[by]
+            starts = np.searchsorted(where, found, side="left")
+            stops = np.searchsorted(where, found, side="right")
+            for n, start, stop in zip(found.tolist(), starts, stops, strict=True):
+                block = order[n]
+                rows = table.slice(int(start), int(stop - start))
                 if block not in writers:
-                    files[block] = folder / f"{block}.parquet"
-                    writers[block] = pq.ParquetWriter(files[block], schema)
+                    files[block] = folder / f"{block}{STAGED}"
+                    writers[block] = staged_writer(files[block], schema)
                 writers[block].write_table(rows.cast(schema))
     finally:
         for writer in writers.values():
@@ -158,10 +194,36 @@ def split(
 _SEP = "\x1f"  # joins key values: a character no key value holds
 
 
-def _joined(table: pa.Table, keys: list[str]) -> pa.Array:
-    """Each row's key values as one string (computed in Arrow, not row by row in Python)."""
-    columns = [pc.cast(table.column(k), pa.string()) for k in keys]
-    return pc.binary_join_element_wise(*columns, _SEP).combine_chunks()
+def _block_numbers(table: pa.Table, keys, block_of, number, block_number) -> np.ndarray:
+    """Each row's block number (-1: none, or a null key). Each key column dictionary-encoded
+    in Arrow, the distinct combinations of their codes (a few partitions' worth a batch) named
+    and looked up in Python (``block_number``: joined key values -> block number, filled here
+    for the values not met before): no string hashed per row more than once per column."""
+    combined = np.zeros(table.num_rows, np.int64)
+    valid = np.ones(table.num_rows, bool)
+    names = []
+    for key in keys:
+        encoded = pc.dictionary_encode(table.column(key).combine_chunks())
+        valid &= encoded.indices.is_valid().to_numpy(zero_copy_only=False)
+        index = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)
+        values = pc.cast(encoded.dictionary, pa.string()).to_pylist()
+        combined = combined * max(len(values), 1) + index
+        names.append(values)
+    combos, inverse = np.unique(combined, return_inverse=True)
+    joined = []
+    for combo in combos.tolist():
+        parts, rest = [], combo
+        for values in reversed(names):
+            rest, at = divmod(rest, max(len(values), 1))
+            parts.append(values[at] if values else "")
+        joined.append(_SEP.join(reversed(parts)))
+    new = [v for v in dict.fromkeys(joined) if v not in block_number]
+    if new:  # key values not met in earlier batches
+        frame = pd.DataFrame([v.split(_SEP) for v in new], columns=list(keys))
+        for value, pid in zip(new, partition_ids(frame, keys), strict=True):
+            block_number[value] = number[block_of[pid]] if pid in block_of else -1
+    codes = np.array([block_number[v] for v in joined], np.int64)
+    return np.where(valid, codes[inverse.ravel()], -1)
 
 
 def _route(table: pa.Table, routed: dict[str, str]) -> pa.Table:
@@ -174,7 +236,7 @@ def _route(table: pa.Table, routed: dict[str, str]) -> pa.Table:
 
 def read_part(path: Path) -> pd.DataFrame:
     """A block file as a frame."""
-    return pq.read_table(path).to_pandas()
+    return read_table(path).to_pandas()
 
 
 def merge_parts(
@@ -184,6 +246,7 @@ def merge_parts(
     keep: Path | None = None,
     dropped: Callable[[pa.Table], pa.Array] | None = None,
     columns: Iterable[str] | None = None,
+    each: Callable[[pa.Table], None] | None = None,
 ) -> int:
     """Write ``parts`` (and the rows of ``keep`` that ``dropped`` does not mark) into ``target``.
 
@@ -196,6 +259,8 @@ def merge_parts(
         parts: parquet files with the same columns (their order: ``columns``, else the first's).
         keep: an earlier file of the same columns.
         dropped: a boolean mask per row of a ``keep`` row group: the rows to leave out.
+        each: called with each part's rows as read (what the caller counts in them, without
+            reading the parts again).
 
     Returns:
         The rows written.
@@ -205,13 +270,15 @@ def merge_parts(
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     writer, schema, rows = None, None, 0
     try:
-        for found in _tables(parts, keep, dropped):
+        for found, is_part in _tables(parts, keep, dropped):
             if schema is None:
                 schema = _plain(found.schema, columns)
                 writer = pq.ParquetWriter(tmp, schema)
             table = _conform(found, schema)
             writer.write_table(table)
             rows += table.num_rows
+            if each is not None and is_part:
+                each(found)
         if writer is None:
             raise ValueError(f"nothing to write to {target}")
         writer.close()
@@ -224,9 +291,9 @@ def merge_parts(
     return rows
 
 
-def _tables(parts, keep, dropped) -> Iterator[pa.Table]:
+def _tables(parts, keep, dropped) -> Iterator[tuple[pa.Table, bool]]:
     for part in parts:  # first: the new rows set the columns' types
-        yield pq.read_table(part)
+        yield read_table(part), True
     if keep is not None and Path(keep).exists():
         earlier = pq.ParquetFile(keep)
         for i in range(earlier.num_row_groups):
@@ -234,7 +301,7 @@ def _tables(parts, keep, dropped) -> Iterator[pa.Table]:
             if dropped is not None:
                 table = table.filter(pc.invert(dropped(table)))
             if table.num_rows:
-                yield table
+                yield table, False
 
 
 def _plain(schema: pa.Schema, columns: Iterable[str] | None) -> pa.Schema:

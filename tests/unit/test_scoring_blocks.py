@@ -8,7 +8,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from manymodels.scoring_blocks import _summary, block_snapshot, block_snapshot_table, summarise
+from manymodels.scoring import series_codes
+from manymodels.scoring_blocks import (
+    COUNTS,
+    BlockCodes,
+    _summary,
+    block_snapshot,
+    block_snapshot_table,
+    snapshot_counts,
+    summarise,
+)
 from manymodels.scoring_compact import Rows
 from manymodels.scoring_files import merge_parts, partition_ids
 from manymodels.serve.snapshot import snapshot_rows
@@ -70,6 +79,49 @@ def test_the_arrow_snapshot_is_the_frames_written_and_read_back(tmp_path):
     assert got.schema == want.schema and "promo" in got.column_names
     assert "flag" not in got.column_names and got.column("first_sale").null_count > 0
     pd.testing.assert_frame_equal(got.to_pandas(), want.to_pandas(), check_exact=True)
+
+
+def test_the_blocks_codes_are_the_frames_partitions_and_series(tmp_path):
+    """Computed once from the Arrow table: the partition ids, rows and series codes the frame's
+    own factorising gives, and the same snapshot as from per-row partition ids."""
+    table = _block()
+    table.to_parquet(tmp_path / "block.parquet", index=False)
+    arrow = pq.read_table(tmp_path / "block.parquet")
+    table = arrow.to_pandas()
+    owner = partition_ids(table, KEYS).to_numpy()
+    codes = BlockCodes(arrow, table, KEYS)
+    assert codes.owner().tolist() == owner.tolist()
+    order = sorted(set(owner), reverse=True)[:2]
+    assert codes.index_in(order).tolist() == pd.Index(order).get_indexer(owner).tolist()
+    assert codes.rows_of(order[1]).tolist() == (owner == order[1]).tolist()
+    rows = owner != order[0]
+    want, want_labels = series_codes(
+        table.loc[rows, "store_id"].to_numpy(), table.loc[rows, "product_id"].to_numpy()
+    )
+    got, labels = codes.series_codes(rows)
+    assert np.asarray(labels)[got].tolist() == np.asarray(want_labels)[want].tolist()
+    assert got.tolist() == want.tolist()  # numbered in order of appearance, as there
+    got = block_snapshot_table(arrow, table, None, order, codes=codes)
+    assert got.equals(block_snapshot_table(arrow, table, owner, order))
+    whole = sorted(set(owner), key=list(owner).index)  # every row, in the rows' order
+    assert block_snapshot_table(arrow, table, None, whole, codes=codes).equals(
+        block_snapshot_table(arrow, table, owner, whole)
+    )
+
+
+def test_the_snapshot_counts_from_codes_and_metadata_are_the_counted_ones(tmp_path):
+    table = _block()
+    table.to_parquet(tmp_path / "block.parquet", index=False)
+    arrow = pq.read_table(tmp_path / "block.parquet")
+    table = arrow.to_pandas()
+    codes = BlockCodes(arrow, table, KEYS)
+    order = sorted(set(codes.owner()))[1:]  # one partition (one series) left out
+    part = block_snapshot_table(arrow, table, None, order, codes=codes)
+    counted = snapshot_counts(part)
+    assert counted == (3, "2024-03-18")  # P3 never sold but has rows; week 11 the last known
+    assert snapshot_counts(part, codes, order) == counted
+    written = part.replace_schema_metadata({COUNTS: b'{"series": 7, "last": null}'})
+    assert snapshot_counts(written) == (7, None)  # what the block wrote is not counted again
 
 
 def test_a_negative_snapshot_history_is_an_error():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -75,6 +76,34 @@ def test_split_writes_each_block_its_rows_and_routes_moved_products(tmp_path, so
     assert set(b0.loc[b0["product_id"] == "slow-1", "speed"]) == {"fast"}
     assert set(b1["product_id"]) == {"fast-0", "fast-1", "slow-1"}  # gulf's slow-1 moved here
     assert len(b1) == 5 + 2
+
+
+def test_split_keeps_the_order_of_the_rows_and_of_the_blocks(tmp_path, monkeypatch):
+    """Blocks' rows interleaved within and across batches, a null key, a partition in no
+    block: each block's file holds its rows in the table's order, the blocks in the order
+    their first rows come (the step's outputs follow it)."""
+    monkeypatch.setattr(scoring_files, "BATCH_ROWS", 7)
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({
+        "region": rng.choice(["a", "b", "c"], 60), "store_format": "large",
+        "speed": rng.choice(["fast", "slow"], 60), "product_id": "p", "units": np.arange(60.0),
+    })  # fmt: skip
+    frame.loc[5, "region"] = None
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, index=False)
+    keyed = frame[frame["region"].notna()]  # the row without a key is in no block
+    ids = partition_ids(keyed, KEYS)
+    met = list(dict.fromkeys(ids))  # the blocks met first are not the first by name
+    block_of = {pid: ("b2", "b0", "b1")[i % 3] for i, pid in enumerate(met) if i != 1}
+    (tmp_path / "out").mkdir()
+    files = split(path, KEYS, block_of, tmp_path / "out")
+    assert list(files) == list(dict.fromkeys(block_of[p] for p in ids if p in block_of))
+    for block, file in files.items():
+        assert file.suffix == scoring_files.STAGED
+        want = keyed[ids.map(block_of).eq(block)]
+        got = read_part(file)
+        assert got["units"].tolist() == want["units"].tolist()
+        assert got["region"].tolist() == want["region"].tolist()
 
 
 def parts(tmp_path, *frames) -> list:

@@ -52,8 +52,22 @@ from manymodels.scoring import (
     route_class_changes,
     write_sql_parts,
 )
-from manymodels.scoring_blocks import BlockJob, Member, forecasts_path, score_block, snapshot_part
-from manymodels.scoring_files import merge_parts, partition_ids, read_part, scan, split
+from manymodels.scoring_blocks import (
+    BlockJob,
+    Member,
+    forecasts_path,
+    score_block,
+    snapshot_counts,
+    snapshot_part,
+)
+from manymodels.scoring_files import (
+    merge_parts,
+    partition_ids,
+    read_part,
+    scan,
+    split,
+    write_staged,
+)
 from manymodels.serve.snapshot import snapshot_path, snapshot_rows, write_manifest
 from manymodels.steps import (
     add_data_option,
@@ -366,40 +380,26 @@ def _write_snapshot(files: dict, path: Path, settings, *, partitions: int, keys,
 
             frames = [snapshot_rows(p, f, history) for p, f in
                       split_partitions(split_rows, keys).items()]  # fmt: skip
-            pd.concat(frames, ignore_index=True).to_parquet(part, index=False)
+            frame = pd.concat(frames, ignore_index=True)
+            write_staged(pa.Table.from_pandas(frame, preserve_index=False), part)
         parts.append(part)
+    counted = []  # per part: its series and last week with known units, as it is written
     if parts:
-        total = merge_parts(parts, path)
+        total = merge_parts(parts, path, each=lambda t: counted.append(snapshot_counts(t)))
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame().to_parquet(path, index=False)
         total = 0
     series, last = 0, None
-    for part in parts:
-        n, week = _series_and_last(part)
+    for n, week in counted:
         series += n
         if week is not None:
-            last = max(last, week) if last is not None else week
+            last = max(last, pd.Timestamp(week)) if last is not None else pd.Timestamp(week)
     write_manifest(
         path, rows=total, partitions=partitions, series=series, history_weeks=history,
         last_actual_week=None if last is None else f"{last:%F}",
         min_history_weeks=settings.data.min_history_weeks, keys=keys, class_changes=changes,
     )  # fmt: skip
-
-
-def _series_and_last(part: Path) -> tuple[int, pd.Timestamp | None]:
-    """A snapshot part's store x product series and its last week with known units (Arrow
-    group-by and filter: no frame)."""
-    t = pq.read_table(part, columns=["store_id", "product_id", "week", "units"])
-    keyed = pc.and_(pc.is_valid(t.column("store_id")), pc.is_valid(t.column("product_id")))
-    series = t.filter(keyed).group_by(["store_id", "product_id"]).aggregate([]).num_rows
-    units = t.column("units")
-    known = pc.is_valid(units)
-    if pa.types.is_floating(units.type):
-        known = pc.and_(known, pc.invert(pc.fill_null(pc.is_nan(units), True)))
-    weeks = pc.filter(t.column("week"), known)
-    last = pc.max(weeks).as_py() if len(weeks) else None
-    return int(series), None if last is None else pd.Timestamp(last)
 
 
 def _note_lifecycle(s: dict, summary: dict) -> None:
