@@ -6,6 +6,8 @@ Each runs the whole backtest (2 origins + the refit) in this one process, so the
 same load. Usage (after ``peers.py project`` cached the mock panel):
 
     .venv/bin/python benchmarks/member_cost.py 8     # the first 8 partitions
+
+:func:`interleaved` is the measurement; ``benchmarks/defaults_cost.py`` runs it on other sets.
 """
 
 import json
@@ -20,9 +22,7 @@ torch.set_num_threads(1)
 from manymodels.config import load_settings  # noqa: E402
 from manymodels.training import train_partition  # noqa: E402
 
-table = pd.read_parquet("work/bench-peers/panel.parquet")
-parts = sorted(table.partition.unique())[: int(sys.argv[1])]
-configs = {
+CONFIGS = {
     "main_lasso_nn": ["training.ensemble.members=[lasso,nn]", "training.ensemble.overrides=[]"],
     "previous_lasso_nn_gbm150": [
         "training.ensemble.members=[lasso,nn,gbm]",
@@ -32,32 +32,38 @@ configs = {
     ],
     "now": [],
 }
-settings = {
-    k: load_settings("pipelines", "dev", v + ["training.plots=false"]) for k, v in configs.items()
-}
-cpu = {k: 0.0 for k in configs}
 
 
-def now():
+def _cpu() -> float:
     u = resource.getrusage(resource.RUSAGE_SELF)
     return u.ru_utime + u.ru_stime
 
 
-for pid in parts:
-    frame = table[table.partition == pid].drop(columns="partition")
-    for k, s in settings.items():
-        t = now()
-        train_partition(frame, pid, s)
-        cpu[k] += now() - t
-    print(pid, {k: round(v, 1) for k, v in cpu.items()}, flush=True)
-res = {k: v / len(parts) for k, v in cpu.items()}
-print(
-    json.dumps(
-        {
-            "partitions": parts,
-            "cpu_seconds_per_partition": res,
-            "ratio_vs_main": {k: v / res["main_lasso_nn"] for k, v in res.items()},
-        },
-        indent=2,
+def interleaved(panel: str, n: int, configs: dict, baselines: tuple[str, ...]) -> dict:
+    """Train the first ``n`` partitions of the ``panel`` parquet with each of ``configs``
+    (``--set`` items on pipelines/), partition by partition; the CPU seconds per partition of
+    each, and their ratios to each of ``baselines``."""
+    table = pd.read_parquet(panel)
+    parts = sorted(table.partition.unique())[:n]
+    settings = {
+        k: load_settings("pipelines", "dev", [*v, "training.plots=false"])
+        for k, v in configs.items()
+    }
+    cpu = dict.fromkeys(configs, 0.0)
+    for pid in parts:
+        frame = table[table.partition == pid].drop(columns="partition")
+        for k, s in settings.items():
+            t = _cpu()
+            train_partition(frame, pid, s)
+            cpu[k] += _cpu() - t
+        print(pid, {k: round(v, 1) for k, v in cpu.items()}, flush=True)  # noqa: T201
+    res = {k: v / len(parts) for k, v in cpu.items()}
+    ratios = {b: {k: v / res[b] for k, v in res.items()} for b in baselines}
+    return {"partitions": parts, "cpu_seconds_per_partition": res, "ratio_vs": ratios}
+
+
+if __name__ == "__main__":
+    result = interleaved(
+        "work/bench-peers/panel.parquet", int(sys.argv[1]), CONFIGS, ("main_lasso_nn",)
     )
-)
+    print(json.dumps(result, indent=2))  # noqa: T201
