@@ -144,9 +144,14 @@ def test_worse_candidate_is_rejected_and_rollback_restores(trained_copy):
         p: registry.get_alias(store, registry.model_name(settings, p), "champion").version
         for p in promoted
     }
-    # a crippled candidate: Lasso shrunk to the mean, one epoch, and scrambled covariates
+    # a crippled candidate whatever the default members are: LASSO shrunk to the mean and a
+    # network trained for one epoch at a learning rate that throws it around
     workspace.run(
         "train",
+        "--set",
+        "training.ensemble.members=[lasso,nn]",
+        "--set",
+        "training.ensemble.overrides=[]",
         "--set",
         "training.lasso.alpha=1000",
         "--epochs",
