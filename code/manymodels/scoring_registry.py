@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from manymodels.stores import Store
+from manymodels.stores import Store, sqlite_file
 
 __all__ = ["Champion", "champions", "embedded_db", "load_scoring_form"]
 
@@ -61,8 +61,8 @@ def embedded_db(store: Store) -> Path | None:
         return None
     if os.environ.get("MLFLOW_ENABLE_WORKSPACES", "").strip().lower() in ("1", "true", "yes"):
         return None
-    path = Path(unquote(uri.removeprefix("sqlite:///")))  # sqlite:////abs or sqlite:///rel
-    return path if path.is_file() else None
+    path = sqlite_file(uri)
+    return Path(path) if path and os.path.isfile(path) else None
 
 
 def champions(store: Store, prefix: str, names: Iterable[str]) -> dict:

@@ -24,6 +24,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from manymodels import platforms
 from manymodels.config import Settings, store_uri
@@ -102,11 +103,12 @@ _FAST_FILES: set[str] = set()
 
 
 def sqlite_file(uri: str) -> str | None:
-    """The real path of the file a ``sqlite:///`` URI names; None for another scheme or an
+    """The real path of the file a ``sqlite:///`` URI names (percent-escapes decoded, as
+    SQLAlchemy does; ``sqlite:////abs`` or ``sqlite:///rel``); None for another scheme or an
     in-memory database."""
     if not uri.startswith("sqlite:///"):
         return None
-    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    path = unquote(uri.removeprefix("sqlite:///").split("?", 1)[0])
     if path in ("", ":memory:") or path.startswith("file::memory:"):
         return None
     return os.path.realpath(path)

@@ -116,6 +116,7 @@ def test_the_lean_profile_turns_it_on(config_dir):
     [
         ("sqlite:////abs/mlflow.db", "/abs/mlflow.db"),
         ("sqlite:////abs/mlflow.db?timeout=5", "/abs/mlflow.db"),
+        ("sqlite:////abs/my%20store/mlflow.db", "/abs/my store/mlflow.db"),  # as SQLAlchemy
         ("sqlite:///:memory:", None),
         ("sqlite://", None),
         ("http://server:5000", None),
