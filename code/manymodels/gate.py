@@ -94,6 +94,8 @@ def judge(
         )
     rules = gate.rules(keys or {})
     m = rules.metric
+    # training.json holds an undefined metric (no zero weeks...) as null: NaN here
+    metrics = {k: float("nan") if v is None else v for k, v in metrics.items()}
     max_mape, min_improvement = rules.max_error, rules.min_improvement  # the Verdict's names
     mape, base = metrics["ensemble_mape"], metrics["baseline_mape"]
     error = metrics[f"ensemble_{m}"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ import pandas as pd
 __all__ = [
     "atomic_dir",
     "atomic_path",
+    "finite",
     "json_text",
     "read_json",
     "write_json",
@@ -82,8 +84,25 @@ def write_json(data: Any, target: str | Path) -> Path:
 
 
 def json_text(data: Any) -> str:
-    """The text :func:`write_json` writes for ``data`` (to write it to several files)."""
-    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    """The text :func:`write_json` writes for ``data`` (to write it to several files).
+
+    Strict JSON: a NaN or an infinity (a metric with nothing to measure, such as RMSE on
+    zero weeks where no week sold nothing) is written as ``null``, which every JSON parser
+    reads; Python's default ``NaN`` token is rejected by ``jq``, JavaScript and most others.
+    Readers take ``null`` back as "undefined" (:func:`manymodels.gate.judge` as NaN).
+    """
+    return json.dumps(finite(data), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
+
+
+def finite(data: Any) -> Any:
+    """``data`` with every NaN or infinite float (NumPy's too) replaced by ``None``."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
 
 
 def write_text(text: str, target: str | Path) -> Path:

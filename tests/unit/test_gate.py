@@ -203,3 +203,19 @@ def test_shipped_settings_judge_slow_movers_by_wape_and_zero_weeks():
 
     rules = load_settings("pipelines", "dev").training.gate.rules({"speed": "slow"})
     assert rules.metric == "wape" and rules.max_rmse_zero_vs_baseline is not None
+
+
+def test_undefined_metrics_read_back_from_json_as_null_are_judged_as_nan():
+    """training.json writes an undefined metric (no zero weeks) as null: the gate reads it as
+    NaN, not as a TypeError, and decides as it does for NaN."""
+    from_json = slow_metrics(ensemble_rmse_zero=None, baseline_rmse_zero=None)
+    as_nan = slow_metrics(ensemble_rmse_zero=math.nan, baseline_rmse_zero=math.nan)
+    got = judge("p", from_json, SLOW, keys={"speed": "slow"})
+    want = judge("p", as_nan, SLOW, keys={"speed": "slow"})
+    assert got.checks == want.checks and got.decision == want.decision
+    assert got.checks["zero_weeks"] is None
+
+
+def test_a_null_error_metric_fails_like_nan():
+    verdict = judge("p", {"ensemble_mape": None, "baseline_mape": 0.3}, GATE)
+    assert verdict.checks["error_target"] is False and verdict.decision != "promote"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import os
 import stat
 from pathlib import Path
@@ -135,3 +137,30 @@ def test_atomic_dir_creates_a_new_folder_and_clears_a_leftover_old_one(tmp_path)
     with atomic_dir(tmp_path / "parts") as tmp:
         (tmp / "b.txt").write_text("b")
     assert listing(tmp_path) == ["parts", "parts/b.txt", "sub", "sub/parts", "sub/parts/a.txt"]
+
+
+def _refuse(token: str):
+    raise ValueError(f"not JSON: {token}")
+
+
+def test_write_json_writes_strict_json_with_null_for_nan(tmp_path):
+    """NaN and infinities are not JSON (jq, JavaScript and most parsers reject them): a metric
+    that is undefined (no zero weeks, no baseline) is written as null, wherever it sits."""
+    data = {
+        "a": math.nan,
+        "b": [1.0, math.inf, {"c": -math.inf}],
+        "d": (math.nan,),
+        "e": 0.5,
+        "f": "nan",
+    }
+    path = write_json(data, tmp_path / "report.json")
+    parsed = json.loads(path.read_text(), parse_constant=_refuse)
+    assert parsed == {"a": None, "b": [1.0, None, {"c": None}], "d": [None], "e": 0.5, "f": "nan"}
+    assert read_json(path) == parsed
+
+
+def test_write_json_nulls_numpy_nan_too(tmp_path):
+    import numpy as np
+
+    path = write_json({"x": np.float64("nan"), "y": np.float64(2.5)}, tmp_path / "r.json")
+    assert json.loads(path.read_text(), parse_constant=_refuse) == {"x": None, "y": 2.5}

@@ -39,7 +39,7 @@ def version_tags(
     """A version's tags: partition keys, metrics, data version, runs, verdict and ``lineage``
     (the git tags, looked up once per step rather than once per partition)."""
     metrics = {
-        k: f"{v:.6g}"
+        k: "nan" if v is None else f"{v:.6g}"  # training.json: an undefined metric is null
         for k, v in part["metrics"].items()
         if k.startswith(("ensemble_", "baseline_"))
     }
