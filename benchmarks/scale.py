@@ -444,12 +444,17 @@ def markdown(results: list[dict]) -> str:
         s = r["summary"]
         store = [st.get("mlflow_store_mb") for st in r["stages"] if st.get("mlflow_store_mb")]
         loads = [st["load_avg_before"][0] for st in r["stages"]]
-        scored = any(st["stage"] == "score" for st in r["stages"])
-        score = f"{s['score_vcpu_s_per_model']:.3f}" if scored else "not run"
+        ran = [st["stage"] for st in r["stages"]]
+        score = f"{s['score_vcpu_s_per_model']:.3f}" if "score" in ran else "not run"
+        # a --stages run without train (e.g. score alone on kept models) has no such figure
+        trained = f"{s['train_register_vcpu_s_per_model']:.3f}" if "train" in ran else "not run"
+        wall = _duration(s["end_to_end_wall_s"])
+        if "train" not in ran:  # not end to end: say what the wall covers
+            wall += f" ({', '.join(ran)} only)"
         rows.append(
             f"| {r['partitions']:,} | {r['backend']} | {_settings_text(r)} "
-            f"| {r['data']['rows']:,} | {s['train_register_vcpu_s_per_model']:.3f} "
-            f"| {score} | {_duration(s['end_to_end_wall_s'])} "
+            f"| {r['data']['rows']:,} | {trained} "
+            f"| {score} | {wall} "
             f"| {_duration(s.get('extrapolated_10k_idle_wall_s', 0))} "
             f"| {s['peak_rss_process_mb']:,.0f} MB "
             f"| {f'{max(store):,.0f} MB' if store else 'n/a'} "

@@ -72,3 +72,25 @@ def test_benchmark_runs_every_stage_and_records_it(tmp_path):
     assert result["summary"]["score_vcpu_s_per_model"] > 0
     assert "| train |" in stdout  # the markdown table
     assert not (tmp_path / "work").exists()  # not kept without --keep
+
+
+def _scale():
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("scale", BENCH / "scale.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+def test_a_run_of_some_stages_is_not_shown_as_the_whole_chain():
+    """A `--stages score` run has no train or register: its row says "not run" there, not
+    0.000 vCPU-s per model, and its wall is labelled with the stages it covers."""
+    result = json.loads((BENCH / "results" / "scale-local-10000-score5.json").read_text())
+    row = next(x for x in _scale().markdown([result]).splitlines() if x.startswith("| 10,000 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == "not run"  # train + register
+    assert cells[5] == "0.033"  # score
+    assert cells[6] == "247 s (score only)"
