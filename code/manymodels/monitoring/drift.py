@@ -17,6 +17,7 @@ either alone is noisy on the few hundred rows a partition has per window.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from json.encoder import encode_basestring_ascii
@@ -28,7 +29,7 @@ from scipy.special import kolmogorov
 
 from manymodels.config import DriftBars, DriftMonitorSettings
 from manymodels.features import HISTORY_PREFIXES, build_features, feature_columns
-from manymodels.io import json_text, write_text
+from manymodels.io import write_text
 
 __all__ = [
     "PROFILE_FILE",
@@ -230,14 +231,14 @@ class _NotPlain(TypeError):
 
 
 def _profile_text(data: dict) -> str:
-    """:func:`manymodels.io.json_text` of a profile (indent 2, sorted keys), by the same rules
+    """The json module's text of a profile (indent 2, sorted keys, NaN kept), by the same rules
     but with each list of floats joined at once: the JSON module's indented encoder is pure
     Python, one call per value. Any value other than dicts with text keys, lists, text,
-    numbers, booleans and None goes to :func:`json_text` whole."""
+    numbers, booleans and None goes to the json module whole."""
     try:
         return _plain(data, "\n") + "\n"
     except _NotPlain:
-        return json_text(data)
+        return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"  # keeps NaN
 
 
 def _plain(value, pad: str) -> str:
