@@ -51,7 +51,8 @@ class IntermittentForecaster(RegressorMixin, BaseEstimator):
         time_col: the column ordering rows in time (weekly).
 
     Attributes:
-        series_: ``pd.Index`` of the series seen (tuples of ``series_cols`` values, as text).
+        series_: ``pd.MultiIndex`` of the series seen (``series_cols`` values, as text), in
+            order of first appearance.
         weeks_: the kept training weeks (datetime64, ascending).
         levels_: kept weeks x series array of the level through each week (NaN: not started).
         default_level_: the forecast of a series not seen in training.
@@ -94,7 +95,7 @@ class IntermittentForecaster(RegressorMixin, BaseEstimator):
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         frame, y = check_model_input(self, X, y, reset=True)
         cols = self._require(frame)
-        codes, self.series_ = pd.factorize(_series(frame, cols))
+        codes, self.series_ = _factorize_series(frame, cols)
         week_codes, weeks = pd.factorize(pd.to_datetime(frame[self.time_col]), sort=True)
         # a dense weekly grid: weeks with no row at all are gaps, not skipped time
         span = pd.date_range(weeks.min(), weeks.max(), freq="7D")
@@ -144,8 +145,32 @@ class IntermittentForecaster(RegressorMixin, BaseEstimator):
         return cols
 
 
-def _series(frame: pd.DataFrame, cols: list) -> pd.Index:
-    return pd.Index(list(zip(*(frame[c].astype(str) for c in cols), strict=True)))
+def _series(frame: pd.DataFrame, cols: list) -> pd.MultiIndex:
+    """Each row's series, as a ``MultiIndex`` of its ``cols`` values as text."""
+    return pd.MultiIndex.from_arrays([frame[c].astype(str) for c in cols])
+
+
+def _factorize_series(frame: pd.DataFrame, cols: list) -> tuple[np.ndarray, pd.MultiIndex]:
+    """``pd.factorize(_series(frame, cols))``, without hashing tuples row by row.
+
+    Each column is factorised on its own (vectorised, a missing value kept as a value of
+    its own) and folded into one integer key per row, refactorised after each column so
+    that it stays below the row count; the series come back in order of first appearance,
+    as ``pd.factorize`` gives them.
+    """
+    key = np.zeros(len(frame), np.int64)
+    levels, level_codes = [], []
+    for c in cols:
+        column_codes, uniques = pd.factorize(frame[c].astype(str), use_na_sentinel=False)
+        key, _ = pd.factorize(key * len(uniques) + column_codes)
+        levels.append(uniques)
+        level_codes.append(column_codes)
+    first = np.empty(int(key.max(initial=-1)) + 1, np.intp)
+    first[key[::-1]] = np.arange(len(key) - 1, -1, -1)  # each series' first row
+    series = pd.MultiIndex(
+        levels=levels, codes=[codes[first] for codes in level_codes], verify_integrity=False
+    )
+    return key, series
 
 
 def _smooth(grid: np.ndarray, method: str, alpha: float, beta: float) -> np.ndarray:

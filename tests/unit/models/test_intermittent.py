@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from manymodels.models import IntermittentForecaster
+from manymodels.models.intermittent import _factorize_series, _series
 
 WEEKS = pd.date_range("2024-01-01", periods=30, freq="7D")
 
@@ -124,3 +125,31 @@ def test_missing_series_or_time_columns_are_errors():
     with pytest.raises(ValueError, match="whole weeks"):
         shifted = X.assign(week=X["week"] + pd.to_timedelta(np.arange(30) % 2, unit="D"))
         IntermittentForecaster().fit(shifted, y)
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "object"])
+def test_series_are_factorised_as_tuples_of_text_would_be(dtype):
+    # the vectorised factorisation gives the codes and series (in order of first
+    # appearance, a missing value its own) that factorising row tuples gave
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            c: pd.Series(rng.choice(["a", "b", None, "10", "1"], 400), dtype=dtype)
+            for c in ("store_id", "product_id", "region")
+        }
+    )
+    cols = list(frame.columns)
+    tuples = pd.Index(list(zip(*(frame[c].astype(str) for c in cols), strict=True)))
+    expected_codes, expected = pd.factorize(tuples)
+    codes, series = _factorize_series(frame, cols)
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert list(series) == list(expected)
+    np.testing.assert_array_equal(series.get_indexer(_series(frame, cols)), expected_codes)
+
+
+def test_a_model_pickled_with_tuple_series_still_predicts():
+    X, y = _frame({"P1": [1.0] * 30, "P2": [3.0] * 30})
+    model = IntermittentForecaster().fit(X, y)
+    expected = model.predict(_future(["P2", "P1", "P9"]))
+    model.series_ = pd.Index(list(model.series_))  # as an older version stored it
+    np.testing.assert_array_equal(model.predict(_future(["P2", "P1", "P9"])), expected)
