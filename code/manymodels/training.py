@@ -106,7 +106,7 @@ def feature_settings(settings: Settings) -> dict:
 
 def split_test(features: pd.DataFrame, test_weeks: int) -> tuple[pd.DataFrame, pd.DataFrame, list]:
     """Rows with known units split into (train, test) by week; also the test weeks."""
-    known = features[features["units"].notna()]
+    known = _rows(features, features["units"].notna())
     weeks = sorted(known[TIME_COL].unique())
     if len(weeks) <= test_weeks:
         raise ValueError(
@@ -348,7 +348,7 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
     columns = [TIME_COL, *categorical, *numeric]
     with clock("features"):
         features = build_features(frame, **fs)
-    known = features[features["units"].notna()]
+    known = _rows(features, features["units"].notna())
     weeks = sorted(known[TIME_COL].unique())
     try:
         windows = backtest_windows(
@@ -359,13 +359,13 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
     except ValueError as exc:
         raise ValueError(f"partition {partition}: {exc}") from exc
     parts, fitted_at, jobs, X_tests = [], {}, [], []
-    trains = [known[known[TIME_COL] < window[0]] for window in windows]
+    trains = [_rows(known, known[TIME_COL] < window[0]) for window in windows]
     trains = [(train[columns], train["units"]) for train in trains]  # each origin's, once
     for X_train, y_train in trains:
         jobs.append(_member_jobs(members, X_train, y_train, t.split.validation_weeks))
     fitted = yield [job for origin in jobs for job in origin.values()]
     for k, (window, (X_train, y_train)) in enumerate(zip(windows, trains, strict=True), start=1):
-        test = known[known[TIME_COL].isin(window)]
+        test = _rows(known, known[TIME_COL].isin(window))
         fitted_at[k] = dict(
             zip(members, fitted[(k - 1) * len(members) : k * len(members)], strict=True)
         )
@@ -436,6 +436,19 @@ def _program(frame: pd.DataFrame, partition: str, settings: Settings, clock: _Cl
         info,
         features,
     )
+
+
+def _rows(frame: pd.DataFrame, mask) -> pd.DataFrame:
+    """``frame[mask]``, as a slice where ``mask`` selects one contiguous run of rows: the
+    features are sorted by week, so a window of weeks (a training prefix, a backtest's test
+    weeks, the known weeks) is one. The same rows, index labels and values; a slice shares
+    its columns (copy-on-write) where a boolean selection copies every one of them (about
+    1.7 ms against 0.1 ms on a partition of 4,200 rows with 8 string columns)."""
+    mask = np.asarray(mask, dtype=bool)
+    hits = np.flatnonzero(mask)
+    if len(hits) == 0 or hits[-1] - hits[0] + 1 != len(hits):
+        return frame[mask]
+    return frame.iloc[hits[0] : hits[-1] + 1]
 
 
 def _link_packs(packs: dict, known: pd.DataFrame) -> None:
@@ -540,7 +553,8 @@ def _member_jobs(members: dict, X: pd.DataFrame, y: pd.Series, validation_weeks:
     for name, template in members.items():
         est = clone(template)
         if "eval_set" in inspect.signature(est.fit).parameters:
-            jobs[name] = (est, X[~is_val], y[~is_val], (X[is_val], y[is_val]))
+            fit_X, val_X = _rows(X, ~is_val), _rows(X, is_val)
+            jobs[name] = (est, fit_X, y[~is_val], (val_X, y[is_val]))
         else:
             jobs[name] = (est, X, y, None)
     return jobs

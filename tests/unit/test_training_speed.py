@@ -70,3 +70,47 @@ def test_the_deployed_forecasts_are_those_of_the_backtest_rows_model_input(
         np.testing.assert_allclose(expected[latest], test["ensemble"][latest], rtol=1e-12)
         expected[latest] = test["ensemble"][latest]
     np.testing.assert_array_equal(expected, test["deployed_ensemble"])
+
+
+@pytest.fixture
+def _week_sorted() -> pd.DataFrame:
+    weeks = np.repeat(pd.date_range("2024-01-01", periods=6, freq="W-MON"), 3)
+    return pd.DataFrame(
+        {
+            "week": weeks,
+            "store_id": pd.array(["s1", "s2", "s3"] * 6, dtype="str"),
+            "units": np.arange(18.0),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "select",
+    [
+        lambda f: f["week"] < f["week"].iloc[9],  # a training prefix
+        lambda f: f["week"].isin(f["week"].iloc[[9, 12]]),  # a backtest's test weeks
+        lambda f: f["week"] >= f["week"].iloc[15],  # a validation suffix
+        lambda f: f["units"].notna(),  # every row
+        lambda f: f["units"] > 99,  # none
+        lambda f: f["store_id"] == "s2",  # not one run of rows: a boolean selection
+        lambda f: f["units"].isin([0.0, 17.0]),
+    ],
+    ids=["prefix", "window", "suffix", "all", "none", "scattered", "ends"],
+)
+def test_rows_selects_what_a_boolean_mask_does(_week_sorted, select):
+    mask = select(_week_sorted)
+    got = training._rows(_week_sorted, mask)
+    pd.testing.assert_frame_equal(got, _week_sorted[mask])
+    assert list(got.index) == list(_week_sorted.index[mask.to_numpy()])
+
+
+def test_rows_is_a_frame_of_its_own(_week_sorted):
+    before = _week_sorted.copy()
+    for got in (
+        training._rows(_week_sorted, _week_sorted["units"].notna()),
+        training._rows(_week_sorted, _week_sorted["units"] < 6),
+    ):
+        assert got is not _week_sorted
+        got.loc[got.index[0], "units"] = -1.0
+        got["extra"] = 1
+    pd.testing.assert_frame_equal(_week_sorted, before)  # copy-on-write: the source untouched
