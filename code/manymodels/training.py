@@ -106,7 +106,7 @@ def feature_settings(settings: Settings) -> dict:
 
 def split_test(features: pd.DataFrame, test_weeks: int) -> tuple[pd.DataFrame, pd.DataFrame, list]:
     """Rows with known units split into (train, test) by week; also the test weeks."""
-    known = _rows(features, features["units"].notna())
+    known = features[features["units"].notna()]
     weeks = sorted(known[TIME_COL].unique())
     if len(weeks) <= test_weeks:
         raise ValueError(
