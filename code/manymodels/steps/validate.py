@@ -84,13 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     write_text(render_markdown(findings, summary), reports / "validation.md")
     if has_errors(findings):
         for f in findings:
+            example = f"; e.g. {f.rows[:2]}" if f.rows else ""  # whole-table findings: none
             log.error(
-                "validate: %s: %s in column %r: %s; e.g. %s",
+                "validate: %s: %s in column %r: %s%s",
                 folder / TABLE,
                 f.check,
                 f.column,
                 f.message,
-                f.rows[:2],
+                example,
             )
         log.error(
             "validate: FAILED with %d finding(s); report: %s",

@@ -75,11 +75,14 @@ def test_bad_data_exits_1_with_a_report_naming_the_problem(conditioned, workdir,
     assert "validate: FAILED with 1 finding(s)" in caplog.text
 
 
-def test_stale_data_fails_on_the_as_of_date(conditioned, workdir, common_args):
+def test_stale_data_fails_on_the_as_of_date(conditioned, workdir, common_args, caplog):
     assert validate.main([*common_args, "--as-of", "2019-01-01"]) == 1
     data, _ = report(workdir)
     assert [(f["check"], f["column"]) for f in data["findings"]] == [("freshness", "week")]
     assert data["summary"]["as_of"] == "2019-01-01"
+    # a finding about the whole table has no example rows: the log line offers none
+    (line,) = [r.getMessage() for r in caplog.records if "freshness" in r.getMessage()]
+    assert line.endswith("deliver a fresh export, or pass --as-of")
 
 
 def test_a_missing_table_exits_2(tmp_path, workdir, args, caplog):
