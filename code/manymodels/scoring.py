@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PREDICTION_COLUMNS",
+    "NothingToForecast",
     "WarehouseError",
     "merge_predictions",
     "model_age_days",
@@ -49,6 +50,13 @@ _DRIVER_PACKAGES = {
 
 class WarehouseError(RuntimeError):
     """The predictions could not be written to the SQL warehouse; the message says why."""
+
+
+class NothingToForecast(ValueError):
+    """A partition with history but no week after it. Conditioning gives every series future
+    rows unless it is discontinued (no sale in its last ``data.discontinued_after_weeks``
+    weeks), so in a table with future rows elsewhere each of the partition's series is; in a
+    table with none at all, ``data.horizon_weeks`` is 0 (the score step tells them apart)."""
 
 
 PREDICTION_COLUMNS = (
@@ -95,7 +103,8 @@ def predict_future(
     they are built here with the model's feature settings.
 
     Raises:
-        ValueError: the partition has no future rows (condition with ``data.horizon_weeks`` > 0).
+        NothingToForecast: the partition has history but no future rows.
+        ValueError: it has no rows at all.
     """
     if features is None:
         features = build_features(frame, **packed.features)
@@ -106,9 +115,8 @@ def predict_future(
         later = features["week"].to_numpy() > last_actual.to_datetime64()
         future = features if later.all() else features[later]
     if future.empty:
-        raise ValueError(
-            f"partition {packed.partition}: no weeks after {last_actual:%F} to forecast"
-        )
+        error = NothingToForecast if len(frame) and not pd.isna(last_actual) else ValueError
+        raise error(f"partition {packed.partition}: no weeks after {last_actual:%F} to forecast")
     keys = ["region", "store_format", "speed", "store_id", "product_id", "week"]
     future = future.reset_index(drop=True)
     out = future[[k for k in keys if k in future.columns]].copy()

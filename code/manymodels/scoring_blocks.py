@@ -30,6 +30,7 @@ from manymodels.scoring import (
     INTERVAL_COLUMNS,
     NEW_SERIES_KIND,
     PREDICTION_COLUMNS,
+    NothingToForecast,
     predict_future,
     series_codes,
 )
@@ -282,6 +283,10 @@ def _forecast_alone(frame, packed, m: Member, job: BlockJob, out: dict) -> pd.Da
     its error, into ``out``)."""
     try:
         value = predict_future(frame, packed, job.min_history_weeks)
+    except NothingToForecast as exc:  # every series discontinued: a summary, not a failure
+        out[m.partition] = {"rows": 0, "kinds": {}, "new_series": 0, "unseen": [],
+                            "nothing": str(exc)}  # fmt: skip
+        return None
     except Exception as exc:  # noqa: BLE001 (a partition's failure is its own)
         log.debug("score: %s failed", m.partition, exc_info=True)
         out[m.partition] = exc

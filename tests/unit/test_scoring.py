@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from manymodels.pyfunc import PackedModel
 from manymodels.scoring import (
+    NothingToForecast,
     WarehouseError,
     merge_predictions,
     model_age_days,
@@ -132,8 +133,11 @@ def test_predict_future_carries_the_models_prediction_interval(table):
 def test_predict_future_without_future_rows_is_an_error(table):
     packed = PackedModel(Constant(), "ensemble", "p", {"horizon_weeks": 4}, ["lag_4"])
     history = table[table["units"].notna()]
-    with pytest.raises(ValueError, match="no weeks after"):
+    with pytest.raises(NothingToForecast, match="no weeks after"):  # a ValueError
         predict_future(history, packed)
+    with pytest.raises(ValueError, match="empty table") as info:  # no rows at all
+        predict_future(history.iloc[:0], packed)
+    assert not isinstance(info.value, NothingToForecast)
 
 
 def test_packed_model_names_missing_feature_columns():

@@ -144,13 +144,28 @@ def make_blocks(pids: list[str], block_size: int) -> dict[str, list[str]]:
     return {f"block-{i // size:05d}": pids[i : i + size] for i in range(0, len(pids), size)}
 
 
-def collect(outcomes: dict, status: dict) -> list[str]:
-    """Each partition's outcome (a summary, or its error) into its status; the ones scored."""
+NOTHING = "nothing to forecast"
+
+
+def collect(outcomes: dict, status: dict, nothing: str | None = None) -> list[str]:
+    """Each partition's outcome (a summary, or its error) into its status; the ones scored.
+
+    A partition with history but no future rows gets ``nothing`` as its status (why: its
+    series are all discontinued) where that is the reason; where it cannot be (``None``: the
+    table has no future rows at all), it failed.
+    """
     scored = []
     for pid, outcome in outcomes.items():
         s = status[pid]
         if not outcome.ok:
             s["status"] = f"failed: {redact(outcome.error)}"
+            continue
+        if outcome.value.get("nothing"):
+            s["rows"] = 0
+            s["status"] = nothing or (
+                "failed: the conditioned table has no future rows (data.horizon_weeks is 0?): "
+                + outcome.value["nothing"]
+            )
             continue
         _note_lifecycle(s, outcome.value)
         scored.append(pid)
@@ -218,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
             retried = backends.run(score_block, again, backend=backend, settings=settings,
                                    workers=workers)  # fmt: skip
             per |= backends.per_partition(retried, {p: [p] for p in again})
-        scored = collect(per, status)
+        gone = (
+            f"{NOTHING}: every series is discontinued (no sale in its last "
+            f"{settings.data.discontinued_after_weeks} weeks)"
+        )
+        scored = collect(per, status, gone if manifest.get("future_rows", 1) else None)
         _note_kept(status, previous, scored)
         url = settings.scoring.sql_url or f"sqlite:///{settings.path('predictions.db').resolve()}"
         done = [jobs[b][0] for b, o in outcomes.items() if o.ok]
@@ -246,12 +265,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
     )
     body = markdown_table(rows, columns) + lifecycle_section(status, routed)
     write_text(header + body, settings.path("reports", "scoring.md"))
-    bad = [r for r in rows if not r["status"].startswith("scored")]
+    bad = [r for r in rows if not r["status"].startswith(("scored", NOTHING))]
+    for r in rows:
+        if r["status"].startswith(NOTHING):
+            log.warning("score: %s: %s", r["partition"], r["status"])
     for r in bad:
         log.error("score: %s: %s", r["partition"], r["status"])
-    log.info("score: %d rows for %d partitions (%d not scored) -> %s; SQL %s",
-             sum(status[p]["rows"] for p in scored), len(rows) - len(bad), len(bad), written,
-             sql)  # fmt: skip
+    idle = sum(r["status"].startswith(NOTHING) for r in rows)
+    log.info("score: %d rows for %d partitions (%d not scored%s) -> %s; SQL %s",
+             sum(status[p]["rows"] for p in scored), len(scored), len(bad),
+             f", {idle} with nothing to forecast" if idle else "", written, sql)  # fmt: skip
     return 1 if bad or not sql_ok else 0
 
 

@@ -465,3 +465,41 @@ def test_champions_saved_without_a_compact_form_score_the_same(published, ws, tm
     pd.testing.assert_frame_equal(_forecasts(ws.out), with_compact)
     model = registry.load_scoring_form(store, registry.model_name(ws.settings, pid), version)
     assert type(model).__name__ == "CompactModel"
+
+
+def drop_future_rows(conditioned: Path, pid: str, keys: tuple[str, ...]) -> int:
+    """Take partition ``pid``'s future rows out, as conditioning does when each of its series
+    is discontinued; the number of rows it had."""
+    table, _ = read_conditioned(conditioned)
+    ids = pd.Series([partition_id(k) for k in zip(*(table[c] for c in keys), strict=True)])
+    future = (ids == pid).to_numpy() & table["units"].isna().to_numpy()
+    table[~future].to_parquet(conditioned / condition.TABLE, index=False)
+    return int(future.sum())
+
+
+def test_a_partition_whose_series_are_all_discontinued_has_nothing_to_forecast(
+    published, ws, caplog
+):
+    """A real export's region whose every product stopped selling: reported, not a failure."""
+    pid = sorted(published)[0]
+    keys = tuple(ws.settings.partition.keys)
+    assert drop_future_rows(ws.work / "conditioned", pid, keys) > 0
+    assert ws.run() == 0
+    predictions = pd.read_parquet(ws.out)
+    assert set(predictions["partition"]) == set(published) - {pid}
+    (line,) = [r for r in ws.report().splitlines() if r.startswith(f"| {pid} |")]
+    assert "nothing to forecast" in line and "discontinued" in line
+    assert "failed" not in line
+    assert f"score: {pid}: nothing to forecast" in caplog.text
+
+
+def test_a_table_without_any_future_rows_is_still_an_error(published, ws):
+    """``data.horizon_weeks: 0`` (or a table cut short) is no partition's lifecycle: exit 1."""
+    keys = tuple(ws.settings.partition.keys)
+    for pid in published:
+        drop_future_rows(ws.work / "conditioned", pid, keys)
+    manifest = ws.work / "conditioned" / "manifest.json"
+    meta = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**meta, "future_rows": 0}))
+    assert ws.run() == 1
+    assert "failed: the conditioned table has no future rows" in ws.report()
