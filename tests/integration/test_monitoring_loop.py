@@ -67,7 +67,9 @@ def test_a_champion_the_gate_keeps_is_revalidated_and_keeps_serving(trained):
     prod = registry.resolve_store(settings, "prod")
     for store in (dev, prod):  # the champions were trained 90 days ago
         for name, version in registry.champions(store, prefix).items():
-            registry.set_version_tags(store, name, version.version, {"trained_at": OLD})
+            registry.set_version_tags(
+                store, name, version.version, {"trained_at": OLD, "trained_as_of": OLD[:10]}
+            )
     before = registry.champions(dev, prefix)
     assert _prod(trained, "score", "--as-of", str(TODAY)) == 1  # the trap: stale, refused
     # a retrain whose every challenger fails the gate: the champions are kept

@@ -51,8 +51,10 @@ def test_first_run_registers_and_promotes_every_partition(trained):
             "baseline_mape",
             "training_run_id",
             "trained_at",
+            "trained_as_of",
         } <= set(tags)
         assert tags["data_version"] == training["data_version"]
+        assert tags["trained_as_of"] == training["as_of"]  # data.as_of, else the day it ran
         # the challenger alias was consumed by the promotion
         assert registry.get_alias(store, champion.name, registry.CHALLENGER) is None
     assert (trained.work / "reports" / "gate.md").read_text().startswith("## Model gate")

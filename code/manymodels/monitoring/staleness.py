@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["LAST_VALIDATED", "age_basis", "staleness"]
+__all__ = ["LAST_VALIDATED", "TRAINED_AS_OF", "VALIDATED_AS_OF", "age_basis", "staleness"]
 
 LAST_VALIDATED = "last_validated_at"
+# the date the data was as of when the model was trained / last validated (data.as_of, else that
+# day): the clock the scoring date runs on, so a historical export's ages count from its as-of
+TRAINED_AS_OF = "trained_as_of"
+VALIDATED_AS_OF = "last_validated_as_of"
 
 
 def age_basis(tags: dict[str, str], created: str) -> tuple[str, str]:
-    """``(timestamp, basis)``: the last validation if recorded, else training, else creation."""
+    """``(timestamp, basis)``: the last validation if recorded, else training, else creation.
+
+    Validation and training count on the data's clock where the version records it
+    (:data:`VALIDATED_AS_OF`, :data:`TRAINED_AS_OF`), as the scoring date does
+    (``--as-of``, else ``data.as_of``, else today); versions registered before those tags
+    existed count from the wall-clock time (``last_validated_at``, ``trained_at``).
+    """
     if tags.get(LAST_VALIDATED):
-        return tags[LAST_VALIDATED], "validated"
-    if tags.get("trained_at"):
-        return tags["trained_at"], "trained"
+        return tags.get(VALIDATED_AS_OF) or tags[LAST_VALIDATED], "validated"
+    if tags.get(TRAINED_AS_OF) or tags.get("trained_at"):
+        return tags.get(TRAINED_AS_OF) or tags["trained_at"], "trained"
     return created, "registered"
 
 
@@ -43,7 +53,7 @@ def staleness(
     for c in champions:
         stamp, basis = age_basis(c["tags"], c["created"])
         age = _days(stamp, as_of)
-        trained = c["tags"].get("trained_at") or c["created"]
+        trained = c["tags"].get(TRAINED_AS_OF) or c["tags"].get("trained_at") or c["created"]
         status = (
             "stale"
             if age > max_age_days

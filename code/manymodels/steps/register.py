@@ -24,6 +24,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from manymodels import registry
 from manymodels.io import read_json, write_json
+from manymodels.monitoring.staleness import TRAINED_AS_OF, VALIDATED_AS_OF
 from manymodels.steps import base_parser, guarded, settings_from, setup_logging
 
 __all__ = ["IDENTITY", "main", "revalidate", "version_tags"]
@@ -54,6 +55,7 @@ def version_tags(
         "parent_run_id": training["parent_run_id"],
         "gate_decision": verdict["decision"],
         "trained_at": part.get("trained_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+        **({TRAINED_AS_OF: training["as_of"]} if training.get("as_of") else {}),
         **lineage,
     }
 
@@ -234,6 +236,7 @@ def revalidate(
         return None
     registry.set_version_tags(store, name, champion.version, {
         "last_validated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **({VALIDATED_AS_OF: training["as_of"]} if training.get("as_of") else {}),
         "last_validated_run_id": training["parent_run_id"],
         "last_validated_data_version": training["data_version"],
         "last_validated_mape": f"{mape:.6g}",

@@ -37,7 +37,7 @@ from manymodels.parallel import Outcome, effective_workers
 from manymodels.plots import residual_plot
 from manymodels.redact import redact
 from manymodels.report import markdown_table
-from manymodels.steps import base_parser, guarded, settings_from, setup_logging
+from manymodels.steps import as_of_date, base_parser, guarded, settings_from, setup_logging
 from manymodels.training import PartitionFit, feature_settings, train_block, train_partition
 
 __all__ = [
@@ -379,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         handoff["partitions"] = {p: handoff["partitions"][p] for p in outcomes}  # task order
         start = time.perf_counter()
         handoff["data"] = registry.data_tags(index)  # the register step tags versions with it
+        # the date the data is as of (data.as_of, else today): model ages count on its clock
+        handoff["as_of"] = as_of_date(None, settings).isoformat()
         registry.log_data_inputs(store, [handoff["parent_run_id"]], index)  # and the partitions
         log_seconds = logger.seconds + time.perf_counter() - start
     failed = [p for p, o in outcomes.items() if not o.ok]

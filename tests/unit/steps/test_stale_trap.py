@@ -14,6 +14,7 @@ import pytest
 
 from manymodels import registry
 from manymodels.io import write_json
+from manymodels.monitoring import staleness
 from manymodels.steps import promote, register, score
 
 PID = "north-texas.large.fast"
@@ -50,7 +51,7 @@ def _handoff(settings, store, decision: str, champion_mape: float | None) -> str
         "baseline_uri": f"runs:/{run}/baseline", "trained_at": "2026-01-05T00:00:00+00:00",
     }  # fmt: skip
     training = {"parent_run_id": run, "data_version": "d2", "local": True,
-                "partitions": {PID: part}}  # fmt: skip
+                "as_of": "2012-10-29", "partitions": {PID: part}}  # fmt: skip
     verdict = {"decision": decision, "champion_mape": champion_mape}
     write_json(training, settings.path("runs", "training.json"))
     write_json({"parent_run_id": run, "partitions": {PID: verdict}},
@@ -65,6 +66,7 @@ def test_a_kept_champion_is_tagged_as_validated_on_fresh_data(settings, store, c
     tags = store.client().get_model_version(name, version.version).tags
     assert tags["last_validated_at"] > OLD and tags["last_validated_run_id"] == run
     assert tags["last_validated_mape"] == "0.31" and tags["last_validated_data_version"] == "d2"
+    assert tags["last_validated_as_of"] == "2012-10-29"  # the data's clock (its as-of date)
     assert registry.get_alias(store, name, registry.CHALLENGER) is None  # nothing new registered
 
 
@@ -113,3 +115,38 @@ def test_promote_to_prod_carries_a_new_validation_to_an_unchanged_copy(settings,
     assert (
         prod.client().get_model_version(dev_name, copy.version).tags["last_validated_at"] == stamp
     )
+
+
+def test_a_new_version_records_the_date_its_data_was_as_of(settings, store, common_args):
+    _handoff(settings, store, "promote", None)
+    assert register.main([*common_args, "--local"]) == 0
+    challenger = registry.get_alias(store, registry.model_name(settings, PID), registry.CHALLENGER)
+    assert challenger.tags["trained_as_of"] == "2012-10-29"
+    assert challenger.tags["trained_at"] == "2026-01-05T00:00:00+00:00"  # the wall clock
+
+
+def test_ages_count_on_the_data_clock_where_a_version_records_it(settings, store):
+    """A historical export (data.as_of 2012-10-29) trained today and scored as of its own
+    date: its champion is 0 days old, not minus fourteen years; the wall-clock tags of older
+    versions still count where there is no as-of tag."""
+    name, version = _champion(store, settings, "ensemble", trained_at=OLD)
+    scoring = dt.date(2012, 11, 5)
+    frame = pd.DataFrame({"week": [pd.Timestamp(scoring)]})
+    status, _ = score.plan({PID: frame}, store, settings, scoring, allow_stale=False)
+    assert status[PID]["age_days"] < -4000  # the wall clock against the data's: meaningless
+    registry.set_version_tags(store, name, version.version, {"trained_as_of": "2012-10-29"})
+    status, _ = score.plan({PID: frame}, store, settings, scoring, allow_stale=False)
+    assert (status[PID]["age_days"], status[PID]["age_basis"]) == (7, "trained")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    registry.set_version_tags(
+        store, name, version.version,
+        {"last_validated_at": now, "last_validated_as_of": "2012-11-01"},
+    )  # fmt: skip
+    status, _ = score.plan({PID: frame}, store, settings, scoring, allow_stale=False)
+    assert (status[PID]["age_days"], status[PID]["age_basis"]) == (4, "validated")
+    rows = staleness.staleness(
+        [{"partition": PID, "model": name, "version": "1", "created": now,
+          "tags": store.client().get_model_version(name, version.version).tags}],
+        scoring, 60, 14,
+    )  # fmt: skip
+    assert (rows[0]["age_days"], rows[0]["trained_days"], rows[0]["status"]) == (4, 7, "fresh")
