@@ -274,6 +274,15 @@ class FourierSettings:
     poisson_alpha: NonNegativeFloat = 0.001
 
 
+@dataclass(frozen=True)
+class LevelSettings:
+    """The ``level`` member: ``fourier`` times each series' level from its recent residuals
+    (see models/level.py)."""
+
+    halflife_weeks: NonNegativeFloat = 26.0  # a residual this much older counts half (0: alike)
+    shrinkage: NonNegativeFloat = 4.0  # as if this many more weeks had a residual of zero
+
+
 Weighting = Literal["nnls", "inverse_error", "equal", "wape", "mape", "mape_wape"]
 
 
@@ -420,6 +429,7 @@ class TrainingSettings:
     intermittent: IntermittentSettings = field(default_factory=IntermittentSettings)
     gbm: BoostingSettings = field(default_factory=BoostingSettings)
     fourier: FourierSettings = field(default_factory=FourierSettings)
+    level: LevelSettings = field(default_factory=LevelSettings)
     random_state: NonNegativeInt = 0
     workers: NonNegativeInt = 0
     fail_on_partition_error: Flag = True

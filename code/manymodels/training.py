@@ -181,7 +181,11 @@ def make_members(settings: Settings, categorical, numeric, keys: dict | None = N
         ),
         "seasonal": HistoricalAverageBaseline,
         **_fourier_factories(settings, common),
-        "level": lambda: SeriesLevelForecaster(_fourier_factories(settings, common)["fourier"]()),
+        "level": lambda: SeriesLevelForecaster(
+            _fourier_factories(settings, common)["fourier"](),
+            halflife_weeks=t.level.halflife_weeks,
+            shrinkage=t.level.shrinkage,
+        ),
         "gbm": lambda: BoostingForecaster(
             max_iter=t.gbm.max_iter,
             learning_rate=t.gbm.learning_rate,

@@ -55,6 +55,18 @@ def test_every_member_name_builds_its_estimator(_settings):
     assert "events" in members["glm"].interact and "tmax_f" not in members["glm"].interact
 
 
+def test_the_level_member_takes_its_settings(_settings):
+    settings = _settings.replace(
+        {"training.ensemble.members": ["level"], "training.level.halflife_weeks": 13,
+         "training.level.shrinkage": 0}
+    )  # fmt: skip
+    level = make_members(settings, *feature_columns())["level"]
+    assert (level.halflife_weeks, level.shrinkage) == (13, 0)
+    assert isinstance(level.base, FourierForecaster) and level.base.loss == "lasso"
+    with pytest.raises(ValueError, match="shrinkage"):
+        _settings.replace({"training.level.shrinkage": -1})
+
+
 def test_overrides_pick_members_by_partition_key(_settings):
     settings = _settings.replace(
         {
