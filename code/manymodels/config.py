@@ -161,6 +161,10 @@ class SourceSettings:
     # rows with the same key and date: "error" (exact repeats are dropped as re-sent rows, different
     # values are an error) or "sum" (the rows are transactions or order lines: they add up)
     duplicates: Literal["error", "sum"] = "error"
+    # sales with quantities below zero: "error", or "net" (the export books returns as negative
+    # sales: they are netted within their week, and a week whose returns exceed its sales is
+    # zero demand, counted in the manifest)
+    negative_quantities: Literal["error", "net"] = "error"
     covariates: tuple[CovariateSettings, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)  # passed to the fsspec filesystem
 

@@ -243,7 +243,7 @@ def _sales(src: LoadedSource, week_start: int) -> tuple[pd.DataFrame, dict]:
             "store_id": _text(frame["store_id"]),
             "product_id": _text(frame["product_id"]),
             "date": _dates(src),
-            "shipped": _quantity(src),
+            "shipped": _quantity(src, negative_ok=src.settings.negative_quantities == "net"),
         }
     )
     weeks = _weeks(src, parsed["date"], week_start)  # a wrong anchor first: it explains more
@@ -256,17 +256,31 @@ def _sales(src: LoadedSource, week_start: int) -> tuple[pd.DataFrame, dict]:
         "duplicates_dropped": n_raw - len(parsed),
         "sales_source": src.settings.name,
     }
+    if src.settings.negative_quantities == "net":  # returns booked as negative sales
+        below = ship["shipped"] < 0
+        stats["negative_rows"] = int((parsed["shipped"] < 0).sum())
+        stats["negative_weeks_zeroed"] = int(below.sum())
+        stats["negative_weeks_first"] = [
+            f"{r.store_id}/{r.product_id} {r.week:%F} ({r.shipped:g})"
+            for r in ship[below].head(10).itertuples()
+        ]
+        ship.loc[below, "shipped"] = 0.0  # more came back than was sold: no demand that week
     return ship, stats
 
 
-def _quantity(src: LoadedSource) -> pd.Series:
+def _quantity(src: LoadedSource, *, negative_ok: bool = False) -> pd.Series:
     qty = _numbers(src, "quantity") * src.settings.quantity_scale
     negative = qty < 0
-    if negative.any():
+    if negative.any() and not negative_ok:
+        hint = (
+            "returns belong in a returns source, or set negative_quantities: net on this "
+            "source if the export books returns as negative sales"
+            if src.settings.kind == "sales"
+            else "a returns source gives the returned quantities as positive numbers"
+        )
         raise ConditioningError(
             f"{src.label}: column {src.settings.columns['quantity']!r} has negative quantities "
-            f"({_bad_rows(src, negative, src.frame['quantity'])}): returns belong in a returns "
-            "source"
+            f"({_bad_rows(src, negative, src.frame['quantity'])}): {hint}"
         )
     return qty
 
@@ -296,6 +310,12 @@ def _grid(ship: pd.DataFrame, horizon: int, discontinued_after: int, zero_unrepo
 def _returns(table: pd.DataFrame, sources: list[LoadedSource], week_start: int) -> pd.DataFrame:
     table["returns"] = 0.0
     for src in sources:
+        if src.settings.negative_quantities != "error":
+            raise ConditioningError(
+                f"{src.label}: negative_quantities: {src.settings.negative_quantities} is for "
+                "the sales source (where returns are booked as negative sales); a returns "
+                "source gives the returned quantities as positive numbers"
+            )
         frame = pd.DataFrame(
             {
                 "store_id": _text(src.frame["store_id"]),

@@ -196,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
         manifest["data_version"],
         out / TABLE,
     )
+    if life.get("negative_weeks_zeroed"):
+        log.warning(
+            "condition: %d week(s) of a series returned more than they sold (negative_quantities: "
+            "net), counted as zero demand (%s%s)",
+            life["negative_weeks_zeroed"],
+            ", ".join(life["negative_weeks_first"]),
+            ", ..." if life["negative_weeks_zeroed"] > 10 else "",
+        )
     for what in ("new_series", "discontinued_series"):
         if life[what]["count"]:
             log.warning(

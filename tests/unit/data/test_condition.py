@@ -354,6 +354,47 @@ def test_order_lines_add_up_and_unreported_weeks_may_be_zero(settings, tmp_path)
     assert stats["duplicates_dropped"] == 1
 
 
+def test_negative_quantities_may_be_returns_netted_within_their_week(settings, tmp_path):
+    """A POS export that books returns as negative sales (Favorita's order lines; Walmart's
+    weekly net sales): ``negative_quantities: net`` nets them within the week, and a week whose
+    returns exceed its sales is zero demand, counted, never a negative."""
+    lines = pd.DataFrame(
+        {
+            "day": ["2024-01-01", "2024-01-02", "2024-01-08", "2024-01-15", "2024-01-16"],
+            "shop": ["A"] * 5,
+            "item": ["x"] * 5,
+            "qty": [5, -2, -3, 4, 1],  # week 1: 5 sold, 2 back; week 2: only a return of 3
+        }
+    )
+    lines.to_csv(tmp_path / "pos.csv", index=False)
+    sales = SourceSettings(
+        name="sales",
+        kind="sales",
+        path="pos.csv",
+        columns={"store_id": "shop", "product_id": "item", "date": "day", "quantity": "qty"},
+        frequency="daily",
+        duplicates="sum",
+    )
+    strict = dataclasses.replace(settings, sources=(sales,))
+    with pytest.raises(ConditioningError, match="negative quantities.*negative_quantities: net"):
+        run(strict, tmp_path, horizon_weeks=1)
+    netted = dataclasses.replace(
+        settings, sources=(dataclasses.replace(sales, negative_quantities="net"),)
+    )
+    table, stats = run(netted, tmp_path, horizon_weeks=1)
+    assert history_of(table)["units"].tolist() == [3.0, 0.0, 5.0]
+    assert (stats["negative_rows"], stats["negative_weeks_zeroed"]) == (2, 1)
+    assert stats["negative_weeks_first"] == ["A/x 2024-01-08 (-3)"]
+    pd.DataFrame({"day": ["2024-01-02"], "shop": ["A"], "item": ["x"], "qty": [1]}).to_csv(
+        tmp_path / "returns.csv", index=False
+    )
+    returns = dataclasses.replace(sales, name="returns", kind="returns", path="returns.csv",
+                                  negative_quantities="net")  # fmt: skip
+    both = dataclasses.replace(netted, sources=(*netted.sources, returns))
+    with pytest.raises(ConditioningError, match="source 'returns'.*is for the sales source"):
+        run(both, tmp_path, horizon_weeks=1)
+
+
 def test_an_empty_events_file_means_no_events(settings, raw_dir):
     (raw_dir / "events.yaml").write_text("events: []\n")
     table, _ = run(settings, raw_dir)
