@@ -200,6 +200,12 @@ def backend_overrides(backend: str, config_dir: str) -> list[str]:
     return usable
 
 
+def _per_model(result: dict, *names: str) -> float:
+    """A result's CPU seconds per model in the stages ``names``, unrounded."""
+    cpu = sum(st["cpu_s"] for st in result["stages"] if st["stage"] in names)
+    return cpu / result["partitions"]
+
+
 def summarise(stages: list[dict], n: int) -> dict:
     by = {s["stage"]: s for s in stages}
 
@@ -445,9 +451,11 @@ def markdown(results: list[dict]) -> str:
         store = [st.get("mlflow_store_mb") for st in r["stages"] if st.get("mlflow_store_mb")]
         loads = [st["load_avg_before"][0] for st in r["stages"]]
         ran = [st["stage"] for st in r["stages"]]
-        score = f"{s['score_vcpu_s_per_model']:.3f}" if "score" in ran else "not run"
+        # from the stages' CPU seconds, as the per-stage table rounds them (the summary's
+        # figures are rounded to 4 places already: rounding those again can differ by 0.001)
+        score = f"{_per_model(r, 'score'):.3f}" if "score" in ran else "not run"
         # a --stages run without train (e.g. score alone on kept models) has no such figure
-        trained = f"{s['train_register_vcpu_s_per_model']:.3f}" if "train" in ran else "not run"
+        trained = f"{_per_model(r, 'train', 'register'):.3f}" if "train" in ran else "not run"
         wall = _duration(s["end_to_end_wall_s"])
         if "train" not in ran:  # not end to end: say what the wall covers
             wall += f" ({', '.join(ran)} only)"
