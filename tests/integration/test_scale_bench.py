@@ -94,3 +94,14 @@ def test_a_run_of_some_stages_is_not_shown_as_the_whole_chain():
     assert cells[4] == "not run"  # train + register
     assert cells[5] == "0.033"  # score
     assert cells[6] == "247 s (score only)"
+
+
+def test_the_summary_row_rounds_as_the_stage_table_does():
+    """305.5 CPU-s of scoring over 10,000 models is 0.031 in both tables (the summary once
+    rounded an already rounded 0.0305 to 0.030)."""
+    result = json.loads((BENCH / "results" / "scale-spark-10000-lean.json").read_text())
+    lines = _scale().markdown([result]).splitlines()
+    row = next(x for x in lines if x.startswith("| 10,000 |"))
+    stage = next(x for x in lines if x.startswith("| score |"))
+    assert [c.strip() for c in row.strip("|").split("|")][5] == "0.031"
+    assert [c.strip() for c in stage.strip("|").split("|")][4] == "0.031"
