@@ -261,7 +261,8 @@ def _freshness(table: pd.DataFrame, as_of: dt.date, max_age_days: int) -> list[F
     if age > max_age_days:
         message = (
             f"the newest shipments end {week_end}, {age} days before {as_of} (allowed: "
-            f"data.max_age_days={max_age_days}): deliver a fresh export, or pass --as-of"
+            f"data.max_age_days={max_age_days}): deliver a fresh export, or pass --as-of "
+            "(a historical export: set data.as_of to the Monday after it ends)"
         )
         return [Finding("freshness", "week", message)]
     return []

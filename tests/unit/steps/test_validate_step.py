@@ -82,7 +82,9 @@ def test_stale_data_fails_on_the_as_of_date(conditioned, workdir, common_args, c
     assert data["summary"]["as_of"] == "2019-01-01"
     # a finding about the whole table has no example rows: the log line offers none
     (line,) = [r.getMessage() for r in caplog.records if "freshness" in r.getMessage()]
-    assert line.endswith("deliver a fresh export, or pass --as-of")
+    assert line.endswith(
+        "or pass --as-of (a historical export: set data.as_of to the Monday after it ends)"
+    )
 
 
 def test_a_missing_table_exits_2(tmp_path, workdir, args, caplog):
