@@ -197,3 +197,29 @@ def test_each_task_is_reported_as_it_finishes_not_when_the_job_ends(ws, by_value
     assert seen == ["first", "waits"]  # once each, in the order they finished
     assert list(out) == list(tasks)
     assert {k: o.value for k, o in out.items()} == {"waits": "saw first reported", "first": "done"}
+
+
+def quick_or_slow(name: str) -> str:
+    if name == "slow":
+        time.sleep(45)
+    return name
+
+
+def test_an_on_done_that_fails_stops_the_job_instead_of_waiting_for_it(ws, by_value):
+    """A logging failure (or Ctrl-C) in the driver cancels the Spark job, as the local backend
+    cancels its pool, rather than waiting for its slowest task."""
+    settings = load_settings(
+        "pipelines", "dev", [f"project.workdir={ws.work}", "spark.partitions_per_task=1"]
+    )
+
+    def on_done(key, outcome):
+        raise RuntimeError(f"MLflow is down (logging {key})")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="MLflow is down"):
+        backends.run(quick_or_slow, {"quick": ("quick",), "slow": ("slow",)}, backend="spark",
+                     settings=settings, on_done=on_done)  # fmt: skip
+    assert time.monotonic() - started < 30  # the slow task alone takes 45 s
+    # the session is still usable: the cancelled job left no task running
+    out = backends.run(quick_or_slow, {"a": ("a",)}, backend="spark", settings=settings)
+    assert out["a"].value == "a"

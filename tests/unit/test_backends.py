@@ -3,6 +3,7 @@ without a Spark session (the session itself: tests/integration/test_spark_backen
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -207,3 +208,33 @@ def test_slots_are_the_local_workers_or_the_spark_cores(monkeypatch, settings):
     assert backends.slots(settings, "spark", 2) == 48  # the executors' cores, not the driver's
     with pytest.raises(ValueError, match="unknown backend 'ray'"):
         backends.slots(settings, "ray")
+
+
+COUNTS: dict[str, int] = {}
+
+
+def count_calls(key: str) -> str:
+    """Counts its calls per key (the executor's work, in this process)."""
+    COUNTS[key] = COUNTS.get(key, 0) + 1
+    return key.upper()
+
+
+def test_a_retried_spark_task_returns_its_outcome_without_running_again(tmp_path, monkeypatch):
+    """On a cluster Spark retries a task whose executor was lost after it wrote task i's
+    outcome; the driver may be logging that outcome's files already: i must not run twice."""
+    cloudpickle = pytest.importorskip("pyspark.cloudpickle")
+    from manymodels.backends import spark
+
+    monkeypatch.setattr(spark, "_ready", {os.getpid()})  # not a worker: leave its threads be
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "outcomes").mkdir()
+    (tmp_path / "tasks" / "0.pkl").write_bytes(cloudpickle.dumps(("a", count_calls, ("a",))))
+    first = spark.run_task(str(tmp_path), 0)
+    written = (tmp_path / "outcomes" / "0.pkl").read_bytes()
+    again = spark.run_task(str(tmp_path), 0)
+    assert COUNTS == {"a": 1}
+    assert (tmp_path / "outcomes" / "0.pkl").read_bytes() == written
+    assert {k: again[k] for k in ("task", "key", "ok", "error")} == {
+        k: first[k] for k in ("task", "key", "ok", "error")
+    }
+    assert cloudpickle.loads(written).value == "A"

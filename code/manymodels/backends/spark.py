@@ -25,7 +25,9 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -152,11 +154,20 @@ def run(
                  spark.conf.get("spark.master", "?"))  # fmt: skip
         started = time.perf_counter()
         reported: dict[int, Outcome] = {}
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            job = pool.submit(_job_or_retries, spark, work, keys, slices)
+        tag, stop = f"manymodels-{uuid.uuid4().hex[:12]}", threading.Event()
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
+            job = pool.submit(_inheriting(spark, _job_or_retries), spark, work, keys, slices,
+                              tag, stop)  # fmt: skip
             while on_done is not None and not _report_new(work, keys, reported, on_done, job):
                 pass
             rows = job.result()
+        except BaseException:  # on_done failed, or Ctrl-C: stop the job rather than wait for it
+            stop.set()
+            _interrupt(spark, tag)
+            raise
+        finally:
+            pool.shutdown(wait=False)
         outcomes = {
             row["key"]: reported.get(row["task"]) or _read_outcome(work, row) for row in rows
         }
@@ -185,12 +196,46 @@ def _job(spark: Any, work: Path, start: int, end: int, slices: int) -> list[dict
     return [row.asDict() for row in frame.collect()]
 
 
-def _job_or_retries(spark: Any, work: Path, keys: list[str], slices: int) -> list[dict]:
-    """All tasks as one job; where it aborts, :func:`_after_failure`."""
+def _job_or_retries(  # noqa: PLR0913, PLR0917
+    spark: Any, work: Path, keys: list[str], slices: int, tag: str, stop: threading.Event
+) -> list[dict]:
+    """All tasks as one job, tagged ``tag`` (for :func:`_interrupt`); where it aborts,
+    :func:`_after_failure`, unless the driver stopped it (``stop``)."""
+    _tag(spark, tag)
     try:
         return _job(spark, work, 0, len(keys), slices)
     except Exception as exc:  # noqa: BLE001 (py4j and Spark Connect raise different types)
-        return _after_failure(spark, work, keys, exc)
+        if stop.is_set():
+            raise
+        return _after_failure(spark, work, keys, exc, tag, stop)
+
+
+def _inheriting(spark: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as a thread target that keeps the caller's Spark thread-local settings (job
+    group, scheduler pool, tags: PySpark pins threads), classic or Spark Connect."""
+    from pyspark.sql.utils import is_remote  # noqa: PLC0415
+    from pyspark.util import inheritable_thread_target  # noqa: PLC0415
+
+    return inheritable_thread_target(spark)(fn) if is_remote() else inheritable_thread_target(fn)
+
+
+def _tag(spark: Any, tag: str) -> None:
+    """Tag the jobs this thread starts (a job group where the session has no tags)."""
+    try:
+        spark.addTag(tag)
+    except Exception:  # noqa: BLE001 (an older classic session: no job tags)
+        spark.sparkContext.setJobGroup(tag, "manymodels", interruptOnCancel=True)
+
+
+def _interrupt(spark: Any, tag: str) -> None:
+    """Cancel the jobs tagged ``tag``, as far as the session lets us (never raises)."""
+    try:
+        spark.interruptTag(tag)
+    except Exception:  # noqa: BLE001
+        try:
+            spark.sparkContext.cancelJobGroup(tag)
+        except Exception:  # noqa: BLE001
+            log.warning("spark: could not cancel the job tagged %s; it runs on", tag)
 
 
 def _report_new(work: Path, keys: list[str], reported: dict, on_done, job) -> bool:
@@ -236,6 +281,11 @@ def run_task(work: str, task: int) -> dict:
         init_worker()
         _ready.add(os.getpid())
     folder = Path(work)
+    target = folder / "outcomes" / f"{task}.pkl"
+    if target.exists():  # a retried Spark task: this one finished, and the driver may be
+        done = cloudpickle.loads(target.read_bytes())  # logging its files: never run it twice
+        return {"task": task, "key": done.key, "ok": done.ok, "error": done.error,
+                "seconds": done.seconds, "host": socket.gethostname()}  # fmt: skip
     key, fn, args = cloudpickle.loads((folder / "tasks" / f"{task}.pkl").read_bytes())
     outcome = call_partition(fn, key, args)
     try:
@@ -244,7 +294,6 @@ def run_task(work: str, task: int) -> dict:
         outcome = Outcome(key, False, error=f"the result could not be pickled: {exc}",
                           seconds=outcome.seconds)  # fmt: skip
         data = cloudpickle.dumps(outcome)
-    target = folder / "outcomes" / f"{task}.pkl"
     partial = target.with_name(f"{task}.{os.getpid()}.part")
     partial.write_bytes(data)
     partial.replace(target)
@@ -260,8 +309,11 @@ def _read_outcome(work: Path, row: dict) -> Outcome:
     return cloudpickle.loads((work / "outcomes" / f"{row['task']}.pkl").read_bytes())
 
 
-def _after_failure(spark: Any, work: Path, keys: list[str], exc: Exception) -> list[dict]:
-    """The job aborted (a task's worker died): keep what finished, run the rest one per job."""
+def _after_failure(  # noqa: PLR0913, PLR0917
+    spark: Any, work: Path, keys: list[str], exc: Exception, tag: str, stop: threading.Event
+) -> list[dict]:
+    """The job aborted (a task's worker died): keep what finished, run the rest one per job
+    (each tagged ``tag``; none starts once ``stop`` is set)."""
     done = {int(p.stem) for p in (work / "outcomes").glob("*.pkl")}
     rest = [i for i in range(len(keys)) if i not in done]
     log.warning("spark: the job failed (%s); running %d unfinished task(s) one by one",
@@ -269,6 +321,10 @@ def _after_failure(spark: Any, work: Path, keys: list[str], exc: Exception) -> l
     rows = [{"task": i, "key": keys[i]} for i in sorted(done)]
 
     def alone(i: int) -> dict:
+        _tag(spark, tag)  # this pool thread's jobs, too
+        if stop.is_set():
+            outcome = Outcome(keys[i], False, error="the driver stopped the job")
+            return {"task": i, "key": keys[i], "outcome": outcome}
         try:
             return _job(spark, work, i, i + 1, 1)[0]
         except Exception as again:  # noqa: BLE001 (this task's own death)
@@ -277,7 +333,7 @@ def _after_failure(spark: Any, work: Path, keys: list[str], exc: Exception) -> l
             return {"task": i, "key": keys[i], "outcome": outcome}
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(rest), parallelism(spark)))) as pool:
-        rows += list(pool.map(alone, rest))
+        rows += list(pool.map(_inheriting(spark, alone), rest))
     return rows
 
 
