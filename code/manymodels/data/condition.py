@@ -248,7 +248,17 @@ def _sales(src: LoadedSource, week_start: int) -> tuple[pd.DataFrame, dict]:
     )
     weeks = _weeks(src, parsed["date"], week_start)  # a wrong anchor first: it explains more
     if src.settings.duplicates == "error":
-        parsed = _one_value_per_key(src, parsed, ["store_id", "product_id", "date"])
+        key = ["store_id", "product_id", "date"]
+        if src.settings.negative_quantities == "net":  # a sale and a return the same day:
+            back = parsed["shipped"] < 0  # one value each, netted below
+            parsed = pd.concat(
+                [
+                    _one_value_per_key(src, parsed[~back], key),
+                    _one_value_per_key(src, parsed[back], key),
+                ]
+            ).sort_index()
+        else:
+            parsed = _one_value_per_key(src, parsed, key)
     parsed["week"] = weeks.loc[parsed.index]
     ship = parsed.groupby(["store_id", "product_id", "week"], as_index=False)["shipped"].sum()
     stats = {
@@ -310,12 +320,6 @@ def _grid(ship: pd.DataFrame, horizon: int, discontinued_after: int, zero_unrepo
 def _returns(table: pd.DataFrame, sources: list[LoadedSource], week_start: int) -> pd.DataFrame:
     table["returns"] = 0.0
     for src in sources:
-        if src.settings.negative_quantities != "error":
-            raise ConditioningError(
-                f"{src.label}: negative_quantities: {src.settings.negative_quantities} is for "
-                "the sales source (where returns are booked as negative sales); a returns "
-                "source gives the returned quantities as positive numbers"
-            )
         frame = pd.DataFrame(
             {
                 "store_id": _text(src.frame["store_id"]),

@@ -149,6 +149,17 @@ def _check_declarations(sources: tuple[SourceSettings, ...]) -> None:  # noqa: P
             raise SourceError(f"{where}: frequency must be weekly or daily, not {src.frequency!r}")
         if src.duplicates not in ("error", "sum"):
             raise SourceError(f"{where}: duplicates must be error or sum, not {src.duplicates!r}")
+        if src.negative_quantities not in ("error", "net"):
+            raise SourceError(
+                f"{where}: negative_quantities must be error or net, "
+                f"not {src.negative_quantities!r}"
+            )
+        if src.negative_quantities != "error" and src.kind != "sales":
+            raise SourceError(
+                f"{where}: negative_quantities: {src.negative_quantities} is for the sales source "
+                "(where returns are booked as negative sales); a returns source gives the "
+                "returned quantities as positive numbers"
+            )
         if src.week_date not in ("start", "end"):
             raise SourceError(f"{where}: week_date must be start or end, not {src.week_date!r}")
         for cov in src.covariates:

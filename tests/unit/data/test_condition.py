@@ -19,7 +19,7 @@ from manymodels.data.condition import (
     data_version,
 )
 from manymodels.data.partition import assign_speed
-from manymodels.data.sources import read_sources
+from manymodels.data.sources import SourceError, read_sources
 
 COVARIATES = ["events", "tmax_f", "tmin_f", "precip_in", "median_income", "household_size",
               "share_age_65_plus"]  # fmt: skip
@@ -385,13 +385,27 @@ def test_negative_quantities_may_be_returns_netted_within_their_week(settings, t
     assert history_of(table)["units"].tolist() == [3.0, 0.0, 5.0]
     assert (stats["negative_rows"], stats["negative_weeks_zeroed"]) == (2, 1)
     assert stats["negative_weeks_first"] == ["A/x 2024-01-08 (-3)"]
+    # one row per key and day, as an export that is not order lines (duplicates: error): a
+    # sale and a return on the same day are one value each, not a clash
+    daily = lines.assign(day=["2024-01-01", "2024-01-01", "2024-01-08", "2024-01-15", "2024-01-16"])
+    daily.to_csv(tmp_path / "pos.csv", index=False)
+    one_each = dataclasses.replace(
+        settings,
+        sources=(dataclasses.replace(sales, negative_quantities="net", duplicates="error"),),
+    )
+    table, _ = run(one_each, tmp_path, horizon_weeks=1)
+    assert history_of(table)["units"].tolist() == [3.0, 0.0, 5.0]
+    clash = pd.concat([daily, daily.iloc[[0]].assign(qty=6)])  # two sales the same day
+    clash.to_csv(tmp_path / "pos.csv", index=False)
+    with pytest.raises(ConditioningError, match="same store_id x product_id x date"):
+        run(one_each, tmp_path, horizon_weeks=1)
     pd.DataFrame({"day": ["2024-01-02"], "shop": ["A"], "item": ["x"], "qty": [1]}).to_csv(
         tmp_path / "returns.csv", index=False
     )
     returns = dataclasses.replace(sales, name="returns", kind="returns", path="returns.csv",
                                   negative_quantities="net")  # fmt: skip
     both = dataclasses.replace(netted, sources=(*netted.sources, returns))
-    with pytest.raises(ConditioningError, match="source 'returns'.*is for the sales source"):
+    with pytest.raises(SourceError, match="source 'returns'.*is for the sales source"):
         run(both, tmp_path, horizon_weeks=1)
 
 
