@@ -25,10 +25,13 @@ def age_basis(tags: dict[str, str], created: str) -> tuple[str, str]:
     Validation and training count on the data's clock where the version records it
     (:data:`VALIDATED_AS_OF`, :data:`TRAINED_AS_OF`), as the scoring date does
     (``--as-of``, else ``data.as_of``, else today); versions registered before those tags
-    existed count from the wall-clock time (``last_validated_at``, ``trained_at``).
+    existed count from the wall-clock time (``last_validated_at``, ``trained_at``). A
+    wall-clock validation of a version trained on the data clock counts from its training.
     """
-    if tags.get(LAST_VALIDATED):
+    if tags.get(LAST_VALIDATED) and (tags.get(VALIDATED_AS_OF) or not tags.get(TRAINED_AS_OF)):
         return tags.get(VALIDATED_AS_OF) or tags[LAST_VALIDATED], "validated"
+    # validated by a register that wrote no as-of date, trained on the data clock: its training
+    # (never one clock's date against the other's)
     if tags.get(TRAINED_AS_OF) or tags.get("trained_at"):
         return tags.get(TRAINED_AS_OF) or tags["trained_at"], "trained"
     return created, "registered"

@@ -25,7 +25,7 @@ from mlflow.entities.model_registry import ModelVersion
 from manymodels import registry
 from manymodels.io import read_json, write_json
 from manymodels.monitoring.staleness import TRAINED_AS_OF, VALIDATED_AS_OF
-from manymodels.steps import base_parser, guarded, settings_from, setup_logging
+from manymodels.steps import as_of_date, base_parser, guarded, settings_from, setup_logging
 
 __all__ = ["IDENTITY", "main", "revalidate", "version_tags"]
 
@@ -60,13 +60,21 @@ def version_tags(
     }
 
 
+def _training(settings) -> dict:
+    """``runs/training.json`` with the data clock model ages count on (``as_of``; one written
+    before it recorded it gets the same rule's date: data.as_of, else today)."""
+    training = read_json(settings.path("runs", "training.json"), step="train")
+    training["as_of"] = training.get("as_of") or as_of_date(None, settings).isoformat()
+    return training
+
+
 @guarded
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("register", __doc__)
     args = parser.parse_args(argv)
     setup_logging()
     settings = settings_from(args)
-    training = read_json(settings.path("runs", "training.json"), step="train")
+    training = _training(settings)
     gate = read_json(settings.path("reports", "gate.json"), step="evaluate")
     if gate["parent_run_id"] != training["parent_run_id"]:
         log.error(

@@ -8,6 +8,7 @@ validation. A baseline champion is refit on the latest data at every training ru
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
@@ -150,3 +151,29 @@ def test_ages_count_on_the_data_clock_where_a_version_records_it(settings, store
         scoring, 60, 14,
     )  # fmt: skip
     assert (rows[0]["age_days"], rows[0]["trained_days"], rows[0]["status"]) == (4, 7, "fresh")
+
+
+def test_the_two_clocks_are_never_mixed():
+    """A version trained on the data clock and validated by a register that wrote no as-of
+    date: its age counts from its training, not from a wall-clock date against a data one."""
+    wall = "2026-12-03T10:00:00+00:00"
+    mixed = {"trained_as_of": "2012-10-29", "trained_at": wall, "last_validated_at": wall}
+    assert staleness.age_basis(mixed, wall) == ("2012-10-29", "trained")
+    both = {**mixed, "last_validated_as_of": "2012-11-26"}
+    assert staleness.age_basis(both, wall) == ("2012-11-26", "validated")
+    old = {"trained_at": wall, "last_validated_at": wall}  # before the as-of tags
+    assert staleness.age_basis(old, wall) == (wall, "validated")
+
+
+def test_a_training_json_without_as_of_gets_the_data_clock_of_this_run(
+    settings, store, common_args
+):
+    run = _handoff(settings, store, "promote", None)
+    path = settings.path("runs", "training.json")
+    meta = json.loads(path.read_text())
+    meta.pop("as_of")
+    path.write_text(json.dumps(meta))
+    assert register.main([*common_args, "--local", "--set", "data.as_of=2013-02-04"]) == 0
+    challenger = registry.get_alias(store, registry.model_name(settings, PID), registry.CHALLENGER)
+    assert challenger.tags["trained_as_of"] == "2013-02-04"
+    assert challenger.tags["training_run_id"] == run
