@@ -321,24 +321,24 @@ def test_a_week_anchor_that_does_not_match_the_data(settings, sample_raw):
     assert "Monday" in str(err.value) and "week_date" in str(err.value)
 
 
-def test_order_lines_add_up_and_unreported_weeks_may_be_zero(settings, tmp_path):
-    lines = pd.DataFrame(
-        {
-            "day": ["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-22"],
-            "shop": ["A", "A", "A", "A"],
-            "item": ["x", "x", "x", "x"],
-            "qty": [1, 1, 2, 5],  # two identical order lines are two sales, not a re-sent row
-        }
-    )
-    lines.to_csv(tmp_path / "orders.csv", index=False)
-    sales = SourceSettings(
+def one_series_lines(folder, file: str, days: list[str], qty: list[int]) -> SourceSettings:
+    """Daily rows of shop A, item x in ``folder/file``: a sales source of order lines."""
+    lines = pd.DataFrame({"day": days, "shop": "A", "item": "x", "qty": qty})
+    lines.to_csv(folder / file, index=False)
+    return SourceSettings(
         name="sales",
         kind="sales",
-        path="orders.csv",
+        path=file,
         columns={"store_id": "shop", "product_id": "item", "date": "day", "quantity": "qty"},
         frequency="daily",
         duplicates="sum",
     )
+
+
+def test_order_lines_add_up_and_unreported_weeks_may_be_zero(settings, tmp_path):
+    days = ["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-22"]
+    # two identical order lines are two sales, not a re-sent row
+    sales = one_series_lines(tmp_path, "orders.csv", days, [1, 1, 2, 5])
     settings = dataclasses.replace(settings, sources=(sales,))
     table, _ = run(settings, tmp_path, horizon_weeks=1)
     assert history_of(table)["units"].tolist()[:1] == [4.0]
@@ -358,23 +358,9 @@ def test_negative_quantities_may_be_returns_netted_within_their_week(settings, t
     """A POS export that books returns as negative sales (Favorita's order lines; Walmart's
     weekly net sales): ``negative_quantities: net`` nets them within the week, and a week whose
     returns exceed its sales is zero demand, counted, never a negative."""
-    lines = pd.DataFrame(
-        {
-            "day": ["2024-01-01", "2024-01-02", "2024-01-08", "2024-01-15", "2024-01-16"],
-            "shop": ["A"] * 5,
-            "item": ["x"] * 5,
-            "qty": [5, -2, -3, 4, 1],  # week 1: 5 sold, 2 back; week 2: only a return of 3
-        }
-    )
-    lines.to_csv(tmp_path / "pos.csv", index=False)
-    sales = SourceSettings(
-        name="sales",
-        kind="sales",
-        path="pos.csv",
-        columns={"store_id": "shop", "product_id": "item", "date": "day", "quantity": "qty"},
-        frequency="daily",
-        duplicates="sum",
-    )
+    days = ["2024-01-01", "2024-01-02", "2024-01-08", "2024-01-15", "2024-01-16"]
+    qty = [5, -2, -3, 4, 1]  # week 1: 5 sold, 2 back; week 2: only a return of 3
+    sales = one_series_lines(tmp_path, "pos.csv", days, qty)
     strict = dataclasses.replace(settings, sources=(sales,))
     with pytest.raises(ConditioningError, match="negative quantities.*negative_quantities: net"):
         run(strict, tmp_path, horizon_weeks=1)
@@ -387,23 +373,21 @@ def test_negative_quantities_may_be_returns_netted_within_their_week(settings, t
     assert stats["negative_weeks_first"] == ["A/x 2024-01-08 (-3)"]
     # one row per key and day, as an export that is not order lines (duplicates: error): a
     # sale and a return on the same day are one value each, not a clash
-    daily = lines.assign(day=["2024-01-01", "2024-01-01", "2024-01-08", "2024-01-15", "2024-01-16"])
-    daily.to_csv(tmp_path / "pos.csv", index=False)
+    same_day = ["2024-01-01", "2024-01-01", "2024-01-08", "2024-01-15", "2024-01-16"]
+    one_series_lines(tmp_path, "pos.csv", same_day, qty)
     one_each = dataclasses.replace(
         settings,
         sources=(dataclasses.replace(sales, negative_quantities="net", duplicates="error"),),
     )
     table, _ = run(one_each, tmp_path, horizon_weeks=1)
     assert history_of(table)["units"].tolist() == [3.0, 0.0, 5.0]
-    clash = pd.concat([daily, daily.iloc[[0]].assign(qty=6)])  # two sales the same day
-    clash.to_csv(tmp_path / "pos.csv", index=False)
+    one_series_lines(tmp_path, "pos.csv", [*same_day, same_day[0]], [*qty, 6])  # 2 sales a day
     with pytest.raises(ConditioningError, match="same store_id x product_id x date"):
         run(one_each, tmp_path, horizon_weeks=1)
-    pd.DataFrame({"day": ["2024-01-02"], "shop": ["A"], "item": ["x"], "qty": [1]}).to_csv(
-        tmp_path / "returns.csv", index=False
-    )
-    returns = dataclasses.replace(sales, name="returns", kind="returns", path="returns.csv",
-                                  negative_quantities="net")  # fmt: skip
+    returns = dataclasses.replace(
+        one_series_lines(tmp_path, "returns.csv", ["2024-01-02"], [1]),
+        name="returns", kind="returns", negative_quantities="net",
+    )  # fmt: skip
     both = dataclasses.replace(netted, sources=(*netted.sources, returns))
     with pytest.raises(SourceError, match="source 'returns'.*is for the sales source"):
         run(both, tmp_path, horizon_weeks=1)
