@@ -238,18 +238,19 @@ def _sales(src: LoadedSource, week_start: int) -> tuple[pd.DataFrame, dict]:
     if src.settings.duplicates == "error":
         frame = frame.drop_duplicates()
     src = LoadedSource(src.settings, src.uri, frame, src.sha256, src.format)
+    net = src.settings.negative_quantities == "net"  # returns booked as negative sales
     parsed = pd.DataFrame(
         {
             "store_id": _text(frame["store_id"]),
             "product_id": _text(frame["product_id"]),
             "date": _dates(src),
-            "shipped": _quantity(src, negative_ok=src.settings.negative_quantities == "net"),
+            "shipped": _quantity(src, negative_ok=net),
         }
     )
     weeks = _weeks(src, parsed["date"], week_start)  # a wrong anchor first: it explains more
     if src.settings.duplicates == "error":
         key = ["store_id", "product_id", "date"]
-        if src.settings.negative_quantities == "net":  # a sale and a return the same day:
+        if net:  # a sale and a return the same day:
             back = parsed["shipped"] < 0  # one value each, netted below
             parsed = pd.concat(
                 [
@@ -266,7 +267,7 @@ def _sales(src: LoadedSource, week_start: int) -> tuple[pd.DataFrame, dict]:
         "duplicates_dropped": n_raw - len(parsed),
         "sales_source": src.settings.name,
     }
-    if src.settings.negative_quantities == "net":  # returns booked as negative sales
+    if net:
         below = ship["shipped"] < 0
         stats["negative_rows"] = int((parsed["shipped"] < 0).sum())
         stats["negative_weeks_zeroed"] = int(below.sum())

@@ -265,16 +265,15 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
     )
     body = markdown_table(rows, columns) + lifecycle_section(status, routed)
     write_text(header + body, settings.path("reports", "scoring.md"))
+    idle = [r for r in rows if r["status"].startswith(NOTHING)]
     bad = [r for r in rows if not r["status"].startswith(("scored", NOTHING))]
-    for r in rows:
-        if r["status"].startswith(NOTHING):
-            log.warning("score: %s: %s", r["partition"], r["status"])
+    for r in idle:
+        log.warning("score: %s: %s", r["partition"], r["status"])
     for r in bad:
         log.error("score: %s: %s", r["partition"], r["status"])
-    idle = sum(r["status"].startswith(NOTHING) for r in rows)
     log.info("score: %d rows for %d partitions (%d not scored%s) -> %s; SQL %s",
              sum(status[p]["rows"] for p in scored), len(scored), len(bad),
-             f", {idle} with nothing to forecast" if idle else "", written, sql)  # fmt: skip
+             f", {len(idle)} with nothing to forecast" if idle else "", written, sql)  # fmt: skip
     return 1 if bad or not sql_ok else 0
 
 
