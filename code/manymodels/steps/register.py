@@ -55,7 +55,7 @@ def version_tags(
         "parent_run_id": training["parent_run_id"],
         "gate_decision": verdict["decision"],
         "trained_at": part.get("trained_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
-        TRAINED_AS_OF: training["as_of"],  # main's _training gives every training.json one
+        **({TRAINED_AS_OF: training["as_of"]} if training.get("as_of") else {}),
         **lineage,
     }
 
@@ -244,7 +244,7 @@ def revalidate(
         return None
     registry.set_version_tags(store, name, champion.version, {
         "last_validated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        VALIDATED_AS_OF: training["as_of"],
+        **({VALIDATED_AS_OF: training["as_of"]} if training.get("as_of") else {}),
         "last_validated_run_id": training["parent_run_id"],
         "last_validated_data_version": training["data_version"],
         "last_validated_mape": f"{mape:.6g}",
